@@ -1,0 +1,35 @@
+# chexradi — developer entry points.
+#   make test   set up .venv (if missing) under constraints.txt and run the test suite
+#   make demo   set up .venv and run `chexradi extract` on real radiographs
+#   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
+#   make parity regenerate docs/parity.md from a same-process comparison
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.chexradi-installed
+PIP    := $(BIN)/python -m pip
+
+.PHONY: test demo bench parity venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo_extract.py --out demo-output
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_extract.py
+
+parity: $(STAMP)
+	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache

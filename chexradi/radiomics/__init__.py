@@ -1,0 +1,1 @@
+"""chexradi's radiomics engine: PyRadiomics' numbers from Numba kernels."""

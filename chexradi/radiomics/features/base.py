@@ -1,0 +1,78 @@
+"""What every feature class receives, and how feature classes are registered.
+
+A feature module (``chexradi/radiomics/features/<class>.py``) defines::
+
+    CLASS_NAME = "glcm"                       # PyRadiomics' class name
+    FEATURES: dict[str, bool]                 # feature name -> deprecated?
+    def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]
+
+``compute`` returns one float per requested name, keyed by the bare feature
+name (``"Contrast"``); the extractor adds the ``original_<class>_`` prefix.
+Deprecated features are only requested when the user names them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["ROI"]
+
+
+@dataclass
+class ROI:
+    """A pre-processed, cropped region of interest.
+
+    All arrays are 3-D in numpy order ``(z, y, x)`` (``SimpleITK.GetArrayFromImage``
+    order), cropped to the bounding box of the mask without padding, exactly
+    what PyRadiomics hands its feature classes after ``cropToTumorMask``. A 2-D
+    input image arrives as ``z == 1`` with ``force2D`` set and
+    ``force2D_dimension == 0``.
+
+    Attributes
+    ----------
+    image : float64 gray values (after normalisation / resampling).
+    mask : bool, True inside the ROI.
+    spacing : voxel spacing in numpy order ``(z, y, x)``, mm. For a 2-D input the
+        z spacing is 1.0 and ``ndim == 2``.
+    ndim : dimensionality of the input image as given by the user (2 or 3).
+        PyRadiomics uses ``prod(spacing)`` over the input's own dimensions for
+        ``TotalEnergy``; a 2-D image has a 2-D spacing.
+    binned : int32 1-based gray levels inside the mask, 0 outside (see
+        :mod:`chexradi.radiomics.discretize`).
+    bin_edges : the edges that produced ``binned``.
+    settings : the validated settings dict (PyRadiomics names).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+    ndim: int
+    binned: np.ndarray
+    bin_edges: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def grey_levels(self) -> np.ndarray:
+        """Sorted unique gray levels present in the ROI (PyRadiomics' ``grayLevels``)."""
+        if "grey_levels" not in self._cache:
+            self._cache["grey_levels"] = np.unique(self.binned[self.mask])
+        return self._cache["grey_levels"]
+
+    @property
+    def ng(self) -> int:
+        """The largest gray level present (PyRadiomics' ``Ng``), not the count."""
+        return int(self.grey_levels[-1])
+
+    @property
+    def force2D(self) -> bool:
+        return bool(self.settings.get("force2D", False)) or self.ndim == 2
+
+    @property
+    def force2D_dimension(self) -> Optional[int]:
+        """Out-of-plane axis (numpy order) when force2D, else None."""
+        if not self.force2D:
+            return None
+        return 0 if self.ndim == 2 else int(self.settings.get("force2Ddimension", 0))
