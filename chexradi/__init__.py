@@ -1,2 +1,35 @@
-"""chexradi: the ChexRadiNet loop on chest X-rays and a fast radiomics engine."""
+"""chexradi: the ChexRadiNet loop on chest X-rays, and a radiomics engine with PyRadiomics' numbers.
+
+Public API (everything else is internal):
+
+- :func:`extract` — radiomics features of one (image, mask) case;
+- :class:`Extractor` — the same, reusable, with validated settings;
+- :func:`load_settings` — settings from a dict, a YAML/JSON parameter file and keywords;
+- :func:`extract_batch` — many cases, in processes, resumable;
+- :func:`versions` — the package versions recorded in every output.
+
+Importing :mod:`chexradi` does not import torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+__all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
+    if name in ("extract", "Extractor", "versions"):
+        from .radiomics import extractor
+
+        return getattr(extractor, name)
+    if name == "load_settings":
+        from .radiomics.settings import load_settings
+
+        return load_settings
+    if name == "extract_batch":
+        from .radiomics.batch import extract_batch
+
+        return extract_batch
+    raise AttributeError(f"module 'chexradi' has no attribute {name!r}")

@@ -74,3 +74,190 @@ def roi_from_arrays(
         bin_edges=edges,
         settings=settings,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# SimpleITK-level pre-processing, in the order PyRadiomics' execute() applies it:
+#   labels check -> normalize -> resample (or preCrop) -> geometry/ROI check -> resegment
+# --------------------------------------------------------------------------------------------
+import SimpleITK as sitk  # noqa: E402
+
+
+def labels_present(mask_arr: np.ndarray) -> np.ndarray:
+    """Sorted non-zero labels present in a label-map array."""
+    flat = mask_arr.ravel()
+    mx = int(flat.max()) if flat.size else 0
+    if mx < 1 << 20:
+        counts = np.bincount(flat, minlength=mx + 1)
+        labels = np.nonzero(counts)[0]
+    else:
+        labels = np.unique(flat)
+    return labels[labels != 0]
+
+
+def check_label(mask: "sitk.Image", label: int, *, name: str = "mask") -> None:
+    """Raise ValueError when the mask is empty or ``label`` is absent (listing the labels present)."""
+    labels = labels_present(sitk.GetArrayViewFromImage(mask))
+    if labels.size == 0:
+        raise ValueError(f"{name} is empty (no voxel > 0): nothing is segmented. Check that the right mask file "
+                         "was given.")
+    if label not in labels:
+        raise ValueError(f"label {label} is not present in {name}; labels present: "
+                         f"{', '.join(str(int(v)) for v in labels[:20])}{' ...' if labels.size > 20 else ''}. "
+                         "Set `label` to one of them.")
+
+
+def normalize_image(image: "sitk.Image", *, scale: float = 1.0, remove_outliers: Optional[float] = None) -> "sitk.Image":
+    """PyRadiomics' normalisation: z-score over the whole image, optional clipping at +-outliers, times ``scale``."""
+    image = sitk.Normalize(image)
+    if remove_outliers is not None:
+        arr = sitk.GetArrayFromImage(image)
+        arr[arr > remove_outliers] = remove_outliers
+        arr[arr < -remove_outliers] = -remove_outliers
+        new = sitk.GetImageFromArray(arr)
+        new.CopyInformation(image)
+        image = new
+    return image * scale
+
+
+def _label_bbox_itk(mask_arr: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lower index, size) of the label's bounding box in ITK (x, y, z) order."""
+    idx = np.nonzero(mask_arr == label)
+    lo = np.array([int(i.min()) for i in idx])[::-1]
+    hi = np.array([int(i.max()) for i in idx])[::-1]
+    return lo, hi - lo + 1
+
+
+def check_roi_inside(image: "sitk.Image", mask: "sitk.Image", label: int, tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """The label's bounding box (ITK order); ValueError if it lies outside the image's physical extent."""
+    lo, size = _label_bbox_itk(sitk.GetArrayViewFromImage(mask), label)
+    nd = mask.GetDimension()
+    low_phys = mask.TransformContinuousIndexToPhysicalPoint((lo - 0.5).tolist())
+    up_phys = mask.TransformContinuousIndexToPhysicalPoint((lo + size - 0.5).tolist())
+    b = np.array([image.TransformPhysicalPointToContinuousIndex(low_phys),
+                  image.TransformPhysicalPointToContinuousIndex(up_phys)])
+    if np.any(np.min(b, axis=0) < -0.5 - tolerance) or np.any(np.max(b, axis=0) > np.array(image.GetSize()) - 0.5 + tolerance):
+        raise ValueError(f"the ROI (label {label}) lies partly outside the image: ROI bounds in image index space "
+                         f"{b.round(2).tolist()}, image size {image.GetSize()}. The mask does not belong to this image.")
+    _ = nd
+    return lo, size
+
+
+def crop_sitk(image: "sitk.Image", mask: "sitk.Image", lo: np.ndarray, size: np.ndarray, pad: int = 0):
+    """Crop both images to the box [lo, lo+size) (ITK order) grown by ``pad`` voxels, clipped to the image."""
+    full = np.array(mask.GetSize())
+    a = np.maximum(lo - pad, 0)
+    b = np.minimum(lo + size + pad, full)
+    sl = tuple(slice(int(x), int(y)) for x, y in zip(a, b))
+    return image[sl], mask[sl]
+
+
+def resample(image: "sitk.Image", mask: "sitk.Image", *, spacing: Sequence[float], interpolator: Any,
+             pad: int, label: int) -> tuple["sitk.Image", "sitk.Image"]:
+    """Resample image and mask to ``spacing`` (ITK order) on a grid around the ROI, as PyRadiomics does.
+
+    The new grid covers the ROI's bounding box plus ``pad`` voxels (new spacing),
+    its first voxel centred so that the old and new grids share their outer
+    edge; the image uses ``interpolator``, the mask nearest neighbour. When the
+    new spacing equals the image's, only the mask is resampled onto the image
+    grid and both are cropped (with padding).
+    """
+    mask_spacing = np.array(mask.GetSpacing())
+    image_spacing = np.array(image.GetSpacing())
+    nd = mask.GetDimension()
+    new_spacing = np.array([float(s) for s in spacing])
+    if len(new_spacing) != nd:
+        raise ValueError(f"resampledPixelSpacing has {len(new_spacing)} values but the mask is {nd}-D; give {nd}.")
+    new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
+    lo, size = check_roi_inside(image, mask, label)
+    new_spacing = np.where(size != 1, new_spacing, mask_spacing)
+    if np.allclose(image_spacing, new_spacing):
+        rif = sitk.ResampleImageFilter()
+        rif.SetReferenceImage(image)
+        rif.SetInterpolator(sitk.sitkNearestNeighbor)
+        mask = rif.Execute(mask)
+        lo, size = _label_bbox_itk(sitk.GetArrayViewFromImage(mask), label)
+        return crop_sitk(image, mask, lo, size, pad)
+    ratio = mask_spacing / new_spacing
+    low = np.floor((lo - 0.5) * ratio - pad)
+    up = np.ceil((lo + size - 0.5) * ratio + pad)
+    max_up = np.ceil(np.array(mask.GetSize()) * ratio) - 1
+    low = np.where(low < 0, 0, low)
+    up = np.where(up > max_up, max_up, up)
+    new_size = np.array(up - low + 1, dtype=int).tolist()
+    origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + low / ratio
+    new_origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index.tolist())
+    if isinstance(interpolator, str):
+        interpolator = getattr(sitk, interpolator)
+    rif = sitk.ResampleImageFilter()
+    rif.SetOutputSpacing(new_spacing.tolist())
+    rif.SetOutputDirection(mask.GetDirection())
+    rif.SetSize(new_size)
+    rif.SetOutputOrigin(new_origin)
+    rif.SetOutputPixelType(image.GetPixelID())
+    rif.SetInterpolator(interpolator)
+    new_image = rif.Execute(image)
+    rif.SetOutputPixelType(mask.GetPixelID())
+    rif.SetInterpolator(sitk.sitkNearestNeighbor)
+    new_mask = rif.Execute(mask)
+    return new_image, new_mask
+
+
+def _same_geometry(a: "sitk.Image", b: "sitk.Image", tol: float) -> Optional[str]:
+    """None when a and b share size and physical space within ``tol``, else what differs."""
+    if a.GetDimension() != b.GetDimension():
+        return f"image is {a.GetDimension()}-D but mask is {b.GetDimension()}-D"
+    if a.GetSize() != b.GetSize():
+        return f"image size {a.GetSize()} differs from mask size {b.GetSize()}"
+    coord_tol = tol * abs(a.GetSpacing()[0])
+    if not np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=0, atol=coord_tol):
+        return f"image origin {a.GetOrigin()} differs from mask origin {b.GetOrigin()}"
+    if not np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=0, atol=coord_tol):
+        return f"image spacing {a.GetSpacing()} differs from mask spacing {b.GetSpacing()}"
+    if not np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tol):
+        return "image and mask directions differ"
+    return None
+
+
+def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_dims: int = 2,
+               minimum_size: Optional[int] = None, correct_mask: bool = False,
+               tolerance: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, "sitk.Image"]:
+    """PyRadiomics' ``checkMask``: geometry, label, ROI dimensionality and size.
+
+    Returns ``(lo, size, mask)``: the ROI bounding box (ITK order) and the mask
+    (resampled onto the image grid when ``correct_mask`` had to fix a mismatch).
+    """
+    tol = 1e-6 if tolerance is None else float(tolerance)
+    problem = _same_geometry(image, mask, tol)
+    if problem is not None:
+        if image.GetDimension() != mask.GetDimension():
+            raise ValueError(f"{problem}; give a mask with the image's dimensionality.")
+        if not correct_mask:
+            raise ValueError(f"image/mask geometry mismatch: {problem}. Fix: give the mask that belongs to this "
+                             "image, or set correctMask=True to resample the mask onto the image grid "
+                             "(or raise geometryTolerance for tiny rounding differences).")
+        check_label(mask, label)
+        check_roi_inside(image, mask, label)
+        rif = sitk.ResampleImageFilter()
+        rif.SetReferenceImage(image)
+        rif.SetInterpolator(sitk.sitkNearestNeighbor)
+        mask = rif.Execute(mask)
+    arr = sitk.GetArrayViewFromImage(mask)
+    sel = arr == label
+    count = int(sel.sum())
+    if count == 0:
+        check_label(mask, label)  # raises with the labels present
+    idx = np.nonzero(sel)
+    lo = np.array([int(i.min()) for i in idx])[::-1]
+    size = np.array([int(i.max()) - int(i.min()) + 1 for i in idx])[::-1]
+    ndims = int(np.sum(size > 1))
+    if ndims == 0:
+        raise ValueError(f"the ROI (label {label}) is a single voxel; features need at least 2 voxels. "
+                         "Check the mask or the label.")
+    if ndims < minimum_dims:
+        raise ValueError(f"the ROI (label {label}) spans {ndims} dimension(s) but minimumROIDimensions="
+                         f"{minimum_dims}; lower minimumROIDimensions (e.g. 1 for a line ROI) or fix the mask.")
+    if minimum_size is not None and count <= minimum_size:
+        raise ValueError(f"the ROI (label {label}) has {count} voxels, not more than minimumROISize="
+                         f"{minimum_size}; lower minimumROISize or fix the mask.")
+    return lo, size, mask

@@ -1,0 +1,336 @@
+"""The extractor: pre-processing, ROI checks, and the feature classes, for one (image, mask) case.
+
+``Extractor(settings).execute(image, mask)`` follows PyRadiomics' ``execute()``
+step by step so that both engines see the same voxels:
+
+1. load image and mask (:mod:`chexradi.radiomics.imageio`); the label must be present;
+2. ``normalize`` (z-score, ``removeOutliers``, ``normalizeScale``);
+3. resampling to ``resampledPixelSpacing`` (or ``preCrop``) around the ROI;
+4. mask checks: geometry (``correctMask``, ``geometryTolerance``),
+   ``minimumROIDimensions``, ``minimumROISize``; non-finite pixels in the ROI are refused;
+5. ``resegmentRange`` (``resegmentMode``); shape uses the resegmented mask only
+   with ``resegmentShape``;
+6. shape / shape2D on the mask cropped to the ROI's bounding box;
+7. the other classes on image and mask cropped to the bounding box, discretized
+   once (``binWidth``/``binCount``) and shared by every class.
+
+``engine="pyradiomics"`` runs steps 1 and 4's input checks here, then hands the
+same SimpleITK images to PyRadiomics' own ``execute()``.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import imageio
+from .discretize import discretize, resegment_mask
+from .features import get_feature_module
+from .features.base import ROI
+from .preprocess import check_label, check_mask, crop_sitk, normalize_image, resample
+from .settings import FEATURE_CLASSES, Settings, SourceLike, feature_names, load_settings
+
+__all__ = ["Extractor", "extract", "versions", "ENGINES"]
+
+logger = logging.getLogger("chexradi.radiomics")
+
+ENGINES = ("numba", "pyradiomics")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that produce the numbers (recorded in every output)."""
+    import numba
+
+    from .. import __version__
+
+    out = {
+        "chexradi": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "SimpleITK": sitk.Version.VersionString(),
+    }
+    try:
+        import radiomics
+
+        out["pyradiomics"] = str(radiomics.__version__)
+    except ImportError:
+        out["pyradiomics"] = "not installed"
+    return out
+
+
+class PreparedCase:
+    """A case after steps 1-5: what the feature classes need, and what ``--validate`` reports."""
+
+    def __init__(self, image: sitk.Image, mask: sitk.Image, label: int, image_arr: np.ndarray,
+                 texture_mask: np.ndarray, texture_box: tuple[slice, ...], shape_mask: np.ndarray,
+                 raw: tuple[sitk.Image, sitk.Image]) -> None:
+        self.raw = raw  # the loaded inputs before normalisation / resampling (what PyRadiomics starts from)
+        self.image = image
+        self.mask = mask
+        self.label = label
+        self.image_arr = image_arr
+        self.texture_mask = texture_mask
+        self.texture_box = texture_box
+        self.shape_mask = shape_mask
+
+    @property
+    def ndim(self) -> int:
+        return self.image.GetDimension()
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Voxel spacing in numpy order."""
+        return tuple(float(s) for s in reversed(self.image.GetSpacing()))
+
+    @property
+    def voxels(self) -> int:
+        return int(self.texture_mask.sum())
+
+
+def _box_from_mask(mask: np.ndarray) -> tuple[slice, ...]:
+    idx = np.nonzero(mask)
+    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+
+
+class Extractor:
+    """Reusable radiomics extractor.
+
+    Parameters
+    ----------
+    params : None, a dict (flat settings or PyRadiomics sections), a YAML/JSON
+        parameter file, or :class:`~chexradi.radiomics.settings.Settings`.
+    engine : ``"numba"`` (default; chexradi's kernels) or ``"pyradiomics"`` (the
+        real PyRadiomics on the same inputs).
+    **settings : settings by PyRadiomics name, overriding ``params``
+        (``featureClass={"glcm": [], "firstorder": ["Mean"]}`` is accepted).
+
+    Raises
+    ------
+    ValueError
+        Invalid settings or engine (raised here, before any image is read).
+    FileNotFoundError
+        ``params`` names a file that does not exist.
+
+    Examples
+    --------
+    >>> ext = Extractor(binWidth=10, featureClass={"firstorder": ["Mean"]})
+    >>> features = ext.execute("image.nrrd", "mask.nrrd")   # doctest: +SKIP
+    """
+
+    def __init__(self, params: SourceLike = None, *, engine: str = "numba", **settings: Any) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine={engine!r} is unknown; use one of {', '.join(ENGINES)}.")
+        self.engine = engine
+        self.settings: Settings = load_settings(params, **settings)
+        if engine == "numba":
+            other = sorted(set(self.settings.image_types) - {"Original"})
+            if other:
+                raise ValueError(f"imageType {', '.join(other)} (filtered images) is not computed by the numba engine; "
+                                 "use imageType={'Original': {}} or engine='pyradiomics'.")
+        else:
+            from .reference import require_pyradiomics
+
+            require_pyradiomics()
+        self.last_timings: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"Extractor(engine={self.engine!r}, classes={list(self.settings.feature_classes)})"
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                spacing: Optional[Sequence[float]] = None, label: Optional[int] = None) -> PreparedCase:
+        """Load, pre-process and check one case (steps 1-5); computes no feature.
+
+        Raises ``FileNotFoundError`` / ``ValueError`` naming the input and the fix.
+        """
+        s = self.settings.values
+        label = int(s["label"] if label is None else label)
+        if label <= 0:
+            raise ValueError(f"label={label} is invalid: labels are integers > 0.")
+        img = imageio.load_image(image, spacing=spacing)
+        msk = imageio.load_mask(mask, spacing=spacing if isinstance(mask, np.ndarray) else None,
+                                label_channel=int(s["label_channel"]))
+        if img.GetDimension() != msk.GetDimension():
+            raise ValueError(f"image {imageio.describe(image)} is {img.GetDimension()}-D but mask "
+                             f"{imageio.describe(mask)} is {msk.GetDimension()}-D; give a mask with the image's "
+                             "dimensionality.")
+        check_label(msk, label, name=f"mask {imageio.describe(mask)}")
+        raw = (img, msk)
+        if s["normalize"]:
+            img = normalize_image(img, scale=s["normalizeScale"], remove_outliers=s["removeOutliers"])
+        if s["interpolator"] is not None and s["resampledPixelSpacing"] is not None:
+            img, msk = resample(img, msk, spacing=s["resampledPixelSpacing"], interpolator=s["interpolator"],
+                                pad=int(s["padDistance"]), label=label)
+        elif s["preCrop"]:
+            lo, size, msk = self._check(img, msk, label, image, mask)
+            img, msk = crop_sitk(img, msk, lo, size, int(s["padDistance"]))
+        lo, size, msk = self._check(img, msk, label, image, mask)
+
+        image_arr = sitk.GetArrayFromImage(img)
+        roi = sitk.GetArrayViewFromImage(msk) == label
+        values = image_arr[roi]
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            raise ValueError(f"image {imageio.describe(image)} has {bad} NaN/inf pixel(s) inside the ROI (label "
+                             f"{label}); fix the image or exclude those pixels from the mask.")
+        shape_mask = roi
+        texture_mask = roi
+        if s["resegmentRange"] is not None:
+            image_f = image_arr.astype(np.float64, copy=False)
+            texture_mask = resegment_mask(image_f, roi, resegment_range=s["resegmentRange"], mode=s["resegmentMode"])
+            box = _box_from_mask(texture_mask)
+            sizes = [b.stop - b.start for b in box]
+            ndims = sum(1 for n in sizes if n > 1)
+            if ndims < int(s["minimumROIDimensions"]) or ndims == 0:
+                raise ValueError(f"after resegmentation (resegmentRange={s['resegmentRange']}) the ROI spans {ndims} "
+                                 f"dimension(s), fewer than minimumROIDimensions={s['minimumROIDimensions']}; "
+                                 "widen the range.")
+            if s["minimumROISize"] is not None and texture_mask.sum() <= s["minimumROISize"]:
+                raise ValueError(f"after resegmentation the ROI has {int(texture_mask.sum())} voxels, not more than "
+                                 f"minimumROISize={s['minimumROISize']}; widen resegmentRange.")
+            if s["resegmentShape"]:
+                shape_mask = texture_mask
+        else:
+            box = tuple(slice(int(a), int(a + n)) for a, n in zip(lo[::-1], size[::-1]))
+        return PreparedCase(img, msk, label, image_arr, texture_mask, box, shape_mask, raw)
+
+    def _check(self, img: sitk.Image, msk: sitk.Image, label: int, image_in: Any, mask_in: Any):
+        s = self.settings.values
+        try:
+            return check_mask(img, msk, label=label, minimum_dims=int(s["minimumROIDimensions"]),
+                              minimum_size=s["minimumROISize"], correct_mask=bool(s["correctMask"]),
+                              tolerance=s["geometryTolerance"])
+        except ValueError as exc:
+            raise ValueError(f"{imageio.describe(image_in)} / {imageio.describe(mask_in)}: {exc}") from None
+
+    # ------------------------------------------------------------------ execution
+    def execute(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                spacing: Optional[Sequence[float]] = None, label: Optional[int] = None) -> dict[str, float]:
+        """Features of one case: ``{"original_<class>_<Feature>": value}``.
+
+        Parameters
+        ----------
+        image, mask : numpy arrays (numpy order), SimpleITK images or file paths.
+        spacing : voxel spacing in numpy order, for numpy inputs (default 1.0).
+        label : label value of the ROI in the mask (default: the ``label`` setting).
+        """
+        case = self.prepare(image, mask, spacing=spacing, label=label)
+        if self.engine == "pyradiomics":
+            return self._execute_pyradiomics(case)
+        return self._execute_numba(case)
+
+    def _class_list(self) -> list[tuple[str, list[str]]]:
+        """(class, names to compute) with shape classes first, deprecated features only when named."""
+        out = []
+        order = sorted(self.settings.feature_classes, key=lambda c: (0 if c.startswith("shape") else 1))
+        for cls in order:
+            requested = self.settings.feature_classes[cls]
+            if requested:
+                names = list(requested)
+            else:
+                names = [n for n, dep in feature_names(cls).items() if not dep]
+            out.append((cls, names))
+        return out
+
+    def _execute_numba(self, case: PreparedCase) -> dict[str, float]:
+        s = self.settings.values
+        ndim = case.ndim
+        spacing = case.spacing
+        spacing3 = ((1.0,) + spacing) if ndim == 2 else spacing
+        result: dict[str, float] = {}
+        timings: dict[str, float] = {}
+        texture_roi: Optional[ROI] = None
+        for cls, names in self._class_list():
+            t0 = time.perf_counter()
+            if cls == "shape" and ndim != 3:
+                logger.info("shape (3-D) features skipped: the input is 2-D (use shape2D)")
+                continue
+            if cls == "shape2D" and ndim == 3:
+                f2d = int(s["force2Ddimension"])
+                if not s["force2D"]:
+                    logger.info("shape2D skipped: set force2D=True for 3-D input")
+                    continue
+                if case.shape_mask[case.texture_box].shape[f2d] > 1:
+                    logger.warning("shape2D skipped: the ROI spans %d slices along force2Ddimension=%d; "
+                                   "shape2D needs a single slice", case.shape_mask[case.texture_box].shape[f2d], f2d)
+                    continue
+            if cls.startswith("shape"):
+                roi = self._make_roi(case.image_arr[case.texture_box], case.shape_mask[case.texture_box], spacing3, ndim,
+                                     binned=False)
+            else:
+                if texture_roi is None:
+                    texture_roi = self._make_roi(case.image_arr[case.texture_box], case.texture_mask[case.texture_box],
+                                                 spacing3, ndim, binned=True)
+                roi = texture_roi
+            values = get_feature_module(cls).compute(roi, names)
+            for n in names:
+                result[f"original_{cls}_{n}"] = float(values[n])
+            timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
+        self.last_timings = timings
+        return result
+
+    def _make_roi(self, image: np.ndarray, mask: np.ndarray, spacing3: tuple[float, ...], ndim: int,
+                  binned: bool) -> ROI:
+        s = self.settings.values
+        if ndim == 2:
+            image = image[None]
+            mask = mask[None]
+        image = np.ascontiguousarray(image, dtype=np.float64)
+        mask = np.ascontiguousarray(mask)
+        if binned:
+            b, edges = discretize(image, mask, bin_width=float(s["binWidth"]), bin_count=s["binCount"])
+        else:
+            b, edges = np.zeros(image.shape, np.int32), np.zeros(0)
+        return ROI(image=image, mask=mask, spacing=tuple(spacing3), ndim=ndim, binned=b, bin_edges=edges,
+                   settings=dict(s))
+
+    def _execute_pyradiomics(self, case: PreparedCase) -> dict[str, float]:
+        from radiomics import featureextractor
+
+        t0 = time.perf_counter()
+        ext = featureextractor.RadiomicsFeatureExtractor(**self.settings.pyradiomics_settings())
+        ext.disableAllFeatures()
+        ext.enableFeaturesByName(**{c: list(n) for c, n in self.settings.feature_classes.items()})
+        ext.disableAllImageTypes()
+        ext.enableImageTypes(**self.settings.image_types)
+        # PyRadiomics re-runs its own pre-processing from the loaded (un-normalised, un-resampled) images.
+        image, mask = case.raw
+        out = ext.execute(image, mask, label=case.label)
+        self.last_timings = {"total": time.perf_counter() - t0}
+        return {k: float(v) for k, v in out.items() if not k.startswith("diagnostics_")}
+
+
+def extract(image: imageio.ImageLike, mask: imageio.ImageLike, *, spacing: Optional[Sequence[float]] = None,
+            params: SourceLike = None, engine: str = "numba", label: Optional[int] = None,
+            **settings: Any) -> dict[str, float]:
+    """Radiomics features of one (image, mask) case.
+
+    Parameters
+    ----------
+    image, mask : numpy arrays (2-D ``(y, x)`` or 3-D ``(z, y, x)``), SimpleITK
+        images, or file paths (NRRD, NIfTI, PNG, JPEG, DICOM, ...).
+    spacing : voxel spacing in numpy order for array inputs (default 1.0 per axis).
+    params : a dict or a YAML/JSON PyRadiomics parameter file.
+    engine : ``"numba"`` (default) or ``"pyradiomics"``.
+    label : ROI label in the mask (default: the ``label`` setting, 1).
+    **settings : PyRadiomics settings by name, e.g. ``binWidth=10``,
+        ``force2D=True``, ``featureClass={"glcm": [], "firstorder": ["Mean"]}``.
+
+    Returns
+    -------
+    dict mapping ``original_<class>_<Feature>`` to float.
+
+    Raises
+    ------
+    FileNotFoundError
+        An input file does not exist.
+    ValueError
+        Invalid settings, unreadable input, mask/label/geometry problems.
+    """
+    return Extractor(params, engine=engine, **settings).execute(image, mask, spacing=spacing, label=label)

@@ -1,0 +1,132 @@
+"""Loading images and masks for the radiomics engine.
+
+Accepted inputs: a numpy array (2-D ``(y, x)`` or 3-D ``(z, y, x)``, with an
+optional ``spacing`` in the same numpy order), a ``SimpleITK.Image``, or a path
+to any file SimpleITK reads (NRRD, NIfTI, PNG, JPEG, single-file DICOM, MHA,
+TIFF). Both engines receive the very same SimpleITK images, so ``engine="numba"``
+and ``engine="pyradiomics"`` always see identical inputs.
+
+Colour images: a radiograph stored as RGB(A) whose channels are equal is read
+as its first channel; a truly coloured image is refused (convert it to grey
+first). Vector masks (segmentation objects) give the channel ``label_channel``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = ["ImageLike", "load_image", "load_mask", "describe"]
+
+ImageLike = Union[np.ndarray, "sitk.Image", str, Path]
+
+
+def describe(obj: Any) -> str:
+    """Short description of an input for error messages."""
+    if isinstance(obj, (str, Path)):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return f"array{obj.shape}"
+    if isinstance(obj, sitk.Image):
+        return f"SimpleITK image {obj.GetSize()}"
+    return type(obj).__name__
+
+
+def _read(path: Path, role: str) -> sitk.Image:
+    if not path.exists():
+        raise FileNotFoundError(f"{role} file not found: {path}; check the path (relative paths are resolved "
+                                f"from {Path.cwd()}).")
+    if path.is_dir():
+        raise ValueError(f"{role} {path} is a directory; pass a single image file (NRRD, NIfTI, PNG, JPEG, DICOM).")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[-1] if first else ""
+        raise ValueError(f"cannot read {role} {path}: not a readable image (truncated or unsupported format). "
+                         f"Re-export it as NRRD, NIfTI, PNG or DICOM. ({detail})") from None
+
+
+def _from_array(array: np.ndarray, spacing: Optional[Sequence[float]], role: str) -> sitk.Image:
+    arr = np.asarray(array)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{role} array must be 2-D (y, x) or 3-D (z, y, x), got shape {arr.shape}.")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind not in "uif":
+        raise ValueError(f"{role} array must be numeric, got dtype {arr.dtype}.")
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+    if spacing is not None:
+        sp = [float(s) for s in spacing]
+        if len(sp) != arr.ndim or not all(np.isfinite(sp)) or min(sp) <= 0:
+            raise ValueError(f"spacing {tuple(spacing)} must give one positive number per axis of the "
+                             f"{arr.ndim}-D {role} (numpy order).")
+        img.SetSpacing(tuple(reversed(sp)))
+    return img
+
+
+def _to_sitk(obj: Any, spacing: Optional[Sequence[float]], role: str) -> sitk.Image:
+    if isinstance(obj, sitk.Image):
+        if spacing is not None:
+            raise ValueError(f"spacing is taken from the SimpleITK {role}; do not pass spacing= with it.")
+        return obj
+    if isinstance(obj, np.ndarray):
+        return _from_array(obj, spacing, role)
+    if isinstance(obj, (str, Path)):
+        img = _read(Path(obj), role)
+        if spacing is not None:
+            sp = [float(s) for s in spacing]
+            if len(sp) != img.GetDimension():
+                raise ValueError(f"spacing {tuple(spacing)} does not match the {img.GetDimension()}-D {role} {obj}.")
+            img.SetSpacing(tuple(reversed(sp)))
+        return img
+    raise ValueError(f"{role} must be a numpy array, a SimpleITK image or a file path, got {type(obj).__name__}.")
+
+
+def load_image(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None) -> sitk.Image:
+    """Load an image as a scalar SimpleITK image (see module docstring)."""
+    img = _to_sitk(obj, spacing, "image")
+    ncomp = img.GetNumberOfComponentsPerPixel()
+    if ncomp > 1:
+        arr = sitk.GetArrayViewFromImage(img)
+        colour = arr[..., :3] if ncomp >= 3 else arr
+        if ncomp >= 3 and np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2]):
+            sel = sitk.VectorIndexSelectionCastImageFilter()
+            sel.SetIndex(0)
+            img = sel.Execute(img)
+        else:
+            raise ValueError(
+                f"image {describe(obj)} has {ncomp} colour channels that differ; radiomics needs a grey image. "
+                "Convert it to grey first (e.g. PIL: Image.open(p).convert('L'))."
+            )
+    if img.GetDimension() not in (2, 3):
+        raise ValueError(f"image {describe(obj)} is {img.GetDimension()}-D; chexradi handles 2-D and 3-D images.")
+    return img
+
+
+def load_mask(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None, label_channel: int = 0) -> sitk.Image:
+    """Load a mask as a UInt32 label map; vector masks give channel ``label_channel``."""
+    msk = _to_sitk(obj, spacing, "mask")
+    if isinstance(obj, np.ndarray):
+        arr = np.asarray(obj)
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                raise ValueError(f"mask {describe(obj)} holds non-integer values; a mask is a label map "
+                                 "(0 = background, 1.. = labels). Round or threshold it first.")
+    ncomp = msk.GetNumberOfComponentsPerPixel()
+    if ncomp > 1:
+        if label_channel >= ncomp:
+            raise ValueError(f"label_channel={label_channel} requested but mask {describe(obj)} has {ncomp} channels.")
+        sel = sitk.VectorIndexSelectionCastImageFilter()
+        sel.SetIndex(int(label_channel))
+        msk = sel.Execute(msk)
+    if msk.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        arr = sitk.GetArrayViewFromImage(msk)
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"mask {describe(obj)} holds non-integer values; a mask is a label map "
+                             "(0 = background, 1.. = labels). Round or threshold it first.")
+    if msk.GetDimension() not in (2, 3):
+        raise ValueError(f"mask {describe(obj)} is {msk.GetDimension()}-D; chexradi handles 2-D and 3-D masks.")
+    return sitk.Cast(msk, sitk.sitkUInt32)
