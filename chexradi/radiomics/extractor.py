@@ -93,6 +93,16 @@ class PreparedCase:
         return int(self.texture_mask.sum())
 
 
+def _match_single_slice(img: sitk.Image, msk: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
+    """A one-slice 3-D image (e.g. a single-frame DICOM radiograph) paired with a 2-D mask, or the
+    reverse, is reduced to 2-D so that image and mask agree."""
+    if img.GetDimension() == 3 and msk.GetDimension() == 2 and img.GetSize()[2] == 1:
+        img = img[:, :, 0]
+    elif msk.GetDimension() == 3 and img.GetDimension() == 2 and msk.GetSize()[2] == 1:
+        msk = msk[:, :, 0]
+    return img, msk
+
+
 def _box_from_mask(mask: np.ndarray) -> tuple[slice, ...]:
     idx = np.nonzero(mask)
     return tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
@@ -156,6 +166,7 @@ class Extractor:
         img = imageio.load_image(image, spacing=spacing)
         msk = imageio.load_mask(mask, spacing=spacing if isinstance(mask, np.ndarray) else None,
                                 label_channel=int(s["label_channel"]))
+        img, msk = _match_single_slice(img, msk)
         if img.GetDimension() != msk.GetDimension():
             raise ValueError(f"image {imageio.describe(image)} is {img.GetDimension()}-D but mask "
                              f"{imageio.describe(mask)} is {msk.GetDimension()}-D; give a mask with the image's "
@@ -270,7 +281,8 @@ class Extractor:
                 roi = texture_roi
             values = get_feature_module(cls).compute(roi, names)
             for n in names:
-                result[f"original_{cls}_{n}"] = float(values[n])
+                if n in values:  # PyRadiomics gives no value for some deprecated features; neither do we
+                    result[f"original_{cls}_{n}"] = float(values[n])
             timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
         self.last_timings = timings
         return result

@@ -107,7 +107,7 @@ def load_image(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None) -> 
 
 
 def load_mask(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None, label_channel: int = 0) -> sitk.Image:
-    """Load a mask as a UInt32 label map; vector masks give channel ``label_channel``."""
+    """Load a mask as an integer label map; vector masks give channel ``label_channel``."""
     msk = _to_sitk(obj, spacing, "mask")
     if isinstance(obj, np.ndarray):
         arr = np.asarray(obj)
@@ -129,4 +129,7 @@ def load_mask(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None, labe
                              "(0 = background, 1.. = labels). Round or threshold it first.")
     if msk.GetDimension() not in (2, 3):
         raise ValueError(f"mask {describe(obj)} is {msk.GetDimension()}-D; chexradi handles 2-D and 3-D masks.")
+    if msk.GetPixelID() in (sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32, sitk.sitkInt8, sitk.sitkInt16,
+                            sitk.sitkInt32):
+        return msk  # integer label maps are used as they are (no copy)
     return sitk.Cast(msk, sitk.sitkUInt32)

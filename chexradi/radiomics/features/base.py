@@ -7,7 +7,9 @@ A feature module (``chexradi/radiomics/features/<class>.py``) defines::
     def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]
 
 ``compute`` returns one float per requested name, keyed by the bare feature
-name (``"Contrast"``); the extractor adds the ``original_<class>_`` prefix.
+name (``"Contrast"``); the extractor adds the ``original_<class>_`` prefix. A
+deprecated feature for which PyRadiomics computes no value (GLDM's
+``GrayLevelNonUniformityNormalized``, ``DependencePercentage``) is left out.
 Deprecated features are only requested when the user names them.
 """
 from __future__ import annotations
@@ -58,7 +60,8 @@ class ROI:
     def grey_levels(self) -> np.ndarray:
         """Sorted unique gray levels present in the ROI (PyRadiomics' ``grayLevels``)."""
         if "grey_levels" not in self._cache:
-            self._cache["grey_levels"] = np.unique(self.binned[self.mask])
+            counts = np.bincount(self.binned[self.mask].ravel())
+            self._cache["grey_levels"] = np.flatnonzero(counts)
         return self._cache["grey_levels"]
 
     @property

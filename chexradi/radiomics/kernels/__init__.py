@@ -1,0 +1,8 @@
+"""Numba kernels for the texture matrices, one module per matrix (split along the matrix seams):
+
+- :mod:`.angles` — neighbour offsets in PyRadiomics' order;
+- :mod:`.glcm`, :mod:`.glrlm`, :mod:`.glszm`, :mod:`.gldm`, :mod:`.ngtdm` — the matrices;
+- :mod:`.shape2d` — marching squares for the 2-D shape features.
+
+All kernels are ``numba.njit(cache=True)``: compiled once, then loaded from the on-disk cache.
+"""
