@@ -76,3 +76,78 @@ def run_feature_class(
     out = fc.execute()
     _ = sitk  # keep import for clarity of dependency
     return {k: float(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# PyRadiomics' test cases and baseline CSVs (baseline_<class>.csv: one row per feature, one
+# column per case/configuration, settings in the diagnostics_Configuration_Settings row).
+# ------------------------------------------------------------------------------------------
+BASELINE_CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "shape", "shape2D")
+
+
+def read_baseline(cases_dir, class_name: str) -> dict[str, dict[str, str]]:
+    """{column: {row name: value}} of ``<cases_dir>/baseline/baseline_<class>.csv``."""
+    import csv
+    from pathlib import Path
+
+    path = Path(cases_dir) / "baseline" / f"baseline_{class_name}.csv"
+    with path.open() as fh:
+        rows = list(csv.reader(fh))
+    header = rows[0]
+    out: dict[str, dict[str, str]] = {h: {} for h in header[1:]}
+    for row in rows[1:]:
+        for h, v in zip(header[1:], row[1:]):
+            out[h][row[0]] = v
+    return out
+
+
+def baseline_columns(cases_dir) -> list[tuple[str, str]]:
+    """(class, column) for every baseline column whose case image is in ``cases_dir``."""
+    from pathlib import Path
+
+    cases_dir = Path(cases_dir)
+    if not (cases_dir / "baseline").is_dir():
+        return []
+    out = []
+    for cls in BASELINE_CLASSES:
+        for col in read_baseline(cases_dir, cls):
+            if (cases_dir / f"{col.split('_')[0]}_image.nrrd").exists():
+                out.append((cls, col))
+    return out
+
+
+def baseline_settings(cases_dir, class_name: str, column: str) -> dict[str, Any]:
+    """The settings of a baseline column (``additionalInfo`` dropped: bookkeeping only)."""
+    import ast
+
+    cfg = ast.literal_eval(read_baseline(cases_dir, class_name)[column]["diagnostics_Configuration_Settings"])
+    return {k: v for k, v in cfg.items() if k != "additionalInfo"}
+
+
+def baseline_inputs(cases_dir, class_name: str, column: str):
+    """(image, mask) SimpleITK images for a baseline column.
+
+    The shape2D baselines use a one-slice mask in its own geometry, put back on the image grid
+    with ``correctMask``; it is rebuilt from the 3-D label at the slice the baseline names.
+    """
+    import ast
+    from pathlib import Path
+
+    import SimpleITK as sitk
+
+    cases_dir = Path(cases_dir)
+    case = column.split("_")[0]
+    image = sitk.ReadImage(str(cases_dir / f"{case}_image.nrrd"))
+    mask = sitk.ReadImage(str(cases_dir / f"{case}_label.nrrd"))
+    if class_name == "shape2D":
+        col = read_baseline(cases_dir, class_name)[column]
+        z = int(round(ast.literal_eval(col["diagnostics_Mask-corrected_CenterOfMassIndex"])[2]))
+        arr = sitk.GetArrayFromImage(mask)[z:z + 1]
+        if int((arr == 1).sum()) != int(col["diagnostics_Mask-original_VoxelNum"]):
+            raise ValueError(f"cannot rebuild the shape2D mask of {column}: slice {z} has {(arr == 1).sum()} voxels")
+        single = sitk.GetImageFromArray(arr)
+        single.SetSpacing(mask.GetSpacing())
+        single.SetDirection(mask.GetDirection())
+        single.SetOrigin(mask.TransformIndexToPhysicalPoint((0, 0, z)))
+        mask = single
+    return image, mask

@@ -1,0 +1,111 @@
+"""Settings: PyRadiomics names and defaults, dict / file / keyword sources, validation first."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chexradi.radiomics.settings import DEFAULTS, FEATURE_CLASSES, load_settings
+
+
+def test_defaults_are_pyradiomics_defaults():
+    s = load_settings()
+    assert s["binWidth"] == 25 and s["binCount"] is None
+    assert s["label"] == 1 and s["distances"] == [1]
+    assert s["symmetricalGLCM"] is True and s["weightingNorm"] is None
+    assert s["voxelArrayShift"] == 0 and s["gldm_a"] == 0
+    assert s["minimumROIDimensions"] == 2 and s["padDistance"] == 5
+    assert set(s.feature_classes) == set(FEATURE_CLASSES)
+    assert all(v == [] for v in s.feature_classes.values())
+
+
+def test_keyword_overrides_win_over_dict():
+    s = load_settings({"binWidth": 10, "label": 2}, binWidth=5)
+    assert s["binWidth"] == 5 and s["label"] == 2
+
+
+def test_pyradiomics_sections_and_feature_class_keyword():
+    params = {"setting": {"binWidth": 10}, "featureClass": {"glcm": None, "firstorder": ["Mean"]},
+              "imageType": {"Original": {}}}
+    s = load_settings(params)
+    assert s.feature_classes == {"glcm": [], "firstorder": ["Mean"]}
+    s2 = load_settings(params, featureClass={"ngtdm": []})
+    assert s2.feature_classes == {"ngtdm": []}
+    assert load_settings(s2).feature_classes == {"ngtdm": []}
+
+
+def test_yaml_and_json_files(tmp_path):
+    y = tmp_path / "p.yaml"
+    y.write_text("setting:\n  binWidth: 5\n  force2D: true\nfeatureClass:\n  glcm:\n  firstorder: [Mean, Median]\n")
+    s = load_settings(y)
+    assert s["binWidth"] == 5 and s["force2D"] is True
+    assert s.feature_classes == {"glcm": [], "firstorder": ["Mean", "Median"]}
+    j = tmp_path / "p.json"
+    j.write_text(json.dumps({"setting": {"binCount": 32}, "featureClass": {"glszm": []}}))
+    s = load_settings(j, label=3)
+    assert s["binCount"] == 32 and s["label"] == 3 and s.feature_classes == {"glszm": []}
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"binWidth": -1}, "binWidth=-1"),
+        ({"binWidth": 0}, "> 0"),
+        ({"binCount": 0}, "binCount"),
+        ({"label": 0}, "label"),
+        ({"distances": [0]}, "distances"),
+        ({"force2Ddimension": 3}, "force2Ddimension"),
+        ({"weightingNorm": "taxicab"}, "manhattan"),
+        ({"resegmentMode": "percent"}, "sigma"),
+        ({"resegmentRange": [1, 2, 3]}, "resegmentRange"),
+        ({"symmetricalGLCM": "yes"}, "true or false"),
+        ({"interpolator": "sitkCubic"}, "sitkBSpline"),
+        ({"binWdth": 10}, "valid settings"),
+        ({"featureClass": {"glcmm": []}}, "valid classes"),
+        ({"featureClass": {"glcm": ["Contrasts"]}}, "valid:"),
+    ],
+)
+def test_invalid_settings_name_the_problem(kwargs, needle):
+    with pytest.raises(ValueError) as err:
+        load_settings(**kwargs)
+    assert needle in str(err.value)
+
+
+def test_unknown_setting_lists_valid_names():
+    with pytest.raises(ValueError) as err:
+        load_settings({"binwidth": 25})
+    assert "'binwidth'" in str(err.value) and "binWidth" in str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_settings(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("setting: [binWidth: 5\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_settings(bad)
+    badj = tmp_path / "bad.json"
+    badj.write_text("{setting: 1}")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_settings(badj)
+    with pytest.raises(ValueError, match="directory"):
+        load_settings(tmp_path)
+
+
+def test_deprecated_features_only_when_named():
+    from chexradi.radiomics.extractor import Extractor
+
+    ext = Extractor(featureClass={"firstorder": []})
+    names = dict(ext._class_list())["firstorder"]
+    from chexradi.radiomics.settings import feature_names
+
+    deprecated = [n for n, d in feature_names("firstorder").items() if d]
+    assert not set(deprecated) & set(names)
+    if deprecated:
+        ext = Extractor(featureClass={"firstorder": deprecated})
+        assert dict(ext._class_list())["firstorder"] == deprecated
+
+
+def test_all_defaults_validate():
+    for name, value in DEFAULTS.items():
+        load_settings(**{name: value})
