@@ -36,8 +36,8 @@ def describe(obj: Any) -> str:
 
 def _read(path: Path, role: str) -> sitk.Image:
     if not path.exists():
-        raise FileNotFoundError(f"{role} file not found: {path}; check the path (relative paths are resolved "
-                                f"from {Path.cwd()}).")
+        hint = f" (relative paths are resolved from {Path.cwd()})" if not path.is_absolute() else ""
+        raise FileNotFoundError(f"{role} file not found: {path}; check the path{hint}.")
     if path.is_dir():
         raise ValueError(f"{role} {path} is a directory; pass a single image file (NRRD, NIfTI, PNG, JPEG, DICOM).")
     try:

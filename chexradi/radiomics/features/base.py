@@ -79,3 +79,21 @@ class ROI:
         if not self.force2D:
             return None
         return 0 if self.ndim == 2 else int(self.settings.get("force2Ddimension", 0))
+
+    @property
+    def plane_axis(self) -> Optional[int]:
+        """Axis (numpy order of the 3-D arrays) that texture neighbours must not move along, or None.
+
+        Same as :attr:`force2D_dimension` except for a 2-D input with ``force2D``
+        set: PyRadiomics then applies ``force2Ddimension`` (default 0) to the 2-D
+        array itself, so with the default only the x direction is left. In the
+        ``(1, y, x)`` layout that is axis ``1 + force2Ddimension``; a dimension of
+        2 does not exist in 2-D and restricts nothing beyond z.
+        """
+        if self.ndim == 2:
+            if self.settings.get("force2D", False):
+                d = int(self.settings.get("force2Ddimension", 0))
+                if d in (0, 1):
+                    return 1 + d
+            return 0
+        return self.force2D_dimension

@@ -1,0 +1,903 @@
+"""Many (image, mask) cases: worker processes, a journal on disk, resume.
+
+:func:`extract_batch` runs :class:`~chexradi.radiomics.extractor.Extractor` on
+every case of a cases CSV (PyRadiomics' batch format: columns ``Image``,
+``Mask``, optional ``Label``; every other column is carried through to the
+output) or of a list of dicts.
+
+How a batch runs
+----------------
+1. Everything is checked before the first case: the settings (by building the
+   extractor), the cases (columns, empty file, labels, duplicate rows), the
+   output folder (must be writable) and, when resuming, the journal (it must
+   have been written with the same settings and engine).
+2. Cases run in ``jobs`` worker processes (``spawn`` start method: safe with
+   numba and SimpleITK's threads; each worker builds its extractor once). With
+   ``jobs=1`` they run in this process.
+3. As each case finishes, one JSON line is appended to the journal
+   ``<out>.journal.jsonl`` (flushed and fsynced). A bad case (missing file,
+   unreadable image, label absent, empty mask, geometry mismatch, NaN pixels...)
+   is recorded with its row and the error message; the batch goes on.
+4. At the end the output (``fmt="csv"``: one row per successful case, the
+   carried columns then the feature columns; ``fmt="json"``: metadata plus a
+   list of records) and the sidecar ``<out>.meta.json`` (settings, engine,
+   package versions, counts, every failure) are written atomically.
+
+Resume: running again with the same ``out`` skips the cases the journal holds
+as done, retries the failed ones and never duplicates a case. A case is
+identified by its resolved Image and Mask paths, its Label and its other
+columns (not by its row number, so rows may be reordered or appended).
+
+Rows are numbered from 1: row 1 is the first case (for a CSV, the first line
+after the header).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import json
+import logging
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+__all__ = [
+    "BatchReport",
+    "CaseFailure",
+    "extract_batch",
+    "load_cases",
+    "check_output_path",
+    "atomic_write",
+    "write_meta",
+    "journal_path",
+    "meta_path",
+    "FORMATS",
+]
+
+logger = logging.getLogger("chexradi.radiomics.batch")
+
+FORMATS: tuple[str, ...] = ("csv", "json")
+JOURNAL_SUFFIX = ".journal.jsonl"
+META_SUFFIX = ".meta.json"
+_JOURNAL_KIND = "chexradi-batch-journal"
+_JOURNAL_VERSION = 1
+_RESERVED_PREFIXES = ("original_", "diagnostics_")
+
+PathLike = Union[str, "os.PathLike[str]"]
+CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One (image, mask) case of a batch (internal)."""
+
+    row: int                     # 1-based
+    image: str                   # resolved path (what is read)
+    mask: str
+    label: Optional[int]         # None: the ``label`` setting
+    image_given: str             # as written in the cases CSV / dict
+    mask_given: str
+    columns: dict[str, Any]      # every input column, in input order (carried to the output)
+    key: str                     # identity for resume
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    """A case that failed: its row (1-based), Image and Mask as given, the label used, and the reason."""
+
+    row: int
+    image: str
+    mask: str
+    label: Optional[int]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "image": self.image, "mask": self.mask, "label": self.label, "reason": self.reason}
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _parse_label(value: Any, where: str) -> Optional[int]:
+    if _blank(value):
+        return None
+    bad = ValueError(f"{where}: Label {value!r} is not an integer > 0; fix the Label column "
+                     "(leave the cell empty to use the `label` setting).")
+    if isinstance(value, bool):
+        raise bad
+    try:
+        f = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except ValueError:
+        raise bad from None
+    if not math.isfinite(f) or not f.is_integer() or f <= 0:
+        raise bad
+    return int(f)
+
+
+def _resolve(value: Any, base: Path) -> str:
+    p = Path(str(value).strip()).expanduser()
+    if not p.is_absolute():
+        p = base / p
+    return os.path.normpath(str(p))
+
+
+def _carried_value(v: Any) -> Any:
+    """A value that JSON can hold: str/int/float/bool/None as is, anything else (Path...) as str."""
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+def _read_cases_csv(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    if not path.exists():
+        raise FileNotFoundError(f"cases file not found: {path}; pass a CSV with columns Image, Mask "
+                                "(and optionally Label).")
+    if path.is_dir():
+        raise ValueError(f"cases file {path} is a directory; pass a CSV with columns Image, Mask "
+                         "(and optionally Label).")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ValueError(f"cases file {path} is empty; it needs a header line with the columns Image and Mask "
+                             "(optionally Label) and one line per case.") from None
+        except csv.Error as exc:
+            raise ValueError(f"cases file {path} is not a readable CSV ({exc}).") from None
+        header = [h.strip() for h in header]
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise ValueError(f"cases file {path}: column(s) {', '.join(map(repr, dup))} appear more than once in "
+                             "the header; give every column a unique name.")
+        if any(not h for h in header):
+            raise ValueError(f"cases file {path}: the header has an empty column name (column "
+                             f"{header.index('') + 1}); name every column.")
+        rows: list[dict[str, Any]] = []
+        try:
+            for n, values in enumerate(reader, start=1):
+                if not values or all(not v.strip() for v in values):
+                    continue  # blank line
+                if len(values) > len(header):
+                    raise ValueError(f"cases file {path}, row {len(rows) + 1} (line {reader.line_num}): "
+                                     f"{len(values)} values but the header has {len(header)} columns; quote values "
+                                     "that contain commas.")
+                values = values + [""] * (len(header) - len(values))
+                rows.append(dict(zip(header, values)))
+        except csv.Error as exc:
+            raise ValueError(f"cases file {path} is not a readable CSV (line {reader.line_num}: {exc}).") from None
+    return rows, header
+
+
+def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
+    """Read and check the cases of a batch (no image is read).
+
+    Parameters
+    ----------
+    cases : a CSV path (columns ``Image``, ``Mask``, optional ``Label``, any
+        other column carried through; relative paths are resolved from the
+        CSV's folder) or a list of dicts with the same keys (relative paths are
+        resolved from the current directory).
+    label : the ``label`` setting, used for rows without a Label to detect
+        duplicate rows.
+
+    Raises
+    ------
+    FileNotFoundError
+        The CSV does not exist.
+    ValueError
+        Missing Image/Mask column, empty file, empty Image/Mask cell, invalid
+        Label, duplicate rows (same Image, Mask and Label; rows are named), or
+        a column that would collide with feature names.
+    """
+    if isinstance(cases, (str, os.PathLike)):
+        path = Path(cases)
+        raw_rows, columns = _read_cases_csv(path)
+        base = path.parent.absolute()
+        where = f"cases file {path}"
+        missing = [c for c in ("Image", "Mask") if c not in columns]
+        if missing:
+            hint = ""
+            lower = {c.lower(): c for c in columns}
+            near = [lower[m.lower()] for m in missing if m.lower() in lower]
+            if near:
+                hint = f" (column names are case-sensitive: rename {', '.join(map(repr, near))})"
+            raise ValueError(f"{where} has no {' or '.join(map(repr, missing))} column{hint}; columns found: "
+                             f"{', '.join(columns) or 'none'}. The header needs Image and Mask (optionally Label).")
+        if not raw_rows:
+            raise ValueError(f"{where} has a header but no case rows; add one line per case.")
+    elif isinstance(cases, Sequence) and not isinstance(cases, (bytes, bytearray)):
+        base = Path.cwd()
+        where = "cases"
+        raw_rows = []
+        columns = []
+        for i, item in enumerate(cases):
+            if not isinstance(item, Mapping):
+                raise ValueError(f"cases[{i}] is a {type(item).__name__}; each case must be a dict with keys "
+                                 "'Image' and 'Mask' (optionally 'Label').")
+            for k in ("Image", "Mask"):
+                if k not in item:
+                    raise ValueError(f"cases[{i}] (row {i + 1}) has no {k!r} key; each case needs 'Image' and 'Mask' "
+                                     f"(optionally 'Label'); keys found: {', '.join(map(str, item)) or 'none'}.")
+            raw_rows.append(dict(item))
+            for k in item:
+                if k not in columns:
+                    columns.append(str(k))
+        if not raw_rows:
+            raise ValueError("cases is an empty list; give at least one {'Image': ..., 'Mask': ...} case.")
+    else:
+        raise ValueError(f"cases must be a CSV path or a list of dicts, got {type(cases).__name__}.")
+
+    clash = [c for c in columns if c.startswith(_RESERVED_PREFIXES)]
+    if clash:
+        raise ValueError(f"{where}: column(s) {', '.join(map(repr, clash[:5]))} would collide with feature names "
+                         "(original_*/diagnostics_*); rename or drop them (is this a features file rather than a "
+                         "cases file?).")
+
+    out: list[Case] = []
+    for n, raw in enumerate(raw_rows, start=1):
+        rwhere = f"{where}, row {n}"
+        for k in ("Image", "Mask"):
+            v = raw.get(k)
+            if _blank(v):
+                raise ValueError(f"{rwhere}: the {k} cell is empty; give a file path.")
+            if not isinstance(v, (str, os.PathLike)):
+                raise ValueError(f"{rwhere}: {k} must be a file path, got {type(v).__name__}.")
+        lab = _parse_label(raw.get("Label"), rwhere)
+        image = _resolve(raw["Image"], base)
+        mask = _resolve(raw["Mask"], base)
+        carried = {c: _carried_value(raw.get(c)) for c in columns}
+        ident = {"Image": image, "Mask": mask, "Label": lab}
+        ident.update({str(c): ("" if v is None else str(v)) for c, v in carried.items()
+                      if c not in ("Image", "Mask", "Label")})
+        key = json.dumps(ident, sort_keys=True, ensure_ascii=False)
+        out.append(Case(row=n, image=image, mask=mask, label=lab, image_given=str(raw["Image"]).strip(),
+                        mask_given=str(raw["Mask"]).strip(), columns=carried, key=key))
+
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for c in out:
+        groups.setdefault((c.image, c.mask, c.label if c.label is not None else int(label)), []).append(c.row)
+    dups = [(k, rows) for k, rows in groups.items() if len(rows) > 1]
+    if dups:
+        parts = []
+        for (img, msk, lab), rows in dups[:5]:
+            rs = ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+            parts.append(f"rows {rs} (Image {img}, Mask {msk}, label {lab})")
+        more = f" and {len(dups) - 5} more group(s)" if len(dups) > 5 else ""
+        raise ValueError(f"{where} has duplicate cases (same Image, Mask and Label): {'; '.join(parts)}{more}. "
+                         "Remove the repeated rows, or give each a different Label.")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# files: output checks, atomic writes, journal
+# ---------------------------------------------------------------------------------------------
+def journal_path(out: PathLike) -> Path:
+    """The journal of a batch writing ``out``: ``<out>.journal.jsonl``."""
+    out = Path(out)
+    return out.with_name(out.name + JOURNAL_SUFFIX)
+
+
+def meta_path(out: PathLike) -> Path:
+    """The metadata sidecar of ``out``: ``<out>.meta.json``."""
+    out = Path(out)
+    return out.with_name(out.name + META_SUFFIX)
+
+
+def check_output_path(out: PathLike, *, name: str = "out") -> Path:
+    """Check that ``out`` can be written (creating its folder); return it as an absolute Path.
+
+    Raises
+    ------
+    ValueError
+        ``out`` is a directory, or its folder cannot be created or written.
+    """
+    p = Path(out).expanduser()
+    if not p.is_absolute():
+        p = Path.cwd() / p
+    if p.is_dir():
+        raise ValueError(f"{name}={out} is a directory; give a file path such as {Path(out) / 'features.csv'}.")
+    parent = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the folder of {name}={out} ({parent}): {exc.strerror or exc}; "
+                         "choose a writable location.") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"the folder of {name}={out} ({parent}) is not writable: {exc.strerror or exc}; "
+                         "choose a writable location.") from None
+    return p
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(str(folder), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, *, newline: Optional[str] = None) -> Iterator[IO[str]]:
+    """Open a temporary file next to ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _jsonable(params: Any) -> Any:
+    return json.loads(json.dumps(params, default=str))
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict) and d:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def _diff(old: Any, new: Any) -> list[str]:
+    """Differences between two parameter dicts, as 'name: old -> new' (settings by bare name)."""
+    fa, fb = _flatten(old or {}), _flatten(new or {})
+    out = []
+    for k in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(k, "<absent>"), fb.get(k, "<absent>")
+        if va != vb:
+            name = k[len("setting."):] if k.startswith("setting.") else k
+            out.append(f"{name}: {va!r} -> {vb!r}")
+    return out
+
+
+class _Journal:
+    """Append-only JSON-lines journal; one line per finished case, fsynced."""
+
+    def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = {}  # key -> last ok record
+        self.n_lines = 0
+        self._fh = open(path, "a+b")
+        try:
+            self._lock()
+            self._fh.seek(0)
+            data = self._fh.read()
+            keep = 0
+            if resume and data:
+                keep = self._load(data, header)
+            self._fh.truncate(keep)
+            self._fh.seek(0, os.SEEK_END)
+            if keep == 0:
+                self._write(header)
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another chexradi batch is writing {self.path}; wait for it to finish or use a "
+                             "different --out / out=.") from None
+
+    def _load(self, data: bytes, header: dict[str, Any]) -> int:
+        """Parse an existing journal; returns the byte length to keep (complete, valid lines)."""
+        lines = data.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]
+        if tail:
+            logger.info("journal %s: ignoring an incomplete last line (%d bytes) left by an interrupted run",
+                        self.path, len(tail))
+        keep = 0
+        records = []
+        for i, line in enumerate(complete):
+            try:
+                rec = json.loads(line.decode("utf-8"))
+                if not isinstance(rec, dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError):
+                if i == len(complete) - 1:
+                    logger.info("journal %s: ignoring a damaged last line (line %d)", self.path, i + 1)
+                    break
+                raise ValueError(f"journal {self.path} is damaged at line {i + 1} (not a JSON record); use a new "
+                                 "--out / out=, or --no-resume / resume=False to recompute every case.") from None
+            records.append(rec)
+            keep += len(line) + 1
+        if not records:
+            return 0
+        head = records[0]
+        if head.get("type") != "header" or head.get("kind") != _JOURNAL_KIND:
+            raise ValueError(f"{self.path} exists but is not a chexradi batch journal; use a new --out / out=, or "
+                             "--no-resume / resume=False to overwrite it.")
+        changes = []
+        if head.get("engine") != header["engine"]:
+            changes.append(f"engine: {head.get('engine')!r} -> {header['engine']!r}")
+        changes += _diff(head.get("settings"), header["settings"])
+        if changes:
+            shown = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8 else "")
+            raise ValueError(f"the journal {self.path} of a previous run was written with different settings/engine "
+                             f"({shown}). Refusing to mix results: use a new --out / out= for the new settings, or "
+                             "--no-resume / resume=False to recompute every case and overwrite the old results.")
+        if head.get("versions") != header.get("versions"):
+            logger.warning("journal %s was written with other package versions (%s); resuming anyway",
+                           self.path, head.get("versions"))
+        for rec in records[1:]:
+            if rec.get("type") == "case" and rec.get("status") == "ok" and isinstance(rec.get("key"), str):
+                self.done[rec["key"]] = rec
+        self.n_lines = len(records)
+        return keep
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        self._fh.write(line.encode("utf-8"))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.n_lines += 1
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._write(record)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# running cases (in this process or in workers)
+# ---------------------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: Any, engine: str, threads: int, log_level: int) -> None:
+    """Process-pool initializer: thread limits, logging, and the extractor built once per process."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
+    root = logging.getLogger("chexradi")
+    root.setLevel(log_level)
+    if log_level < logging.WARNING and not root.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(levelname)s %(name)s [worker %(process)d]: %(message)s"))
+        root.addHandler(h)
+    _WORKER["settings"] = settings
+    _WORKER["engine"] = engine
+    _WORKER.pop("extractor", None)
+
+
+def _worker_extractor() -> Any:
+    ext = _WORKER.get("extractor")
+    if ext is None:
+        from .extractor import Extractor
+
+        ext = Extractor(_WORKER["settings"], engine=_WORKER["engine"])
+        _WORKER["extractor"] = ext
+    return ext
+
+
+def _process_case(ext: Any, image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
+    """Run one case; never raises for a bad case: returns {"status": "ok"|"failed", ...}."""
+    t0 = time.perf_counter()
+    try:
+        if mode == "validate":
+            case = ext.prepare(image, mask, label=label)
+            out: dict[str, Any] = {"status": "ok", "voxels": case.voxels, "ndim": case.ndim, "label": case.label}
+        else:
+            out = {"status": "ok", "features": ext.execute(image, mask, label=label)}
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:  # bad input: the expected failures
+        out = {"status": "failed", "reason": str(exc) or type(exc).__name__}
+    except Exception as exc:  # anything else is recorded too (the batch goes on), with its type and traceback
+        out = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    out["seconds"] = round(time.perf_counter() - t0, 6)
+    return out
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+def _worker_task(image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
+    return _process_case(_worker_extractor(), image, mask, label, mode)
+
+
+def _run_in_pool(todo: Sequence[Case], *, settings: Any, engine: str, jobs: int, mode: str,
+                 on_result: Callable[[Case, dict[str, Any]], None]) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    level = logging.getLogger("chexradi").getEffectiveLevel()
+    queue: deque[Case] = deque(todo)
+    max_inflight = 2 * jobs
+    while queue:
+        executor = ProcessPoolExecutor(max_workers=min(jobs, len(queue)), mp_context=ctx, initializer=_init_worker,
+                                       initargs=(settings, engine, threads, level))
+        try:
+            executor.submit(_ping).result()
+        except BrokenProcessPool:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise RuntimeError(
+                "the batch's worker processes could not start (they use the 'spawn' start method, which re-imports "
+                "your __main__ module). Run from a script file whose top level is guarded by "
+                "`if __name__ == '__main__':` (not from stdin), or use jobs=1. The workers' error is on stderr."
+            ) from None
+        inflight: dict[Future, Case] = {}
+        broken = False
+        try:
+            while queue or inflight:
+                while queue and not broken and len(inflight) < max_inflight:
+                    case = queue.popleft()
+                    try:
+                        fut = executor.submit(_worker_task, case.image, case.mask, case.label, mode)
+                    except BrokenProcessPool:
+                        queue.appendleft(case)
+                        broken = True
+                        break
+                    inflight[fut] = case
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    case = inflight.pop(fut)
+                    try:
+                        rec = fut.result()
+                    except BrokenProcessPool as exc:
+                        broken = True
+                        rec = {"status": "failed", "reason": "the worker process died while this case was running "
+                               f"(crash or out of memory; {exc}); it is retried when the batch is run again"}
+                    except Exception as exc:  # e.g. a result that could not be sent back
+                        rec = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                    on_result(case, rec)
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        executor.shutdown(wait=True, cancel_futures=True)
+        if broken:
+            logger.warning("a worker process died; starting a new pool for the %d remaining case(s)", len(queue))
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+def _finite_or_none(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _feature_columns(feature_dicts: Sequence[Mapping[str, float]], classes: Sequence[str] = ()) -> list[str]:
+    """Union of the feature names of all cases, in a stable order.
+
+    Names ``<imageType>_<class>_<Feature>`` are ordered by image type (first seen), then class in the
+    extractor's order (``classes``; shape classes first), then the order the extractor returns them. Cases
+    with fewer features (a 2-D case has shape2D, a 3-D case shape) do not change the order.
+    """
+    seen: dict[str, int] = {}
+    for d in feature_dicts:
+        for k in d:
+            seen.setdefault(k, len(seen))
+    order = [c for c in classes if c.startswith("shape")] + [c for c in classes if not c.startswith("shape")]
+    class_rank = {c: i for i, c in enumerate(order)}
+    type_rank: dict[str, int] = {}
+
+    def key(name: str) -> tuple[int, int, int]:
+        parts = name.split("_", 2)
+        itype, cls = (parts[0], parts[1]) if len(parts) == 3 else (name, "")
+        return type_rank.setdefault(itype, len(type_rank)), class_rank.get(cls, len(class_rank)), seen[name]
+
+    for name in seen:  # image types ranked by first appearance
+        key(name)
+    return sorted(seen, key=key)
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _write_csv(path: Path, columns: list[str], features: list[str],
+               rows: list[tuple[Case, Mapping[str, float]]]) -> None:
+    with atomic_write(path, newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(columns + features)
+        for case, feats in rows:
+            w.writerow([_csv_cell(case.columns.get(c)) for c in columns] + [_csv_cell(feats.get(f)) for f in features])
+
+
+def _write_json(path: Path, metadata: dict[str, Any], columns: list[str], features: list[str],
+                rows: list[tuple[Case, Mapping[str, float]]]) -> None:
+    records = []
+    for case, feats in rows:
+        rec = {c: case.columns.get(c) for c in columns}
+        rec.update({f: _finite_or_none(feats.get(f)) for f in features})
+        records.append(rec)
+    with atomic_write(path) as fh:
+        json.dump({"metadata": metadata, "records": records}, fh, indent=1, allow_nan=False, default=str)
+        fh.write("\n")
+
+
+def write_meta(path: PathLike, meta: Mapping[str, Any]) -> None:
+    """Write a metadata sidecar atomically (strict JSON)."""
+    with atomic_write(path) as fh:
+        json.dump(_jsonable_strict(meta), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def _jsonable_strict(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable_strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable_strict(v) for v in obj]
+    if isinstance(obj, float):
+        return _finite_or_none(obj)
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# the public entry point
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BatchReport:
+    """What a batch did.
+
+    Attributes
+    ----------
+    n_total : cases in the batch.
+    n_ok : cases with features in the output (including those taken from the
+        journal of an earlier run); with ``validate_only``, cases that passed.
+    n_failed : cases that failed (not in the output; listed in ``failures``).
+    n_skipped_resumed : cases not recomputed because the journal held them.
+    failures : one :class:`CaseFailure` per failed case, by row.
+    out, meta_path, journal : the files written (None with ``validate_only``).
+    elapsed : seconds.
+    validate_only : True when nothing was computed.
+    """
+
+    n_total: int
+    n_ok: int
+    n_failed: int
+    n_skipped_resumed: int
+    failures: list[CaseFailure] = field(default_factory=list)
+    out: Optional[Path] = None
+    meta_path: Optional[Path] = None
+    journal: Optional[Path] = None
+    elapsed: float = 0.0
+    validate_only: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every case succeeded."""
+        return self.n_failed == 0
+
+
+def _progress_bar(total: int, initial: int, desc: str, progress: Optional[bool]) -> Any:
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="case", file=sys.stderr, dynamic_ncols=True)
+
+
+def extract_batch(
+    cases: CasesLike,
+    *,
+    out: Optional[PathLike],
+    params: Any = None,
+    engine: str = "numba",
+    jobs: int = 1,
+    fmt: str = "csv",
+    resume: bool = True,
+    validate_only: bool = False,
+    progress: Optional[bool] = None,
+    **settings: Any,
+) -> BatchReport:
+    """Radiomics features of many (image, mask) cases, in processes, resumable.
+
+    Parameters
+    ----------
+    cases : a cases CSV (columns ``Image``, ``Mask``, optional ``Label``; other
+        columns are carried to the output; relative paths are resolved from the
+        CSV's folder), or a list of dicts with those keys.
+    out : output file. The journal ``<out>.journal.jsonl`` and the metadata
+        ``<out>.meta.json`` are written next to it. May be None with
+        ``validate_only``.
+    params : settings: a dict, a YAML/JSON parameter file or ``Settings``.
+    engine : ``"numba"`` (default) or ``"pyradiomics"``.
+    jobs : worker processes (1: run in this process; 0: one per CPU).
+    fmt : ``"csv"`` (one row per successful case: carried columns, then
+        features) or ``"json"`` (``{"metadata": ..., "records": [...]}``;
+        non-finite values are written as null).
+    resume : skip the cases an earlier run with the same ``out`` completed
+        (its journal must have the same settings and engine); False starts a
+        new journal.
+    validate_only : load and check every case (``Extractor.prepare``),
+        compute nothing and write nothing.
+    progress : show a progress bar on stderr (default: only when stderr is a
+        terminal).
+    **settings : PyRadiomics settings by name, overriding ``params``.
+
+    Returns
+    -------
+    BatchReport
+        Counts, failures (row and reason) and the paths written. A failed case
+        does not raise: check ``report.ok`` / ``report.failures``.
+
+    Raises
+    ------
+    ValueError
+        Before any case runs: invalid settings/engine/options, a cases file
+        without Image/Mask columns, empty, or with duplicate rows, an output
+        folder that cannot be written, or a journal written with different
+        settings (use a new ``out`` or ``resume=False``).
+    FileNotFoundError
+        The cases CSV or the parameter file does not exist.
+
+    Examples
+    --------
+    >>> report = extract_batch("cases.csv", out="features.csv", jobs=4, binWidth=10)  # doctest: +SKIP
+    >>> report.n_ok, [(f.row, f.reason) for f in report.failures]                     # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r} is unknown; use one of {', '.join(FORMATS)}.")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"jobs={jobs!r} is invalid: give an integer >= 1 (or 0 for one process per CPU).")
+    if progress not in (None, True, False):
+        raise ValueError(f"progress={progress!r} is invalid: use None (only on a terminal), True or False.")
+    if jobs == 0:
+        jobs = os.cpu_count() or 1
+    if out is None and not validate_only:
+        raise ValueError("out is required: give the path of the features file to write (e.g. out='features.csv').")
+
+    from .extractor import Extractor, versions
+
+    ext = Extractor(params, engine=engine, **settings)  # settings are validated here, before any case
+    settings_obj = ext.settings
+    case_list = load_cases(cases, label=int(settings_obj["label"]))
+    n_total = len(case_list)
+    source = str(Path(cases).absolute()) if isinstance(cases, (str, os.PathLike)) else f"{n_total} cases (list)"
+
+    out_path = check_output_path(out) if out is not None else None
+    mode = "validate" if validate_only else "extract"
+    params_json = _jsonable(settings_obj.to_params())
+    vers = versions()
+
+    journal: Optional[_Journal] = None
+    done: dict[str, dict[str, Any]] = {}
+    if not validate_only:
+        assert out_path is not None
+        header = {"type": "header", "kind": _JOURNAL_KIND, "version": _JOURNAL_VERSION, "engine": engine,
+                  "settings": params_json, "versions": vers,
+                  "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        journal = _Journal(journal_path(out_path), header, resume=resume)
+        done = journal.done
+
+    try:
+        results: dict[str, dict[str, Any]] = {}
+        resumed = 0
+        todo: list[Case] = []
+        for c in case_list:
+            if c.key in done:
+                results[c.key] = done[c.key]
+                resumed += 1
+            else:
+                todo.append(c)
+        if resumed:
+            logger.info("resuming: %d of %d case(s) already done in %s", resumed, n_total,
+                        journal.path if journal else "")
+        failures: dict[int, CaseFailure] = {}
+        bar = _progress_bar(n_total, resumed, "validate" if validate_only else "extract", progress)
+
+        def on_result(case: Case, rec: dict[str, Any]) -> None:
+            if journal is not None:
+                entry = {"type": "case", "key": case.key, "row": case.row, "image": case.image, "mask": case.mask,
+                         "label": case.label}
+                entry.update(rec)
+                journal.append(entry)
+            if rec["status"] == "ok":
+                results[case.key] = rec
+                logger.debug("row %d done in %.3f s", case.row, rec.get("seconds", 0.0))
+            else:
+                label = case.label if case.label is not None else int(settings_obj["label"])
+                failures[case.row] = CaseFailure(case.row, case.image_given, case.mask_given, label, rec["reason"])
+                logger.info("row %d failed (%s / %s): %s", case.row, case.image_given, case.mask_given, rec["reason"])
+                if rec.get("traceback"):
+                    logger.debug("row %d traceback:\n%s", case.row, rec["traceback"])
+            if bar is not None:
+                bar.update(1)
+                if failures:
+                    bar.set_postfix(failed=len(failures), refresh=False)
+
+        try:
+            if todo:
+                if jobs == 1 or len(todo) == 1:
+                    for case in todo:
+                        on_result(case, _process_case(ext, case.image, case.mask, case.label, mode))
+                else:
+                    _run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode, on_result=on_result)
+        finally:
+            if bar is not None:
+                bar.close()
+
+        fail_list = [failures[r] for r in sorted(failures)]
+        n_ok = sum(1 for c in case_list if c.key in results)
+        elapsed = time.perf_counter() - t_start
+        report = BatchReport(n_total=n_total, n_ok=n_ok, n_failed=len(fail_list), n_skipped_resumed=resumed,
+                             failures=fail_list, elapsed=elapsed, validate_only=validate_only)
+        if validate_only:
+            return report
+
+        assert out_path is not None and journal is not None
+        ok_rows = [(c, results[c.key]["features"]) for c in case_list if c.key in results]
+        columns: list[str] = []
+        for c in case_list:
+            for k in c.columns:
+                if k not in columns:
+                    columns.append(k)
+        features = _feature_columns([f for _, f in ok_rows], list(settings_obj.feature_classes))
+        mpath = meta_path(out_path)
+        meta = {
+            "kind": "chexradi-batch-output",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "cases": source,
+            "output": str(out_path),
+            "format": fmt,
+            "journal": str(journal.path),
+            "engine": engine,
+            "settings": params_json,
+            "versions": vers,
+            "counts": {"total": n_total, "ok": n_ok, "failed": len(fail_list), "resumed": resumed},
+            "columns": {"carried": columns, "features": len(features)},
+            "jobs": jobs,
+            "elapsed_s": round(elapsed, 3),
+            "failures": [f.to_dict() for f in fail_list],
+        }
+        if fmt == "csv":
+            _write_csv(out_path, columns, features, ok_rows)
+        else:
+            _write_json(out_path, _jsonable_strict(meta), columns, features, ok_rows)
+        write_meta(mpath, meta)
+        report.out = out_path
+        report.meta_path = mpath
+        report.journal = journal.path
+        report.elapsed = time.perf_counter() - t_start
+        logger.info("batch done: %d ok (%d resumed), %d failed, of %d; wrote %s", n_ok, resumed, len(fail_list),
+                    n_total, out_path)
+        return report
+    finally:
+        if journal is not None:
+            journal.close()

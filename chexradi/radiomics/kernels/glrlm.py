@@ -1,0 +1,109 @@
+"""Numba kernel for the gray level run length matrix (GLRLM).
+
+For every angle ``a = (dz, dy, dx)`` the cropped box is cut into lines parallel
+to ``a``. Along a line, a run is a maximal sequence of consecutive ROI voxels
+with the same gray level; a voxel outside the mask or a change of gray level
+ends it. ``P[level, length - 1, a]`` counts the runs.
+
+This is PyRadiomics' C ``calculate_glrlm`` including its quirk for angles that
+cannot hold a run: when no line of angle ``a`` contains more than one ROI voxel
+(e.g. a one-slice ROI seen along z), the whole angle is zeroed so that
+PyRadiomics' feature code later drops it as empty.
+
+One pass over the ROI voxels handles all angles: a voxel starts a run along
+``a`` when its predecessor ``v - a`` does not hold the same gray level (the box
+is padded with ``-2`` and non-ROI voxels hold ``-1``, so no bounds checks are
+needed); the run is then followed forward. Single-threaded: parallelise across
+cases.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .glcm import OUTSIDE_BOX, padded_levels
+
+__all__ = ["glrlm_counts"]
+
+
+@numba.njit(cache=True, nogil=True)
+def glrlm_counts(binned, mask, angles, lut, n_levels, n_runs):
+    """Run-length counts for every angle.
+
+    Parameters
+    ----------
+    binned : int32 array (z, y, x), 1-based gray levels inside the mask.
+    mask : bool array (z, y, x).
+    angles : int64 array (Na, 3) of offsets with components in {-1, 0, 1}.
+    lut : int64 array, ``lut[g]`` = row of gray level ``g`` (-1 when absent).
+    n_levels : number of gray levels present (rows of the matrix).
+    n_runs : number of run-length columns (PyRadiomics: the largest box side).
+
+    Returns
+    -------
+    float64 array (n_levels, n_runs, Na).
+    """
+    nz, ny, nx = binned.shape
+    na = angles.shape[0]
+    pz = 1 if nz > 1 else 0  # |offset| <= 1; an axis of size 1 never moves
+    py = 1 if ny > 1 else 0
+    px = 1 if nx > 1 else 0
+    lev, shape = padded_levels(binned, mask, lut, pz, py, px)
+    sy = shape[2]
+    sz = shape[1] * shape[2]
+    offsets = np.empty(na, np.int64)
+    for a in range(na):
+        offsets[a] = angles[a, 0] * sz + angles[a, 1] * sy + angles[a, 2]
+    counts = np.zeros(n_levels * n_runs * na, np.int64)
+    multi = np.zeros(na, np.bool_)
+    for z in range(nz):
+        for y in range(ny):
+            base = (z + pz) * sz + (y + py) * sy + px
+            for x in range(nx):
+                f = base + x
+                g = lev[f]
+                if g < 0:
+                    continue
+                row = g * n_runs * na
+                for a in range(na):
+                    o = offsets[a]
+                    if lev[f - o] == g:
+                        continue  # not the first voxel of its run along a
+                    n = 1
+                    q = f + o
+                    while lev[q] == g:
+                        n += 1
+                        q += o
+                    counts[row + (n - 1) * na + a] += 1
+                    if n > 1:
+                        multi[a] = True
+    for a in range(na):
+        if multi[a]:
+            continue
+        # Only runs of length 1 along a: PyRadiomics keeps them only if some line
+        # of this angle holds at least two ROI voxels (not necessarily adjacent).
+        o = offsets[a]
+        found = False
+        for z in range(nz):
+            for y in range(ny):
+                base = (z + pz) * sz + (y + py) * sy + px
+                for x in range(nx):
+                    f = base + x
+                    if lev[f] < 0:
+                        continue
+                    q = f + o
+                    while lev[q] != OUTSIDE_BOX:
+                        if lev[q] >= 0:
+                            found = True
+                            break
+                        q += o
+                    if found:
+                        break
+                if found:
+                    break
+            if found:
+                break
+        if not found:
+            for g in range(n_levels):
+                counts[g * n_runs * na + a] = 0
+    return counts.reshape((n_levels, n_runs, na)).astype(np.float64)
