@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numba
 import numpy as np
 
 __all__ = ["bin_edges", "discretize", "resegment_mask"]
@@ -81,8 +82,42 @@ def discretize(
     values = image[mask]
     edges = bin_edges(values, bin_width=bin_width, bin_count=bin_count)
     binned = np.zeros(image.shape, dtype=np.int32)
-    binned[mask] = np.digitize(values, edges)
+    image_c = np.ascontiguousarray(image, dtype=np.float64)
+    mask_c = np.ascontiguousarray(mask)
+    _digitize_masked(image_c.ravel(), mask_c.ravel(), np.ascontiguousarray(edges, dtype=np.float64), binned.ravel())
     return binned, edges
+
+
+@numba.njit(cache=True, nogil=True)
+def _digitize_masked(image: np.ndarray, mask: np.ndarray, edges: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - numba
+    """``out[i] = numpy.digitize(image[i], edges)`` where ``mask[i]``: the number of edges <= value.
+
+    The bin is first guessed from the mean edge spacing, then moved until
+    ``edges[j-1] <= v < edges[j]`` holds: the very comparisons ``np.digitize``
+    makes, so the result is identical for uniform (binWidth) and histogram
+    (binCount) edges alike.
+    """
+    m = edges.size
+    e0 = edges[0]
+    inv = (m - 1) / (edges[m - 1] - e0) if m > 1 and edges[m - 1] > e0 else 0.0
+    for i in range(image.size):
+        if not mask[i]:
+            continue
+        v = image[i]
+        g = (v - e0) * inv
+        if g < 0.0:
+            j = 0
+        elif g > m:
+            j = m
+        else:
+            j = int(g) + 1
+        if j > m:
+            j = m
+        while j < m and edges[j] <= v:
+            j += 1
+        while j > 0 and edges[j - 1] > v:
+            j -= 1
+        out[i] = j
 
 
 def resegment_mask(

@@ -32,7 +32,7 @@ from . import imageio
 from .discretize import discretize, resegment_mask
 from .features import get_feature_module
 from .features.base import ROI
-from .preprocess import check_label, check_mask, crop_sitk, normalize_image, resample
+from .preprocess import bounding_box, check_label, check_mask, crop_sitk, normalize_image, resample
 from .settings import FEATURE_CLASSES, Settings, SourceLike, feature_names, load_settings
 
 __all__ = ["Extractor", "extract", "versions", "ENGINES"]
@@ -104,8 +104,7 @@ def _match_single_slice(img: sitk.Image, msk: sitk.Image) -> tuple[sitk.Image, s
 
 
 def _box_from_mask(mask: np.ndarray) -> tuple[slice, ...]:
-    idx = np.nonzero(mask)
-    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+    return bounding_box(mask)
 
 
 class Extractor:
