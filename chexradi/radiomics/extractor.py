@@ -29,10 +29,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import imageio
-from .discretize import discretize, resegment_mask
+from .discretize import resegment_mask
 from .features import get_feature_module
 from .features.base import ROI
-from .preprocess import bounding_box, check_label, check_mask, crop_sitk, normalize_image, resample
+from .preprocess import (bounding_box, check_label, check_mask, crop_sitk, normalize_image, resample,
+                         roi_from_arrays)
 from .settings import FEATURE_CLASSES, Settings, SourceLike, feature_names, load_settings
 
 __all__ = ["Extractor", "extract", "versions", "ENGINES"]
@@ -101,10 +102,6 @@ def _match_single_slice(img: sitk.Image, msk: sitk.Image) -> tuple[sitk.Image, s
     elif msk.GetDimension() == 3 and img.GetDimension() == 2 and msk.GetSize()[2] == 1:
         msk = msk[:, :, 0]
     return img, msk
-
-
-def _box_from_mask(mask: np.ndarray) -> tuple[slice, ...]:
-    return bounding_box(mask)
 
 
 class Extractor:
@@ -194,7 +191,7 @@ class Extractor:
         if s["resegmentRange"] is not None:
             image_f = image_arr.astype(np.float64, copy=False)
             texture_mask = resegment_mask(image_f, roi, resegment_range=s["resegmentRange"], mode=s["resegmentMode"])
-            box = _box_from_mask(texture_mask)
+            box = bounding_box(texture_mask)
             sizes = [b.stop - b.start for b in box]
             ndims = sum(1 for n in sizes if n > 1)
             if ndims < int(s["minimumROIDimensions"]) or ndims == 0:
@@ -252,7 +249,6 @@ class Extractor:
         s = self.settings.values
         ndim = case.ndim
         spacing = case.spacing
-        spacing3 = ((1.0,) + spacing) if ndim == 2 else spacing
         result: dict[str, float] = {}
         timings: dict[str, float] = {}
         texture_roi: Optional[ROI] = None
@@ -271,12 +267,13 @@ class Extractor:
                                    "shape2D needs a single slice", case.shape_mask[case.texture_box].shape[f2d], f2d)
                     continue
             if cls.startswith("shape"):
-                roi = self._make_roi(case.image_arr[case.texture_box], case.shape_mask[case.texture_box], spacing3, ndim,
-                                     binned=False)
+                roi = roi_from_arrays(case.image_arr[case.texture_box], case.shape_mask[case.texture_box],
+                                      spacing=spacing, settings=s, crop=False, discretized=False)
             else:
                 if texture_roi is None:
-                    texture_roi = self._make_roi(case.image_arr[case.texture_box], case.texture_mask[case.texture_box],
-                                                 spacing3, ndim, binned=True)
+                    texture_roi = roi_from_arrays(case.image_arr[case.texture_box],
+                                                  case.texture_mask[case.texture_box], spacing=spacing, settings=s,
+                                                  crop=False)
                 roi = texture_roi
             values = get_feature_module(cls).compute(roi, names)
             for n in names:
@@ -285,21 +282,6 @@ class Extractor:
             timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
         self.last_timings = timings
         return result
-
-    def _make_roi(self, image: np.ndarray, mask: np.ndarray, spacing3: tuple[float, ...], ndim: int,
-                  binned: bool) -> ROI:
-        s = self.settings.values
-        if ndim == 2:
-            image = image[None]
-            mask = mask[None]
-        image = np.ascontiguousarray(image, dtype=np.float64)
-        mask = np.ascontiguousarray(mask)
-        if binned:
-            b, edges = discretize(image, mask, bin_width=float(s["binWidth"]), bin_count=s["binCount"])
-        else:
-            b, edges = np.zeros(image.shape, np.int32), np.zeros(0)
-        return ROI(image=image, mask=mask, spacing=tuple(spacing3), ndim=ndim, binned=b, bin_edges=edges,
-                   settings=dict(s))
 
     def _execute_pyradiomics(self, case: PreparedCase) -> dict[str, float]:
         from radiomics import featureextractor

@@ -47,6 +47,8 @@ def roi_from_arrays(
     *,
     spacing: Optional[Sequence[float]] = None,
     settings: Optional[dict[str, Any]] = None,
+    crop: bool = True,
+    discretized: bool = True,
 ) -> ROI:
     """Build an :class:`ROI` from numpy arrays in numpy order.
 
@@ -54,6 +56,10 @@ def roi_from_arrays(
     boolean array (already compared with the label). ``spacing`` is in numpy
     order too (default 1.0 per axis). No resampling or normalisation happens
     here: the extractor does that first.
+
+    ``crop=False`` keeps arrays the caller has already cropped;
+    ``discretized=False`` skips binning (shape classes need none: ``binned`` is
+    then all 0 and ``bin_edges`` empty).
     """
     settings = dict(settings or {})
     image = np.asarray(image, dtype=np.float64)
@@ -74,13 +80,17 @@ def roi_from_arrays(
         spacing3 = (1.0,) + spacing
     else:
         spacing3 = spacing
-    image, mask = crop_to_mask(image, mask)
-    binned, edges = discretize(
-        image,
-        mask,
-        bin_width=float(settings.get("binWidth", 25)),
-        bin_count=settings.get("binCount"),
-    )
+    if crop:
+        image, mask = crop_to_mask(image, mask)
+    if discretized:
+        binned, edges = discretize(
+            image,
+            mask,
+            bin_width=float(settings.get("binWidth", 25)),
+            bin_count=settings.get("binCount"),
+        )
+    else:
+        binned, edges = np.zeros(image.shape, np.int32), np.zeros(0)
     return ROI(
         image=np.ascontiguousarray(image),
         mask=np.ascontiguousarray(mask),
@@ -148,7 +158,6 @@ def _label_bbox_itk(mask_arr: np.ndarray, label: int) -> tuple[np.ndarray, np.nd
 def check_roi_inside(image: "sitk.Image", mask: "sitk.Image", label: int, tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """The label's bounding box (ITK order); ValueError if it lies outside the image's physical extent."""
     lo, size = _label_bbox_itk(sitk.GetArrayViewFromImage(mask), label)
-    nd = mask.GetDimension()
     low_phys = mask.TransformContinuousIndexToPhysicalPoint((lo - 0.5).tolist())
     up_phys = mask.TransformContinuousIndexToPhysicalPoint((lo + size - 0.5).tolist())
     b = np.array([image.TransformPhysicalPointToContinuousIndex(low_phys),
@@ -156,7 +165,6 @@ def check_roi_inside(image: "sitk.Image", mask: "sitk.Image", label: int, tolera
     if np.any(np.min(b, axis=0) < -0.5 - tolerance) or np.any(np.max(b, axis=0) > np.array(image.GetSize()) - 0.5 + tolerance):
         raise ValueError(f"the ROI (label {label}) lies partly outside the image: ROI bounds in image index space "
                          f"{b.round(2).tolist()}, image size {image.GetSize()}. The mask does not belong to this image.")
-    _ = nd
     return lo, size
 
 

@@ -55,7 +55,6 @@ def run_feature_class(
     (default 1) inside the ROI. Returns bare feature names -> float.
     """
     require_pyradiomics()
-    import SimpleITK as sitk
     from radiomics import featureextractor, imageoperations
 
     settings = dict(settings or {})
@@ -74,7 +73,6 @@ def run_feature_class(
         for n in names:
             fc.enableFeatureByName(n)
     out = fc.execute()
-    _ = sitk  # keep import for clarity of dependency
     return {k: float(v) for k, v in out.items()}
 
 

@@ -15,11 +15,35 @@ Deprecated features are only requested when the user names them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ROI"]
+__all__ = ["ROI", "nanmean", "select_features"]
+
+
+def select_features(label: str, features: Mapping[str, bool], funcs: Mapping[str, Any],
+                    names: Sequence[str]) -> list[str]:
+    """The requested names that have a value, in order; ``ValueError`` for an unknown name.
+
+    ``features`` lists every name of the class (deprecated included); ``funcs``
+    those that compute a value. A deprecated name without a value (PyRadiomics
+    gives none either) is accepted and left out.
+    """
+    unknown = [n for n in names if n not in features]
+    if unknown:
+        raise ValueError(f"unknown {label} feature(s) {unknown}; valid: {', '.join(features)}")
+    return [n for n in names if n in funcs]
+
+
+def nanmean(x: np.ndarray, axis) -> np.ndarray:
+    """``numpy.nanmean`` (same arithmetic) without its empty-slice warning."""
+    x = np.array(x, copy=True)
+    bad = np.isnan(x)
+    x[bad] = 0
+    cnt = np.sum(~bad, axis=axis, dtype=np.intp)
+    tot = np.sum(x, axis=axis)
+    return tot / cnt
 
 
 @dataclass

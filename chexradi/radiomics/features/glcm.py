@@ -54,7 +54,7 @@ import numpy as np
 
 from ..kernels.angles import generate_angles
 from ..kernels.glcm import glcm_counts, mcc_q
-from .base import ROI
+from .base import ROI, nanmean, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrices", "plane_axis", "probabilities"]
 
@@ -167,16 +167,6 @@ def probabilities(roi: ROI) -> np.ndarray:
 # --------------------------------------------------------------------------- helpers
 
 
-def _nanmean(x: np.ndarray, axis) -> np.ndarray:
-    """``numpy.nanmean`` (same arithmetic) without its empty-slice warning."""
-    x = np.array(x, copy=True)
-    bad = np.isnan(x)
-    x[bad] = 0
-    cnt = np.sum(~bad, axis=axis, dtype=np.intp)
-    tot = np.sum(x, axis=axis)
-    return tot / cnt
-
-
 class _Coefficients:
     """Per-angle quantities shared by the features, computed on first use."""
 
@@ -278,7 +268,7 @@ class _Coefficients:
 
 def _autocorrelation(c: _Coefficients):
     r""":math:`\sum_{i,j} p(i,j)\,i\,j`"""
-    return _nanmean(np.sum(c.P * (c.i * c.j)[None, :, :, None], (1, 2)), 1)
+    return nanmean(np.sum(c.P * (c.i * c.j)[None, :, :, None], (1, 2)), 1)
 
 
 def _joint_average(c: _Coefficients):
@@ -290,22 +280,22 @@ def _joint_average(c: _Coefficients):
 
 def _cluster_prominence(c: _Coefficients):
     r""":math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^4 p(i,j)`"""
-    return _nanmean(np.sum(c.P * (c.centred_sum2 * c.centred_sum2), (1, 2)), 1)
+    return nanmean(np.sum(c.P * (c.centred_sum2 * c.centred_sum2), (1, 2)), 1)
 
 
 def _cluster_shade(c: _Coefficients):
     r""":math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^3 p(i,j)`"""
-    return _nanmean(np.sum(c.P * (c.centred_sum2 * c.centred_sum), (1, 2)), 1)
+    return nanmean(np.sum(c.P * (c.centred_sum2 * c.centred_sum), (1, 2)), 1)
 
 
 def _cluster_tendency(c: _Coefficients):
     r""":math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^2 p(i,j)`"""
-    return _nanmean(np.sum(c.P * c.centred_sum2, (1, 2)), 1)
+    return nanmean(np.sum(c.P * c.centred_sum2, (1, 2)), 1)
 
 
 def _contrast(c: _Coefficients):
     r""":math:`\sum_{i,j} (i-j)^2 p(i,j)`"""
-    return _nanmean(np.sum(c.P * (np.abs(c.i - c.j)[None, :, :, None] ** 2), (1, 2)), 1)
+    return nanmean(np.sum(c.P * (np.abs(c.i - c.j)[None, :, :, None] ** 2), (1, 2)), 1)
 
 
 def _correlation(c: _Coefficients):
@@ -316,32 +306,32 @@ def _correlation(c: _Coefficients):
     corm = np.sum(c.P * (c.i4 - c.ux) * (c.j4 - c.uy), (1, 2), keepdims=True)
     corr = corm / (sigx * sigy + _EPS)
     corr[sigx * sigy == 0] = 1
-    return _nanmean(corr, (1, 2, 3))
+    return nanmean(corr, (1, 2, 3))
 
 
 def _difference_average(c: _Coefficients):
     r""":math:`DA = \sum_{k=0}^{N_g-1} k\,p_{x-y}(k)`"""
-    return _nanmean(c.diff_average[:, 0, :], 1)
+    return nanmean(c.diff_average[:, 0, :], 1)
 
 
 def _difference_entropy(c: _Coefficients):
     r""":math:`-\sum_{k=0}^{N_g-1} p_{x-y}(k)\log_2(p_{x-y}(k)+\epsilon)`"""
-    return _nanmean((-1) * np.sum(c.pxSuby * np.log2(c.pxSuby + _EPS), 1), 1)
+    return nanmean((-1) * np.sum(c.pxSuby * np.log2(c.pxSuby + _EPS), 1), 1)
 
 
 def _difference_variance(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} (k-DA)^2 p_{x-y}(k)`"""
-    return _nanmean(np.sum(c.pxSuby * ((c.kDiff[None, :, None] - c.diff_average) ** 2), 1), 1)
+    return nanmean(np.sum(c.pxSuby * ((c.kDiff[None, :, None] - c.diff_average) ** 2), 1), 1)
 
 
 def _joint_energy(c: _Coefficients):
     r""":math:`\sum_{i,j} p(i,j)^2`"""
-    return _nanmean(np.sum(c.P ** 2, (1, 2)), 1)
+    return nanmean(np.sum(c.P ** 2, (1, 2)), 1)
 
 
 def _joint_entropy(c: _Coefficients):
     r""":math:`HXY = -\sum_{i,j} p(i,j)\log_2(p(i,j)+\epsilon)`"""
-    return _nanmean(c.HXY, 1)
+    return nanmean(c.HXY, 1)
 
 
 def _imc1(c: _Coefficients):
@@ -351,7 +341,7 @@ def _imc1(c: _Coefficients):
     nz = div != 0
     imc1[nz] /= div[nz]
     imc1[div == 0] = 0
-    return _nanmean(imc1, 1)
+    return nanmean(imc1, 1)
 
 
 def _imc2(c: _Coefficients):
@@ -359,12 +349,12 @@ def _imc2(c: _Coefficients):
     (NaN, ignored by the mean, where rounding makes :math:`HXY > HXY2`)."""
     imc2 = (1 - np.e ** (-2 * (c.HXY2 - c.HXY))) ** 0.5
     imc2[c.HXY2 == c.HXY] = 0
-    return _nanmean(imc2, 1)
+    return nanmean(imc2, 1)
 
 
 def _idm(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} \frac{p_{x-y}(k)}{1+k^2}`"""
-    return _nanmean(np.sum(c.pxSuby / (1 + (c.kDiff[None, :, None] ** 2)), 1), 1)
+    return nanmean(np.sum(c.pxSuby / (1 + (c.kDiff[None, :, None] ** 2)), 1), 1)
 
 
 def _mcc(c: _Coefficients):
@@ -381,47 +371,47 @@ def _mcc(c: _Coefficients):
     ev.sort()
     if ev.shape[2] < 2:
         return np.array([1.0])
-    return _nanmean(np.sqrt(ev[:, :, -2]), 1).real
+    return nanmean(np.sqrt(ev[:, :, -2]), 1).real
 
 
 def _idmn(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} \frac{p_{x-y}(k)}{1+k^2/N_g^2}`"""
-    return _nanmean(np.sum(c.pxSuby / (1 + ((c.kDiff[None, :, None] ** 2) / (c.Ng ** 2))), 1), 1)
+    return nanmean(np.sum(c.pxSuby / (1 + ((c.kDiff[None, :, None] ** 2) / (c.Ng ** 2))), 1), 1)
 
 
 def _id(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} \frac{p_{x-y}(k)}{1+k}`"""
-    return _nanmean(np.sum(c.pxSuby / (1 + c.kDiff[None, :, None]), 1), 1)
+    return nanmean(np.sum(c.pxSuby / (1 + c.kDiff[None, :, None]), 1), 1)
 
 
 def _idn(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} \frac{p_{x-y}(k)}{1+k/N_g}`"""
-    return _nanmean(np.sum(c.pxSuby / (1 + (c.kDiff[None, :, None] / c.Ng)), 1), 1)
+    return nanmean(np.sum(c.pxSuby / (1 + (c.kDiff[None, :, None] / c.Ng)), 1), 1)
 
 
 def _inverse_variance(c: _Coefficients):
     r""":math:`\sum_{k=1}^{N_g-1} \frac{p_{x-y}(k)}{k^2}`"""
-    return _nanmean(np.sum(c.pxSuby[:, 1:, :] / c.kDiff[None, 1:, None] ** 2, 1), 1)
+    return nanmean(np.sum(c.pxSuby[:, 1:, :] / c.kDiff[None, 1:, None] ** 2, 1), 1)
 
 
 def _maximum_probability(c: _Coefficients):
     r""":math:`\max_{i,j} p(i,j)`"""
-    return _nanmean(np.amax(c.P, (1, 2)), 1)
+    return nanmean(np.amax(c.P, (1, 2)), 1)
 
 
 def _sum_average(c: _Coefficients):
     r""":math:`\sum_{k=2}^{2N_g} k\,p_{x+y}(k)` (equals :math:`2\mu_x` when symmetrical)."""
-    return _nanmean(c.sum_average[:, 0, :], 1)
+    return nanmean(c.sum_average[:, 0, :], 1)
 
 
 def _sum_entropy(c: _Coefficients):
     r""":math:`-\sum_{k=2}^{2N_g} p_{x+y}(k)\log_2(p_{x+y}(k)+\epsilon)`"""
-    return _nanmean((-1) * np.sum(c.pxAddy * np.log2(c.pxAddy + _EPS), 1), 1)
+    return nanmean((-1) * np.sum(c.pxAddy * np.log2(c.pxAddy + _EPS), 1), 1)
 
 
 def _sum_squares(c: _Coefficients):
     r""":math:`\sum_{i,j} (i-\mu_x)^2 p(i,j)`"""
-    return _nanmean(c.var_x[:, 0, 0, :], 1)
+    return nanmean(c.var_x[:, 0, 0, :], 1)
 
 
 _FUNCS: dict[str, Callable[[_Coefficients], np.ndarray]] = {
@@ -475,10 +465,7 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         whose bounding box admits no angle at ``distances`` (PyRadiomics fails
         there too).
     """
-    unknown = [n for n in names if n not in FEATURES]
-    if unknown:
-        raise ValueError(f"unknown GLCM feature(s) {unknown}; valid: {', '.join(FEATURES)}")
-    wanted = [n for n in names if n in _FUNCS]
+    wanted = select_features("GLCM", FEATURES, _FUNCS, names)
     if not wanted:
         return {}
     c = _Coefficients(roi)

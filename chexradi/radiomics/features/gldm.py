@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..kernels.gldm import gldm_matrix
-from .base import ROI
+from .base import ROI, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrix"]
 
@@ -181,10 +181,7 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         for an unknown feature name, a non-numeric ``gldm_a``, or an ROI whose
         bounding box admits no neighbour (PyRadiomics fails there too).
     """
-    unknown = [n for n in names if n not in FEATURES]
-    if unknown:
-        raise ValueError(f"unknown GLDM feature(s) {unknown}; valid: {', '.join(FEATURES)}")
-    wanted = [n for n in names if n in _FUNCS]
+    wanted = select_features("GLDM", FEATURES, _FUNCS, names)
     if not wanted:
         return {}
     c = _Coefficients(roi)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..kernels.angles import generate_angles
 from ..kernels.glrlm import glrlm_counts
-from .base import ROI
+from .base import ROI, nanmean, select_features
 from .glcm import plane_axis
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrices", "run_matrix"]
@@ -114,16 +114,6 @@ def run_matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     return p, nr
 
 
-def _nanmean(x: np.ndarray, axis) -> np.ndarray:
-    """``numpy.nanmean`` (same arithmetic) without its empty-slice warning."""
-    x = np.array(x, copy=True)
-    bad = np.isnan(x)
-    x[bad] = 0
-    cnt = np.sum(~bad, axis=axis, dtype=np.intp)
-    tot = np.sum(x, axis=axis)
-    return tot / cnt
-
-
 class _Coefficients:
     """PyRadiomics' GLRLM coefficients (layout ``(1, Ng, Nr, Na)``)."""
 
@@ -151,89 +141,89 @@ class _Coefficients:
 
 def _sre(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} \frac{P(i,j)}{j^2}`"""
-    return _nanmean(np.sum((c.pr / c.j2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pr / c.j2), 1) / c.Nr, 1)
 
 
 def _lre(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} P(i,j)\,j^2`"""
-    return _nanmean(np.sum((c.pr * c.j2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pr * c.j2), 1) / c.Nr, 1)
 
 
 def _gln(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_i p_g(i)^2`"""
-    return _nanmean(np.sum((c.pg ** 2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pg ** 2), 1) / c.Nr, 1)
 
 
 def _glnn(c: _Coefficients):
     r""":math:`\frac{1}{N_r^2}\sum_i p_g(i)^2`"""
-    return _nanmean(np.sum(c.pg ** 2, 1) / (c.Nr ** 2), 1)
+    return nanmean(np.sum(c.pg ** 2, 1) / (c.Nr ** 2), 1)
 
 
 def _rln(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_j p_r(j)^2`"""
-    return _nanmean(np.sum((c.pr ** 2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pr ** 2), 1) / c.Nr, 1)
 
 
 def _rlnn(c: _Coefficients):
     r""":math:`\frac{1}{N_r^2}\sum_j p_r(j)^2`"""
-    return _nanmean(np.sum((c.pr ** 2), 1) / c.Nr ** 2, 1)
+    return nanmean(np.sum((c.pr ** 2), 1) / c.Nr ** 2, 1)
 
 
 def _rp(c: _Coefficients):
     r""":math:`\frac{N_r}{N_p}`, :math:`N_p = \sum_j j\,p_r(j)` (with weighting, :math:`N_p` is
     weighted too)."""
     np_ = np.sum(c.pr * c.jvector[None, :, None], 1)
-    return _nanmean(c.Nr / np_, 1)
+    return nanmean(c.Nr / np_, 1)
 
 
 def _glv(c: _Coefficients):
     r""":math:`\sum_{i,j} p(i,j)(i-\mu)^2`, :math:`\mu = \sum_{i,j} p(i,j)\,i`"""
     pg = c.pg / c.Nr[:, None, :]
     u_i = np.sum(pg * c.ivector[None, :, None], 1, keepdims=True)
-    return _nanmean(np.sum(pg * (c.ivector[None, :, None] - u_i) ** 2, 1), 1)
+    return nanmean(np.sum(pg * (c.ivector[None, :, None] - u_i) ** 2, 1), 1)
 
 
 def _rv(c: _Coefficients):
     r""":math:`\sum_{i,j} p(i,j)(j-\mu)^2`, :math:`\mu = \sum_{i,j} p(i,j)\,j`"""
     pr = c.pr / c.Nr[:, None, :]
     u_j = np.sum(pr * c.jvector[None, :, None], 1, keepdims=True)
-    return _nanmean(np.sum(pr * (c.jvector[None, :, None] - u_j) ** 2, 1), 1)
+    return nanmean(np.sum(pr * (c.jvector[None, :, None] - u_j) ** 2, 1), 1)
 
 
 def _re(c: _Coefficients):
     r""":math:`-\sum_{i,j} p(i,j)\log_2(p(i,j)+\epsilon)`"""
     p = c.P / c.Nr[:, None, None, :]
-    return _nanmean(-np.sum(p * np.log2(p + _EPS), (1, 2)), 1)
+    return nanmean(-np.sum(p * np.log2(p + _EPS), (1, 2)), 1)
 
 
 def _lglre(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} \frac{P(i,j)}{i^2}`"""
-    return _nanmean(np.sum((c.pg / c.i2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pg / c.i2), 1) / c.Nr, 1)
 
 
 def _hglre(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} P(i,j)\,i^2`"""
-    return _nanmean(np.sum((c.pg * c.i2), 1) / c.Nr, 1)
+    return nanmean(np.sum((c.pg * c.i2), 1) / c.Nr, 1)
 
 
 def _srlgle(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} \frac{P(i,j)}{i^2 j^2}`"""
-    return _nanmean(np.sum((c.P / (c.i4sq * c.j4sq)), (1, 2)) / c.Nr, 1)
+    return nanmean(np.sum((c.P / (c.i4sq * c.j4sq)), (1, 2)) / c.Nr, 1)
 
 
 def _srhgle(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} \frac{P(i,j)\,i^2}{j^2}`"""
-    return _nanmean(np.sum((c.P * c.i4sq / c.j4sq), (1, 2)) / c.Nr, 1)
+    return nanmean(np.sum((c.P * c.i4sq / c.j4sq), (1, 2)) / c.Nr, 1)
 
 
 def _lrlgle(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} \frac{P(i,j)\,j^2}{i^2}`"""
-    return _nanmean(np.sum((c.P * c.j4sq / c.i4sq), (1, 2)) / c.Nr, 1)
+    return nanmean(np.sum((c.P * c.j4sq / c.i4sq), (1, 2)) / c.Nr, 1)
 
 
 def _lrhgle(c: _Coefficients):
     r""":math:`\frac{1}{N_r}\sum_{i,j} P(i,j)\,i^2 j^2`"""
-    return _nanmean(np.sum((c.P * (c.j4sq * c.i4sq)), (1, 2)) / c.Nr, 1)
+    return nanmean(np.sum((c.P * (c.j4sq * c.i4sq)), (1, 2)) / c.Nr, 1)
 
 
 _FUNCS: dict[str, Callable[[_Coefficients], np.ndarray]] = {
@@ -269,11 +259,9 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         whose bounding box admits no direction, e.g. one voxel (PyRadiomics
         fails there too).
     """
-    unknown = [n for n in names if n not in FEATURES]
-    if unknown:
-        raise ValueError(f"unknown GLRLM feature(s) {unknown}; valid: {', '.join(FEATURES)}")
-    if not names:
+    wanted = select_features("GLRLM", FEATURES, _FUNCS, names)
+    if not wanted:
         return {}
     c = _Coefficients(roi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {n: float(np.squeeze(_FUNCS[n](c))) for n in names}
+        return {n: float(np.squeeze(_FUNCS[n](c))) for n in wanted}

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..kernels.ngtdm import ngtdm_matrix
-from .base import ROI
+from .base import ROI, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrix"]
 
@@ -112,10 +112,8 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         for an unknown feature name, or an ROI whose bounding box admits no
         neighbour (PyRadiomics fails there too).
     """
-    unknown = [n for n in names if n not in _FUNCS]
-    if unknown:
-        raise ValueError(f"unknown NGTDM feature(s) {unknown}; valid: {', '.join(_FUNCS)}")
-    if not names:
+    wanted = select_features("NGTDM", FEATURES, _FUNCS, names)
+    if not wanted:
         return {}
     c = _Coefficients(roi)
-    return {n: float(_FUNCS[n](c)) for n in names}
+    return {n: float(_FUNCS[n](c)) for n in wanted}
