@@ -13,7 +13,6 @@ import argparse
 import datetime
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -95,12 +94,11 @@ def main() -> None:
                 ours, ref = run(img, msk, minimumROIDimensions=1, **settings)
                 rows.append((f"random {ndim}-D {kind}, {settings}", compare(ours, ref)))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, path in _cases.real_radiographs():
-            img, msk = _cases.radiograph_case(path, 512)
-            ours, ref = run(img, msk)
-            rows.append((f"radiograph `{name}` (512 px, lung fields)", compare(ours, ref)))
-            print(f"radiograph {name}", file=sys.stderr)
+    for name, path in _cases.real_radiographs():
+        img, msk = _cases.radiograph_case(path, 512)
+        ours, ref = run(img, msk)
+        rows.append((f"radiograph `{name}` (512 px, lung fields)", compare(ours, ref)))
+        print(f"radiograph {name}", file=sys.stderr)
     phantom = _cases.SHARED / "ibsi-phantom"
     if phantom.exists():
         ours, ref = run(str(phantom / "phantom.nii.gz"), str(phantom / "mask.nii.gz"), binWidth=1)

@@ -92,3 +92,68 @@ def random_case(kind: str, seed: int, ndim: int = 2, size: int = 24):
 
 
 CASE_KINDS = ["blob", "full", "line", "flat", "sparse", "border", "small"]
+
+
+# ----------------------------------------------------------------------------- per-class parity
+# PyRadiomics' checkMask refuses 1-D ROIs (the "line" and "small" kinds) by default.
+PARITY_BASE = {"minimumROIDimensions": 1}
+
+
+def class_parity(class_name: str, image, mask, spacing=None, settings=None, names=None, context: str = ""):
+    """One feature class, chexradi vs PyRadiomics on the same arrays; asserts parity, returns ours.
+
+    ``names=None`` asks PyRadiomics for its default (non-deprecated) features and chexradi for the same.
+    """
+    from chexradi.radiomics.features import get_feature_module
+    from chexradi.radiomics.preprocess import roi_from_arrays
+    from chexradi.radiomics.reference import run_feature_class
+
+    module = get_feature_module(class_name)
+    settings = {**PARITY_BASE, **(settings or {})}
+    ref = run_feature_class(class_name, image, mask, spacing=spacing, settings=settings, names=names)
+    default = [n for n, deprecated in module.FEATURES.items() if not deprecated]
+    ours = module.compute(roi_from_arrays(image, mask, spacing=spacing, settings=settings), names or default)
+    assert_parity(ours, ref, context)
+    return ours
+
+
+def read_pyradiomics_case(name: str):
+    """(image float64, label-1 mask, spacing in numpy order) of a PyRadiomics test case."""
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_image.nrrd")))
+    lab = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_label.nrrd")))
+    return (sitk.GetArrayFromImage(img).astype(np.float64), sitk.GetArrayFromImage(lab) == 1,
+            tuple(reversed(img.GetSpacing())))
+
+
+def read_cxr(name: str = "00000001_000.png") -> np.ndarray:
+    """A real radiograph from ../shared/data/real-cxr as a 2-D float64 array."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(shared("real-cxr", name))))
+    assert arr.ndim == 2
+    return arr.astype(np.float64)
+
+
+def ellipse_mask(shape, ry: float, rx: float, *, inclusive: bool = True) -> np.ndarray:
+    """Centred ellipse with semi-axes ``ry * height`` and ``rx * width``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    r2 = ((yy - shape[0] / 2) / (ry * shape[0])) ** 2 + ((xx - shape[1] / 2) / (rx * shape[1])) ** 2
+    return r2 <= 1 if inclusive else r2 < 1
+
+
+def read_cxr_ellipse(ry: float = 0.42, rx: float = 0.36, *, inclusive: bool = True):
+    """(radiograph, central ellipse mask)."""
+    image = read_cxr()
+    return image, ellipse_mask(image.shape, ry, rx, inclusive=inclusive)
+
+
+def cxr_masks(shape) -> dict[str, np.ndarray]:
+    """Masks on a radiograph: a central ellipse, and two separate wavy blobs (left / right lung field)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    wav = 0.08 * np.sin(yy / 9.0) * np.cos(xx / 13.0)
+    left = ((yy - 0.5 * shape[0]) / 150) ** 2 + ((xx - 0.3 * shape[1]) / 70) ** 2 + wav <= 1
+    right = ((yy - 0.45 * shape[0]) / 140) ** 2 + ((xx - 0.72 * shape[1]) / 65) ** 2 + wav <= 1
+    assert not (left & right).any()
+    return {"ellipse": ellipse_mask(shape, 0.39, 0.31), "two_blobs": left | right}

@@ -10,47 +10,14 @@ import pytest
 from chexradi.radiomics.features import firstorder
 from chexradi.radiomics.preprocess import roi_from_arrays
 from chexradi.radiomics.reference import run_feature_class
-from conftest import CASE_KINDS, assert_parity, random_case, shared
+from conftest import (CASE_KINDS, assert_parity, class_parity, cxr_masks, random_case, read_cxr,
+                      read_pyradiomics_case, shared)
 
 ALL = list(firstorder.FEATURES)  # deprecated StandardDeviation requested explicitly too
-# line / small masks are 1-D: let PyRadiomics' checkMask accept them
-BASE = {"minimumROIDimensions": 1}
 
 
 def check(image, mask, spacing=None, settings=None, names=ALL, context=""):
-    settings = {**BASE, **(settings or {})}
-    ref = run_feature_class("firstorder", image, mask, spacing=spacing, settings=settings, names=names)
-    ours = firstorder.compute(roi_from_arrays(image, mask, spacing=spacing, settings=settings), names)
-    assert_parity(ours, ref, context)
-    return ours
-
-
-def read_case(name):
-    sitk = pytest.importorskip("SimpleITK")
-    img = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_image.nrrd")))
-    lab = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_label.nrrd")))
-    spacing = tuple(reversed(img.GetSpacing()))
-    return sitk.GetArrayFromImage(img).astype(np.float64), sitk.GetArrayFromImage(lab) == 1, spacing
-
-
-def read_cxr():
-    sitk = pytest.importorskip("SimpleITK")
-    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(shared("real-cxr", "00000001_000.png"))))
-    assert arr.ndim == 2
-    return arr.astype(np.float64)
-
-
-def cxr_masks(shape):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    cy, cx = shape[0] / 2, shape[1] / 2
-    ellipse = ((yy - cy) / (0.39 * shape[0])) ** 2 + ((xx - cx) / (0.31 * shape[1])) ** 2 <= 1
-    # two separate blobs (left / right lung field), with a wavy border
-    wav = 0.08 * np.sin(yy / 9.0) * np.cos(xx / 13.0)
-    left = ((yy - 0.5 * shape[0]) / 150) ** 2 + ((xx - 0.3 * shape[1]) / 70) ** 2 + wav <= 1
-    right = ((yy - 0.45 * shape[0]) / 140) ** 2 + ((xx - 0.72 * shape[1]) / 65) ** 2 + wav <= 1
-    blobs = left | right
-    assert not (left & right).any()
-    return {"ellipse": ellipse, "two_blobs": blobs}
+    return class_parity("firstorder", image, mask, spacing, settings, names, context)
 
 
 # ---------------------------------------------------------------------------- random cases
@@ -113,7 +80,7 @@ def test_flat_region_non_representable(value):
 @pytest.mark.parametrize("case", ["brain1", "breast1"])
 @pytest.mark.parametrize("settings", [{}, {"voxelArrayShift": 2000, "binWidth": 25}, {"binCount": 16}])
 def test_pyradiomics_cases(case, settings):
-    image, mask, spacing = read_case(case)
+    image, mask, spacing = read_pyradiomics_case(case)
     check(image, mask, spacing, settings=settings, context=f"{case} {settings}")
 
 
@@ -125,7 +92,7 @@ def test_pyradiomics_baseline_csv(case):
         rows = {r[0]: r[1:] for r in csv.reader(fh)}
     col = rows["featureName"].index(case)
     assert "'voxelArrayShift': 2000" in rows["diagnostics_Configuration_Settings"][col]
-    image, mask, spacing = read_case(case)
+    image, mask, spacing = read_pyradiomics_case(case)
     ours = firstorder.compute(roi_from_arrays(image, mask, spacing=spacing, settings={"voxelArrayShift": 2000}), ALL)
     ref = {k: float(rows[f"original_firstorder_{k}"][col]) for k in ALL if f"original_firstorder_{k}" in rows}
     assert len(ref) >= 18

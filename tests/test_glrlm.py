@@ -7,12 +7,11 @@ import zlib
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from chexradi.radiomics.features import glrlm
 from chexradi.radiomics.preprocess import roi_from_arrays
 from chexradi.radiomics.reference import run_feature_class
-from conftest import CASE_KINDS, assert_parity, random_case, shared
+from conftest import CASE_KINDS, assert_parity, random_case, read_cxr_ellipse, read_pyradiomics_case
 
 NAMES = list(glrlm.FEATURES)
 
@@ -204,13 +203,6 @@ def test_parity_sparse_thin_volumes(seed):
 # ----------------------------------------------------------------------------- parity, real images
 
 
-def _brain1():
-    img = sitk.ReadImage(str(shared("pyradiomics-cases", "brain1_image.nrrd")))
-    lab = sitk.ReadImage(str(shared("pyradiomics-cases", "brain1_label.nrrd")))
-    return (sitk.GetArrayFromImage(img).astype(np.float64), sitk.GetArrayFromImage(lab) == 1,
-            tuple(reversed(img.GetSpacing())))
-
-
 BRAIN_SETTINGS = [
     {},
     {"force2D": True},
@@ -222,18 +214,9 @@ BRAIN_SETTINGS = [
 
 @pytest.mark.parametrize("settings", BRAIN_SETTINGS, ids=_ids(BRAIN_SETTINGS))
 def test_parity_brain1(settings):
-    image, mask, spacing = _brain1()
+    image, mask, spacing = read_pyradiomics_case("brain1")
     ours, ref = _both(image, mask, spacing, settings)
     assert_parity(ours, ref, f"brain1 {settings}")
-
-
-def _cxr():
-    img = sitk.ReadImage(str(shared("real-cxr", "00000001_000.png")))
-    image = sitk.GetArrayFromImage(img).astype(np.float64)
-    yy, xx = np.indices(image.shape)
-    cy, cx = image.shape[0] / 2, image.shape[1] / 2
-    mask = ((yy - cy) / (0.42 * image.shape[0])) ** 2 + ((xx - cx) / (0.38 * image.shape[1])) ** 2 < 1
-    return image, mask
 
 
 CXR_SETTINGS = [
@@ -246,7 +229,7 @@ CXR_SETTINGS = [
 
 @pytest.mark.parametrize("settings", CXR_SETTINGS, ids=_ids(CXR_SETTINGS))
 def test_parity_real_radiograph(settings):
-    image, mask = _cxr()
+    image, mask = read_cxr_ellipse(0.42, 0.38, inclusive=False)
     ours, ref = _both(image, mask, (0.5, 0.5), settings)
     assert_parity(ours, ref, f"00000001_000.png {settings}")
 

@@ -8,37 +8,13 @@ from chexradi.radiomics.features import ngtdm
 from chexradi.radiomics.kernels.ngtdm import ngtdm_matrix
 from chexradi.radiomics.preprocess import roi_from_arrays
 from chexradi.radiomics.reference import require_pyradiomics, run_feature_class
-from conftest import CASE_KINDS, assert_parity, random_case, shared
+from conftest import PARITY_BASE, CASE_KINDS, class_parity, random_case, read_cxr_ellipse, read_pyradiomics_case
 
 NAMES = [n for n, deprecated in ngtdm.FEATURES.items() if not deprecated]
-# line / small masks are 1-D: let PyRadiomics' checkMask accept them
-BASE = {"minimumROIDimensions": 1}
 
 
 def check(image, mask, spacing=None, settings=None, names=None, context=""):
-    settings = {**BASE, **(settings or {})}
-    ref = run_feature_class("ngtdm", image, mask, spacing=spacing, settings=settings, names=names)
-    ours = ngtdm.compute(roi_from_arrays(image, mask, spacing=spacing, settings=settings), names or NAMES)
-    assert_parity(ours, ref, context)
-    return ours
-
-
-def read_case(name):
-    sitk = pytest.importorskip("SimpleITK")
-    img = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_image.nrrd")))
-    lab = sitk.ReadImage(str(shared("pyradiomics-cases", f"{name}_label.nrrd")))
-    spacing = tuple(reversed(img.GetSpacing()))
-    return sitk.GetArrayFromImage(img).astype(np.float64), sitk.GetArrayFromImage(lab) == 1, spacing
-
-
-def read_cxr_ellipse():
-    sitk = pytest.importorskip("SimpleITK")
-    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(shared("real-cxr", "00000001_000.png")))).astype(np.float64)
-    assert arr.ndim == 2
-    yy, xx = np.mgrid[: arr.shape[0], : arr.shape[1]]
-    cy, cx = arr.shape[0] / 2, arr.shape[1] / 2
-    mask = ((yy - cy) / (0.42 * arr.shape[0])) ** 2 + ((xx - cx) / (0.36 * arr.shape[1])) ** 2 <= 1
-    return arr, mask
+    return class_parity("ngtdm", image, mask, spacing, settings, names, context)
 
 
 BINNINGS = [{}, {"binWidth": 5}, {"binWidth": 1}, {"binCount": 16}]
@@ -95,7 +71,7 @@ def test_homogeneous_roi_special_values():
 
 def test_no_neighbour_fails_like_pyradiomics():
     image, mask, spacing = random_case("line", 1, 3, 12)
-    settings = {**BASE, "force2D": True, "force2Ddimension": 2}
+    settings = {**PARITY_BASE, "force2D": True, "force2Ddimension": 2}
     with pytest.raises(RuntimeError, match="angle count"):
         run_feature_class("ngtdm", image, mask, spacing=spacing, settings=settings)
     with pytest.raises(ValueError, match="admits no neighbour"):
@@ -109,7 +85,7 @@ def test_no_neighbour_fails_like_pyradiomics():
     ids=["3d", "force2d", "d12", "force2d1"],
 )
 def test_brain1(settings):
-    image, mask, spacing = read_case("brain1")
+    image, mask, spacing = read_pyradiomics_case("brain1")
     check(image, mask, spacing, settings, context=f"brain1 {settings}")
 
 

@@ -10,19 +10,13 @@ import pytest
 from chexradi.radiomics.features import shape
 from chexradi.radiomics.preprocess import roi_from_arrays
 from chexradi.radiomics.reference import run_feature_class
-from conftest import CASE_KINDS, assert_parity, random_case, shared
-from test_firstorder import read_case
+from conftest import CASE_KINDS, assert_parity, class_parity, random_case, read_pyradiomics_case, shared
 
 ALL = list(shape.FEATURES)  # deprecated Compactness1/2 and SphericalDisproportion requested explicitly too
-BASE = {"minimumROIDimensions": 1}
 
 
 def check(image, mask, spacing=None, settings=None, names=ALL, context=""):
-    settings = {**BASE, **(settings or {})}
-    ref = run_feature_class("shape", image, mask, spacing=spacing, settings=settings, names=names)
-    ours = shape.compute(roi_from_arrays(image, mask, spacing=spacing, settings=settings), names)
-    assert_parity(ours, ref, context)
-    return ours
+    return class_parity("shape", image, mask, spacing, settings, names, context)
 
 
 @pytest.mark.parametrize("kind", CASE_KINDS)
@@ -60,7 +54,7 @@ def test_feature_table_matches_pyradiomics():
 
 @pytest.mark.parametrize("case", ["brain1", "breast1"])
 def test_pyradiomics_cases(case):
-    image, mask, spacing = read_case(case)
+    image, mask, spacing = read_pyradiomics_case(case)
     check(image, mask, spacing, context=case)
 
 

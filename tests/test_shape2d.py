@@ -10,19 +10,14 @@ from chexradi.radiomics.features import shape2D
 from chexradi.radiomics.kernels.shape2d import shape2d_coefficients
 from chexradi.radiomics.preprocess import roi_from_arrays
 from chexradi.radiomics.reference import run_feature_class
-from conftest import CASE_KINDS, assert_parity, random_case, shared
-from test_firstorder import cxr_masks, read_case, read_cxr
+from conftest import (PARITY_BASE, CASE_KINDS, assert_parity, class_parity, cxr_masks, random_case, read_cxr,
+                      read_pyradiomics_case)
 
 ALL = list(shape2D.FEATURES)  # deprecated SphericalDisproportion requested explicitly too
-BASE = {"minimumROIDimensions": 1}
 
 
 def check(image, mask, spacing=None, settings=None, names=ALL, context=""):
-    settings = {**BASE, **(settings or {})}
-    ref = run_feature_class("shape2D", image, mask, spacing=spacing, settings=settings, names=names)
-    ours = shape2D.compute(roi_from_arrays(image, mask, spacing=spacing, settings=settings), names)
-    assert_parity(ours, ref, context)
-    return ours
+    return class_parity("shape2D", image, mask, spacing, settings, names, context)
 
 
 def one_slice(mask3, axis, index=None):
@@ -91,7 +86,7 @@ def test_feature_table_matches_pyradiomics():
 # ---------------------------------------------------------------------------- errors
 def test_mask_on_several_slices_raises():
     image, mask, spacing = random_case("blob", 0, 3)
-    settings = {**BASE, "force2D": True, "force2Ddimension": 0}
+    settings = {**PARITY_BASE, "force2D": True, "force2Ddimension": 0}
     with pytest.raises(ValueError):  # PyRadiomics refuses it too
         run_feature_class("shape2D", image, mask, spacing=spacing, settings=settings, names=ALL)
     with pytest.raises(ValueError, match="single-slice"):
@@ -114,7 +109,7 @@ def test_unknown_name_raises():
 # ---------------------------------------------------------------------------- real data
 @pytest.mark.parametrize("case", ["brain1", "breast1"])
 def test_pyradiomics_cases_largest_slice(case):
-    image, mask, spacing = read_case(case)
+    image, mask, spacing = read_pyradiomics_case(case)
     mask = one_slice(mask, 0)
     check(image, mask, spacing, settings={"force2D": True}, context=f"{case} largest slice")
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,7 +33,7 @@ from .features import get_feature_module
 from .features.base import ROI
 from .preprocess import (bounding_box, check_label, check_mask, crop_sitk, normalize_image, resample,
                          roi_from_arrays)
-from .settings import FEATURE_CLASSES, Settings, SourceLike, feature_names, load_settings
+from .settings import Settings, SourceLike, feature_names, load_settings
 
 __all__ = ["Extractor", "extract", "versions", "ENGINES"]
 
