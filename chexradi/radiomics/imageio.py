@@ -109,12 +109,6 @@ def load_image(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None) -> 
 def load_mask(obj: ImageLike, *, spacing: Optional[Sequence[float]] = None, label_channel: int = 0) -> sitk.Image:
     """Load a mask as an integer label map; vector masks give channel ``label_channel``."""
     msk = _to_sitk(obj, spacing, "mask")
-    if isinstance(obj, np.ndarray):
-        arr = np.asarray(obj)
-        if arr.dtype.kind == "f":
-            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                raise ValueError(f"mask {describe(obj)} holds non-integer values; a mask is a label map "
-                                 "(0 = background, 1.. = labels). Round or threshold it first.")
     ncomp = msk.GetNumberOfComponentsPerPixel()
     if ncomp > 1:
         if label_channel >= ncomp:
