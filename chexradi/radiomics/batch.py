@@ -33,7 +33,6 @@ after the header).
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import json
@@ -50,7 +49,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+from .._io import atomic_write
 
 __all__ = [
     "BatchReport",
@@ -58,7 +59,6 @@ __all__ = [
     "extract_batch",
     "load_cases",
     "check_output_path",
-    "atomic_write",
     "write_meta",
     "journal_path",
     "meta_path",
@@ -325,33 +325,6 @@ def check_output_path(out: PathLike, *, name: str = "out") -> Path:
         raise ValueError(f"the folder of {name}={out} ({parent}) is not writable: {exc.strerror or exc}; "
                          "choose a writable location.") from None
     return p
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(str(folder), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike, *, newline: Optional[str] = None) -> Iterator[IO[str]]:
-    """Open a temporary file next to ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _jsonable(params: Any) -> Any:

@@ -1,0 +1,68 @@
+"""Atomic file output shared by every stage: a temporary name in the same folder, then ``os.replace``.
+
+Readers never see a half-written CSV, mask, PNG or checkpoint: a crash leaves the
+previous file (or none) plus, at worst, a hidden ``.<name>.*.tmp`` file that no
+reader trusts.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Optional, Union
+
+__all__ = ["atomic_write", "atomic_path"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; the final file gets the mode a plain open() would give it.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(str(folder), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for a writer that takes a file name; rename it on success.
+
+    ``suffix`` lets writers that pick a format from the extension (SimpleITK,
+    Pillow) see the right one, e.g. ``".tmp.nrrd"``. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, *, newline: Optional[str] = None) -> Iterator[IO[str]]:
+    """Open a UTF-8 text file at a temporary name next to ``path``; on success fsync it and rename it onto ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -1,0 +1,108 @@
+"""Model checkpoints: one file that rebuilds the model and says what produced it.
+
+A checkpoint is a ``torch.save`` dict::
+
+    {"format": "chexradi-model/1", "config": model.config, "state_dict": ...,
+     "meta": {...}, "versions": {...}, ...}
+
+``meta`` carries what inference needs besides the weights (image size,
+intensity normalisation); :mod:`chexradi.train` adds optimizer and scheduler
+state under its own keys for resuming. Files are written atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from .._io import atomic_path
+from .models import Classifier, create_model, list_models
+
+__all__ = ["FORMAT", "versions", "save_checkpoint", "read_checkpoint", "load_model"]
+
+FORMAT = "chexradi-model/1"
+PathLike = Union[str, Path]
+
+
+def versions() -> dict[str, str]:
+    """Versions of chexradi, torch, torchvision and numpy, recorded in every model output."""
+    import numpy
+    import torchvision
+
+    from .. import __version__
+
+    return {"chexradi": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__}
+
+
+def save_checkpoint(path: PathLike, model: Classifier, *, meta: Optional[dict[str, Any]] = None,
+                    **extra: Any) -> Path:
+    """Write ``model`` (config + weights), ``meta`` and ``extra`` keys to ``path`` atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "config": dict(model.config), "state_dict": state,
+               "meta": dict(meta or {}), "versions": versions(), **extra}
+    with atomic_path(p) as tmp:
+        torch.save(payload, tmp)
+    return p
+
+
+def read_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked to be a chexradi model checkpoint.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        The file is not a readable chexradi checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model checkpoint not found: {p} (pass the best.pt/last.pt written by "
+                                f"chexradi.train.fit or chexradi.nn.save_checkpoint)")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"cannot read model checkpoint {p}: {exc}; is it a complete chexradi checkpoint?") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
+        raise ValueError(f"{p} is not a chexradi model checkpoint (expected format {FORMAT!r}); "
+                         f"a plain torchvision state_dict goes to create_model(..., weights=PATH)")
+    return ckpt
+
+
+def load_model(path: PathLike, *, map_location: Any = "cpu",
+               expect: Optional[str] = None) -> tuple[Classifier, dict[str, Any]]:
+    """Rebuild the model saved at ``path``; returns ``(model, checkpoint_dict)`` in eval mode.
+
+    Parameters
+    ----------
+    expect:
+        When given, the model name the caller expects (e.g. ``"resnet50_ta"``); a
+        checkpoint of another architecture raises instead of loading.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, not a checkpoint, another architecture, or weights that do not fit.
+    """
+    ckpt = read_checkpoint(path, map_location=map_location)
+    cfg = dict(ckpt["config"])
+    name = cfg.get("name")
+    if name not in list_models():
+        raise ValueError(f"checkpoint {path} is for model {name!r}, which this chexradi does not know "
+                         f"(known: {', '.join(list_models())})")
+    if expect is not None and expect != name:
+        raise ValueError(f"checkpoint {path} holds a {name} model, not {expect}; "
+                         f"pass a checkpoint of {expect} or build the model as {name}")
+    model = create_model(name, num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
+                         attention=cfg.get("attention"), kernel_size=cfg.get("kernel_size", 7),
+                         class_names=cfg.get("class_names"), drop_rate=cfg.get("drop_rate", 0.0))
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"the weights in {path} do not fit a {name} model: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    return model, ckpt

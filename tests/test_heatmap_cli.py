@@ -1,0 +1,165 @@
+"""`chexradi heatmap` end to end: overlays, masks, tables, flags, bad input, and extract on its cases.csv."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from chexradi.cam.masks import heatmap_to_mask
+from chexradi.cam.methods import heatmaps
+from chexradi.cli import cli
+from chexradi.data.readers import read_radiograph
+from chexradi.data.transforms import resize, to_model_input
+from chexradi.nn import create_model, save_checkpoint
+
+CLASSES = ["Nodule", "Effusion"]
+SIZE = 64
+
+
+def _radiograph(seed: int, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    body = np.exp(-(((yy - shape[0] / 2) / (0.4 * shape[0])) ** 2 + ((xx - shape[1] / 2) / (0.35 * shape[1])) ** 2))
+    top = 255 if dtype == np.uint8 else 4095
+    img = top * (0.2 + 0.6 * body) + rng.normal(0, 0.03 * top, shape)
+    return np.clip(img, 0, top).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("heatmap")
+    torch.manual_seed(0)
+    model = create_model("resnet18_ta", num_classes=2, in_chans=1, class_names=CLASSES).eval()
+    ckpt = save_checkpoint(root / "model.pt", model, meta={"image_size": SIZE})
+    imgs = root / "images"
+    imgs.mkdir()
+    Image.fromarray(_radiograph(1, (96, 80), np.uint8)).save(imgs / "a.png")
+    Image.fromarray(_radiograph(2, (120, 128), np.uint16)).save(imgs / "b.png")
+    return {"root": root, "model": model, "ckpt": ckpt, "images": [imgs / "a.png", imgs / "b.png"]}
+
+
+def _run(*args: object) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_heatmap_writes_overlays_masks_and_tables(setup: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = _run("heatmap", setup["ckpt"], *setup["images"], "--out", out, "--all-classes", "--quiet")
+    assert res.exit_code == 0, res.output
+    model = setup["model"]
+
+    preds = _read_csv(out / "predictions.csv")
+    assert [Path(r["image"]).name for r in preds] == ["a.png", "b.png"]
+    regions = _read_csv(out / "regions.csv")
+    assert len(regions) == 4 and {r["class"] for r in regions} == set(CLASSES)
+
+    for path, pred in zip(setup["images"], preds):
+        img, spacing = read_radiograph(path)
+        x = torch.from_numpy(to_model_input(img, size=SIZE))[None]
+        maps, logits = heatmaps(model, x, method="gradcam")
+        probs = torch.sigmoid(logits)[0].numpy()
+        # the probabilities are the model's on the documented normalisation at the checkpoint's size
+        np.testing.assert_allclose([float(pred[f"prob_{c}"]) for c in CLASSES], probs, rtol=1e-4)
+        for k, name in enumerate(CLASSES):
+            # the overlay: two panels of the radiograph's size under a caption band
+            png = np.asarray(Image.open(out / path.stem / f"{name}.png"))
+            assert png.shape == (img.shape[0] + 22, 2 * img.shape[1] + 8, 3)
+            assert png.std() > 0
+            # the mask: the heatmap resized to the radiograph and thresholded at half its maximum
+            expect = heatmap_to_mask(np.clip(resize(maps[0, k].numpy(), img.shape), 0, 1))
+            mask_file = out / path.stem / f"{name}_mask.nrrd"
+            m = sitk.ReadImage(str(mask_file))
+            np.testing.assert_array_equal(sitk.GetArrayFromImage(m), expect.mask)
+            assert m.GetSpacing() == (spacing[1], spacing[0])
+            row = next(r for r in regions if r["class"] == name and r["name"] == path.stem)
+            box = expect.boxes[0]
+            assert (int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])) == box.as_tuple()
+            assert float(row["threshold"]) == pytest.approx(expect.threshold)
+
+    manifest = json.loads((out / "heatmap.json").read_text())
+    assert manifest["settings"]["method"] == "gradcam" and manifest["settings"]["threshold"] == "fraction"
+    assert manifest["settings"]["size"] == SIZE and manifest["config"]["name"] == "resnet18_ta"
+    assert manifest["versions"]["torch"] == torch.__version__ and manifest["failures"] == []
+    assert not list(out.rglob(".*tmp*")), "temporary files left behind"
+
+    # cases.csv feeds the radiomics batch directly
+    cases = _read_csv(out / "cases.csv")
+    assert len(cases) == sum(1 for r in regions if r["mask"] and r["full"] == "False")
+    res = _run("extract", "--batch", out / "cases.csv", "--out", tmp_path / "features.csv", "--quiet")
+    assert res.exit_code == 0, res.output
+    feats = _read_csv(tmp_path / "features.csv")
+    assert len(feats) == len(cases) and "original_firstorder_Mean" in feats[0]
+
+
+def test_min_prob_selects_predicted_classes(setup: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = _run("heatmap", setup["ckpt"], *setup["images"], "--out", out, "--min-prob", "0.5", "-q",
+               "--method", "cam", "--threshold", "otsu", "--class", "Effusion")
+    assert res.exit_code == 0, res.output
+    preds = _read_csv(out / "predictions.csv")
+    expected = {(Path(p["image"]).stem, "Effusion") for p in preds if float(p["prob_Effusion"]) >= 0.5}
+    got = {(r["name"], r["class"]) for r in _read_csv(out / "regions.csv")}
+    assert got == expected
+    assert json.loads((out / "heatmap.json").read_text())["settings"]["classes"] == ["Effusion"]
+
+
+def test_folder_argument_and_bad_image_keeps_going(setup: dict, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in setup["images"]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    res = _run("heatmap", setup["ckpt"], folder, "--out", out, "--all-classes", "-q")
+    assert res.exit_code == 1
+    assert "broken.png" in res.output
+    assert len(_read_csv(out / "predictions.csv")) == 2
+    failures = json.loads((out / "heatmap.json").read_text())["failures"]
+    assert [Path(f["image"]).name for f in failures] == ["broken.png"]
+
+
+def test_flags_empty_and_full_masks(setup: dict, tmp_path: Path) -> None:
+    # Otsu with a huge smoothing makes a nearly flat map; a fixed 0 threshold keeps every pixel.
+    out = tmp_path / "out"
+    res = _run("heatmap", setup["ckpt"], setup["images"][0], "--out", out, "--all-classes", "-q",
+               "--threshold", "fixed", "--value", "0")
+    assert res.exit_code == 0, res.output
+    regions = _read_csv(out / "regions.csv")
+    assert all(r["full"] == "True" for r in regions)
+    assert _read_csv(out / "cases.csv") == []  # flagged masks are not passed on
+    assert json.loads((out / "heatmap.json").read_text())["n_flagged"] == 2
+
+
+@pytest.mark.parametrize("case", ["missing", "state_dict", "unknown_class", "bad_value"])
+def test_bad_model_or_options_exit_2(setup: dict, tmp_path: Path, case: str) -> None:
+    model = setup["ckpt"]
+    extra: list[str] = []
+    if case == "missing":
+        model = tmp_path / "nope.pt"
+        needle = "not found"
+    elif case == "state_dict":
+        model = tmp_path / "sd.pt"
+        torch.save(setup["model"].state_dict(), model)
+        needle = "weights=PATH"
+    elif case == "unknown_class":
+        extra = ["--class", "Hernia"]
+        needle = "Nodule, Effusion"
+    else:
+        extra = ["--threshold", "fraction", "--value", "1.5"]
+        needle = "value"
+    res = _run("heatmap", model, setup["images"][0], "--out", tmp_path / "o", *extra)
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir()), "wrote output before failing"
