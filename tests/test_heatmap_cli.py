@@ -12,7 +12,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from chexradi.cam.masks import heatmap_to_mask
+from chexradi.cam.masks import Box, heatmap_to_mask
+from chexradi.cam.overlay import jet, render_overlay
 from chexradi.cam.methods import heatmaps
 from chexradi.cli import cli
 from chexradi.data.readers import read_radiograph
@@ -75,8 +76,10 @@ def test_heatmap_writes_overlays_masks_and_tables(setup: dict, tmp_path: Path) -
         for k, name in enumerate(CLASSES):
             # the overlay: two panels of the radiograph's size under a caption band
             png = np.asarray(Image.open(out / path.stem / f"{name}.png"))
-            assert png.shape == (img.shape[0] + 22, 2 * img.shape[1] + 8, 3)
-            assert png.std() > 0
+            assert png.shape[1:] == (2 * img.shape[1] + 8, 3) and png.shape[0] >= img.shape[0] + 22
+            left = png[-img.shape[0]:, : img.shape[1]].astype(int)
+            grey = (left[..., 0] == left[..., 1]) & (left[..., 1] == left[..., 2])
+            assert grey.mean() > 0.8  # the radiograph, in grey, with only the box drawn in colour
             # the mask: the heatmap resized to the radiograph and thresholded at half its maximum
             expect = heatmap_to_mask(np.clip(resize(maps[0, k].numpy(), img.shape), 0, 1))
             mask_file = out / path.stem / f"{name}_mask.nrrd"
@@ -163,3 +166,24 @@ def test_bad_model_or_options_exit_2(setup: dict, tmp_path: Path, case: str) -> 
     assert res.exit_code == 2, res.output
     assert needle in res.output
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir()), "wrote output before failing"
+
+
+def test_render_overlay_panels_box_and_heat() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.normal(100, 10, (50, 60))
+    yy, xx = np.mgrid[:50, :60]
+    heat = np.exp(-((yy - 20) ** 2 + (xx - 40) ** 2) / 20.0)
+    rgb = render_overlay(img, heat, boxes=[Box(30, 12, 20, 16, 1.0)], caption="Nodule p=0.9")
+    band = rgb.shape[0] - 50
+    assert rgb.shape == (50 + band, 128, 3) and band == 22
+    left, right = rgb[band:, :60].astype(int), rgb[band:, 68:].astype(int)
+    assert tuple(left[12, 35]) == (0, 255, 0) and tuple(right[27, 30]) == (0, 255, 0)  # box edges, both panels
+    assert left[40, 5, 0] == left[40, 5, 1] == left[40, 5, 2]  # grey radiograph away from the box
+    r, g, b = right[20, 40]
+    assert r > g and r > b  # the hottest pixel is red on the right panel
+    assert tuple(right[45, 5]) == tuple(left[45, 5])  # no heat, no colour
+    np.testing.assert_allclose(jet(np.array([0.0, 0.5, 1.0])), [[0, 0, 0.5], [0.5, 1, 0.5], [0.5, 0, 0]])
+    long = render_overlay(img, heat, caption="a caption far too long for two panels of sixty pixels " * 2)
+    assert long.shape[0] > 50 + 22  # the caption wraps instead of being cut
+    with pytest.raises(ValueError, match="same shape"):
+        render_overlay(img, heat[:, :-1])

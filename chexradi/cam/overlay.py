@@ -24,6 +24,9 @@ __all__ = ["jet", "render_overlay", "save_overlay"]
 
 BOX_COLOUR = (0, 255, 0)
 CONTOUR_COLOUR = (255, 255, 255)
+BAND = 22  # caption band height for a one-line caption (pixels)
+LINE_HEIGHT = 12  # Pillow's default bitmap font
+CHAR_WIDTH = 6
 
 
 def jet(values: np.ndarray) -> np.ndarray:
@@ -129,14 +132,24 @@ def render_overlay(
             x0, y0 = b.x * scale, b.y * scale
             x1, y1 = (b.x + b.w) * scale - 1, (b.y + b.h) * scale - 1
             draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=BOX_COLOUR, width=width)
-    gap, band = 8, 22
+    gap = 8
     h, w = grey.shape
+    lines = _wrap(caption, max(8, (2 * w + gap - 8) // CHAR_WIDTH)) if caption else []
+    band = BAND if len(lines) <= 1 else 6 + LINE_HEIGHT * len(lines)
     canvas = Image.new("RGB", (2 * w + gap, h + band), (0, 0, 0))
     canvas.paste(left, (0, band))
     canvas.paste(right, (w + gap, band))
-    if caption:
-        ImageDraw.Draw(canvas).text((4, 4), caption, fill=(255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((4, 4 + LINE_HEIGHT * i), line, fill=(255, 255, 255))
     return np.asarray(canvas)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Split ``text`` into lines of at most ``width`` characters, at spaces where possible."""
+    import textwrap
+
+    return textwrap.wrap(text, width=width, break_long_words=True) or [""]
 
 
 def save_overlay(rgb: np.ndarray, path: Union[str, Path]) -> Path:

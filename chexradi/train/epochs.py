@@ -1,0 +1,154 @@
+"""One epoch of :func:`~chexradi.train.fit`: training, validation, and the progress ``last.pt`` resumes from."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .. import metrics
+from .data import _to_device
+from .objectives import masked_bce_with_logits
+from .runtime import _autocast, _progress, _rng_states, _set_mode, _set_rng_states
+
+
+@dataclass
+class _Parts:
+    """What every epoch of one :func:`~chexradi.train.fit` call works with."""
+
+    model: nn.Module
+    objective: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+    show: bool
+
+    @property
+    def pin(self) -> bool:
+        return self.device.type == "cuda"
+
+
+@dataclass
+class _Progress:
+    """Where a run stands after its last finished epoch (0: none yet); saved in ``last.pt``."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+    stopped_early: bool = False
+
+    def close_epoch(self, epoch: int, score: float, *, min_delta: float, patience: Optional[int],
+                    at_end: bool) -> bool:
+        """Record that ``epoch`` scored ``score``: the best so far, early stopping, the end. True if it improved."""
+        improved = score > self.best_score + min_delta
+        if improved:
+            self.best_score, self.best_epoch, self.bad_epochs = score, epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped_early = not improved and patience is not None and self.bad_epochs >= patience and not at_end
+        self.finished = self.stopped_early or at_end
+        self.epoch = epoch
+        return improved
+
+
+def _restore(parts: _Parts, ts: Mapping[str, Any]) -> _Progress:
+    """Put the weights, optimizer, scheduler, scaler, objective and RNG states of ``last.pt`` back."""
+    parts.model.load_state_dict(ts["state_dict"])
+    parts.optimizer.load_state_dict(ts["optimizer"])
+    parts.scheduler.load_state_dict(ts["scheduler"])
+    if ts.get("scaler") and parts.scaler.is_enabled():
+        parts.scaler.load_state_dict(ts["scaler"])
+    if ts.get("objective") is not None and callable(getattr(parts.objective, "load_state_dict", None)):
+        parts.objective.load_state_dict(ts["objective"])
+    _set_rng_states(ts.get("rng", {}))
+    return _Progress(epoch=int(ts["epoch"]), global_step=int(ts["global_step"]),
+                     best_score=float(ts["best_score"]), best_epoch=int(ts["best_epoch"]),
+                     bad_epochs=int(ts["bad_epochs"]), history=list(ts["history"]),
+                     finished=bool(ts["finished"]), stopped_early=bool(ts["stopped_early"]))
+
+
+def _train_state(parts: _Parts, run: _Progress) -> dict[str, Any]:
+    """``last.pt``'s ``train_state``: what :func:`_restore` needs to continue after ``run.epoch``."""
+    objective = parts.objective
+    return {
+        "epoch": run.epoch, "global_step": run.global_step, "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(), "scaler": parts.scaler.state_dict(),
+        "objective": objective.state_dict() if callable(getattr(objective, "state_dict", None)) else None,
+        "best_score": run.best_score, "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
+        "history": run.history, "finished": run.finished, "stopped_early": run.stopped_early,
+        "rng": _rng_states(),
+    }
+
+
+def _train_epoch(parts: _Parts, loader: DataLoader, run: _Progress, *, epoch: int, total_steps: int,
+                 desc: str) -> float:
+    """One pass over ``loader`` (or up to ``total_steps``), counting ``run.global_step``; the mean loss."""
+    model, objective, optimizer, scaler, dev = parts.model, parts.objective, parts.optimizer, parts.scaler, parts.device
+    _set_mode(model, objective, True)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    seen = 0
+    bar = _progress(loader, parts.show, desc)
+    for raw in bar:
+        batch = _to_device(raw, "train", dev, need_target=True, non_blocking=parts.pin)
+        with _autocast(dev, parts.amp_dtype):
+            loss, _ = objective.loss(model, batch)
+        if loss.dim() != 0:
+            raise ValueError(f"objective.loss must return a scalar loss, got shape {tuple(loss.shape)}")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss is {float(loss)} at epoch {epoch}, step "
+                                     f"{run.global_step + 1}; lower lr or check the inputs for NaN/inf")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        parts.scheduler.step()
+        run.global_step += 1
+        n = int(batch["image"].shape[0])
+        loss_sum += loss.detach().double() * n
+        seen += n
+        if parts.show and hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        if run.global_step >= total_steps:
+            break
+    if seen == 0:
+        raise ValueError("train gave no batches; pass a non-empty training set")
+    return float(loss_sum) / seen
+
+
+def _evaluate(parts: _Parts, loader: DataLoader, *, desc: str) -> tuple[float, np.ndarray, float]:
+    """Validation loss (masked BCE over all known targets), AUC per class and their mean (NaN: none)."""
+    model, objective, dev = parts.model, parts.objective, parts.device
+    _set_mode(model, objective, False)
+    logits_all, targets_all = [], []
+    with torch.no_grad():
+        for raw in _progress(loader, parts.show, desc):
+            batch = _to_device(raw, "val", dev, need_target=True, non_blocking=parts.pin)
+            with _autocast(dev, parts.amp_dtype):
+                logits = objective.logits(model, batch)
+            logits_all.append(logits.float().cpu())
+            targets_all.append(batch["target"].float().cpu())
+    if not logits_all:
+        raise ValueError("val gave no batches; pass a non-empty validation set")
+    logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)
+    if logits_t.shape != targets_t.shape:
+        raise ValueError(f"val targets {tuple(targets_t.shape)} do not match the logits "
+                         f"{tuple(logits_t.shape)}; give one target per model class")
+    if torch.isnan(targets_t).all():
+        raise ValueError("val has no known (non-NaN) targets; model selection needs labelled "
+                         "validation images")
+    loss = float(masked_bce_with_logits(logits_t, targets_t))
+    probs = 1.0 / (1.0 + np.exp(-logits_t.numpy().astype(np.float64)))
+    aucs = metrics.auc_per_class(targets_t.numpy(), probs)
+    mean = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
+    return loss, aucs, mean

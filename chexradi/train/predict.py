@@ -1,0 +1,223 @@
+"""Inference: :func:`predict` (probabilities, logits and, on request, heatmaps and embeddings)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from .data import _check_data, _make_loader, _peek, _to_device
+from .runtime import _autocast, _check_int, _check_progress, _progress, _progress_on, _resolve_amp, _resolve_device
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict` returns; arrays in dataset order.
+
+    Attributes
+    ----------
+    probs, logits:
+        ``(N, K)`` float32 sigmoid probabilities and logits.
+    targets:
+        ``(N, K)`` float32 when every item has a ``"target"``, else None.
+    index:
+        ``(N,)`` int64: the items' ``"index"`` when they carry one, else ``0 .. N-1``.
+    class_names:
+        The model's class names (column order).
+    heatmaps:
+        ``(N, k, H, W)`` float32 in [0, 1] when asked for, else None.
+    heatmap_classes:
+        The ``k`` class indices of ``heatmaps`` (None without heatmaps).
+    embeddings:
+        ``(N, C)`` float32 pooled features when asked for, else None.
+    """
+
+    probs: np.ndarray
+    logits: np.ndarray
+    targets: Optional[np.ndarray]
+    index: np.ndarray
+    class_names: list[str]
+    heatmaps: Optional[np.ndarray] = None
+    heatmap_classes: Optional[list[int]] = None
+    embeddings: Optional[np.ndarray] = field(default=None)
+
+
+def _class_indices(classes: Any, model: nn.Module) -> list[int]:
+    k = getattr(model, "num_classes", None)
+    names = list(getattr(model, "class_names", []) or [])
+    if isinstance(classes, (str, int, np.integer)):
+        classes = [classes]
+    if not isinstance(classes, Sequence) or len(classes) == 0:
+        raise ValueError(f"classes must be a non-empty list of class indices or names, got {classes!r}")
+    out = []
+    for c in classes:
+        if isinstance(c, str):
+            if c not in names:
+                raise ValueError(f"unknown class name {c!r} in classes; the model's classes are {names}")
+            out.append(names.index(c))
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if k is not None and not 0 <= int(c) < k:
+                raise ValueError(f"class index {c} in classes is out of range; the model has {k} classes "
+                                 f"(0 .. {k - 1})")
+            out.append(int(c))
+        else:
+            raise ValueError(f"classes must hold class indices or names, got {c!r}")
+    return out
+
+
+def predict(
+    model: nn.Module,
+    data: Any,
+    *,
+    batch_size: int = 32,
+    device: Union[None, str, torch.device] = None,
+    amp: Optional[bool] = None,
+    heatmaps: Optional[str] = None,
+    classes: Optional[Sequence[Union[int, str]]] = None,
+    target_layer: Any = None,
+    embeddings: bool = False,
+    num_workers: int = 0,
+    progress: Optional[bool] = None,
+) -> Prediction:
+    """Probabilities (and optionally heatmaps and embeddings) for every item of ``data``, in order.
+
+    Parameters
+    ----------
+    model:
+        A :class:`~chexradi.nn.Classifier`. Run in eval mode; its train/eval mode
+        and its device are restored afterwards.
+    data:
+        A Dataset (batched in order) or a DataLoader without shuffling; items as
+        for :func:`fit`, ``"target"`` optional.
+    batch_size, num_workers:
+        For a Dataset.
+    device, amp:
+        As for :func:`fit` (amp applies to the forward pass; heatmaps are computed
+        in float32).
+    heatmaps:
+        None, ``"cam"`` or ``"gradcam"``: per-class maps from
+        :func:`chexradi.cam.methods.heatmaps`, upsampled to the input size.
+    classes:
+        Restrict the heatmaps to these classes (indices or names); default all.
+    target_layer:
+        Passed to the heatmap method (default: the model's feature layer).
+    embeddings:
+        Also return the ``(N, C)`` pooled features (what guidance aligns with).
+    progress:
+        Progress bar: None shows it when stderr is a terminal.
+
+    Returns
+    -------
+    Prediction
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, a shuffling DataLoader, unknown classes, items without ``"image"``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_data(data, "data")
+    if isinstance(data, DataLoader) and isinstance(data.sampler, RandomSampler):
+        raise ValueError("data is a shuffling DataLoader; predict returns results in dataset order, so pass "
+                         "the Dataset or a DataLoader with shuffle=False")
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    num_workers = _check_int(num_workers, "num_workers", 0)
+    if heatmaps not in (None, "cam", "gradcam"):
+        raise ValueError(f"unknown heatmaps {heatmaps!r}; use None, 'cam' or 'gradcam'")
+    if classes is not None and heatmaps is None:
+        raise ValueError("classes selects heatmap classes; pass heatmaps='cam' or 'gradcam' with it "
+                         "(probabilities always cover every class)")
+    if target_layer is not None and heatmaps is None:
+        raise ValueError("target_layer applies to heatmaps; pass heatmaps='cam' or 'gradcam' with it")
+    if not isinstance(embeddings, bool):
+        raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
+    _check_progress(progress)
+    if embeddings and not all(callable(getattr(model, m, None)) for m in
+                              ("forward_features", "embed_features", "forward_head")):
+        raise ValueError("embeddings=True needs a chexradi Classifier (forward_features / embed_features / "
+                         "forward_head)")
+    heat_classes = None
+    if heatmaps is not None:
+        k = getattr(model, "num_classes", None)
+        heat_classes = _class_indices(classes, model) if classes is not None else (
+            list(range(k)) if k is not None else None)
+    dev = _resolve_device(device)
+    _, amp_dtype = _resolve_amp(amp, dev)
+    _peek(data, "data", model, need_target=False)
+    cam_fn = None
+    if heatmaps is not None:
+        from ..cam.methods import heatmaps as cam_fn  # noqa: F811 - lazy: the CAM stage is optional here
+
+    was_training = model.training
+    try:
+        home = next(model.parameters()).device
+    except StopIteration:
+        home = dev
+    pin = dev.type == "cuda"
+    loader = _make_loader(data, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers,
+                          pin_memory=pin)
+    logits_all: list[Tensor] = []
+    targets_all: list[Tensor] = []
+    index_all: list[Tensor] = []
+    maps_all: list[np.ndarray] = []
+    emb_all: list[Tensor] = []
+    have_targets = have_index = True
+    n_seen = 0
+    try:
+        model.to(dev)
+        model.eval()
+        for raw in _progress(loader, _progress_on(progress), "predict"):
+            batch = _to_device(raw, "data", dev, need_target=False, non_blocking=pin)
+            x = batch["image"]
+            b = int(x.shape[0])
+            if heatmaps is not None:
+                maps, logits = cam_fn(model, x, method=heatmaps, classes=heat_classes,
+                                      target_layer=target_layer)
+                maps_all.append(np.asarray(maps.detach().float().cpu() if isinstance(maps, Tensor) else maps,
+                                           dtype=np.float32))
+                logits = logits.detach()
+            if heatmaps is None or embeddings:
+                with torch.no_grad(), _autocast(dev, amp_dtype):
+                    if embeddings:
+                        emb = model.embed_features(model.forward_features(x))  # type: ignore[operator]
+                        emb_all.append(emb.float().cpu())
+                        if heatmaps is None:
+                            logits = model.forward_head(emb)  # type: ignore[operator]
+                    else:
+                        logits = model(x)
+            logits_all.append(logits.float().cpu())
+            t = batch.get("target")
+            if have_targets and isinstance(t, Tensor):
+                targets_all.append(t.float().cpu().reshape(b, -1))
+            else:
+                have_targets = False
+            idx = batch.get("index")
+            if have_index and isinstance(idx, Tensor):
+                index_all.append(idx.cpu().reshape(-1).long())
+            else:
+                have_index = False
+            n_seen += b
+    finally:
+        if home != dev:
+            model.to(home)
+        model.train(was_training)
+    if not logits_all:
+        raise ValueError("data gave no batches; pass a non-empty dataset")
+    logits_t = torch.cat(logits_all)
+    return Prediction(
+        probs=torch.sigmoid(logits_t).numpy().astype(np.float32),
+        logits=logits_t.numpy().astype(np.float32),
+        targets=torch.cat(targets_all).numpy().astype(np.float32) if have_targets and targets_all else None,
+        index=(torch.cat(index_all).numpy().astype(np.int64) if have_index and index_all
+               else np.arange(n_seen, dtype=np.int64)),
+        class_names=list(getattr(model, "class_names", [])
+                         or [f"class_{i}" for i in range(logits_t.shape[1])]),
+        heatmaps=np.concatenate(maps_all).astype(np.float32, copy=False) if maps_all else None,
+        heatmap_classes=heat_classes,
+        embeddings=torch.cat(emb_all).numpy().astype(np.float32) if emb_all else None,
+    )
