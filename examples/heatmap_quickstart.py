@@ -62,15 +62,6 @@ def generate(n: int, *, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return images, labels, boxes
 
 
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
-    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("quickstart-output"), help="output folder")
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from chexradi.cam import heatmap_to_mask, write_heatmaps
     from chexradi.data.transforms import to_model_input
-    from chexradi.metrics import auc_per_class
+    from chexradi.metrics import auc_per_class, box_iou
     from chexradi.nn import create_model
     from chexradi.train import ArrayDataset, fit, predict
 
@@ -118,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             truth = tuple(int(v) for v in boxes[te][i, k])
             cx, cy = truth[0] + truth[2] / 2, truth[1] + truth[3] / 2
             b = res.boxes[0] if res.boxes else None
-            hit = b is not None and (iou(b.as_tuple(), truth) > 0.1
+            hit = b is not None and (box_iou(b, truth) > 0.1
                                      or (b.x <= cx < b.x + b.w and b.y <= cy < b.y + b.h))
             hits[c][0] += int(hit)
             hits[c][1] += 1
