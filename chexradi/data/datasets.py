@@ -1,0 +1,833 @@
+"""Chest X-ray datasets: ChestX-ray14, CheXpert and a generic folder + CSV format.
+
+Every loader returns a :class:`Splits` of :class:`CXRDataset` objects whose items are
+what :func:`chexradi.train.fit` takes: ``{"image": float32 (1, size, size), "target":
+float32 (K,) with NaN for unknown, "index": int}``. Images are read with
+:func:`~chexradi.data.readers.read_radiograph` and normalised with
+:func:`~chexradi.data.transforms.to_model_input` (the one documented normalisation).
+
+Public API
+----------
+CHESTXRAY14_CLASSES, BOXED_CLASSES, BBOX_ALIASES, CHEXPERT_CLASSES
+Record
+    One image: id, path, labels, patient, boxes (original pixel coordinates), meta.
+CXRDataset
+    A torch ``Dataset`` over records, with an optional on-disk cache of decoded images.
+Splits
+    ``.train``, ``.val``, ``.test`` (each a ``CXRDataset`` or None) and ``.class_names``.
+chestxray14(root, ...)
+    NIH ChestX-ray14 as distributed (``Data_Entry_2017.csv``, ``BBox_List_2017.csv``,
+    ``train_val_list.txt``, ``test_list.txt``, ``images/`` or ``images_0XX/images/``).
+csv_dataset(csv_path, ...)
+    Any folder of images with one CSV row per image (also the phantom's ``labels.csv``).
+chexpert(root, ...)
+    CheXpert (``train.csv``/``valid.csv``, 14 observations coded 1/0/-1/blank).
+
+Label codes
+-----------
+1 positive, 0 negative, blank unknown (NaN; CheXpert: see ``blank``), -1 uncertain,
+mapped by ``uncertain``: ``"nan"`` (U-Ignore, the default: masked out of the loss),
+``"zero"`` (U-Zeros) or ``"one"`` (U-Ones), the policies of Irvin et al. (AAAI 2019).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._io import atomic_path
+from .readers import image_shape_and_spacing, read_radiograph
+from .transforms import NORMALIZATION, to_model_input
+
+__all__ = [
+    "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING",
+    "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset", "chexpert",
+]
+
+logger = logging.getLogger("chexradi.data.datasets")
+
+PathLike = Union[str, "os.PathLike[str]"]
+Box = tuple[float, float, float, float]
+
+CHESTXRAY14_CLASSES: tuple[str, ...] = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+)
+#: The eight ChestX-ray14 classes with boxes in ``BBox_List_2017.csv``.
+BOXED_CLASSES: tuple[str, ...] = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
+)
+#: ``BBox_List_2017.csv`` spells Infiltration "Infiltrate".
+BBOX_ALIASES: dict[str, str] = {"Infiltrate": "Infiltration"}
+#: The 14 CheXpert observations, in the column order of its CSVs.
+CHEXPERT_CLASSES: tuple[str, ...] = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
+    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
+    "Fracture", "Support Devices",
+)
+NO_FINDING = "No Finding"
+UNCERTAIN_POLICIES = ("nan", "zero", "one")
+ON_ERROR = ("fail", "skip")
+#: ChestX-ray14 boxes are given in the 1024 x 1024 frame of the released images (rows, columns).
+CHESTXRAY14_BOX_FRAME = (1024, 1024)
+CACHE_DTYPES = ("float32", "float16")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
+
+
+# ------------------------------------------------------------------------------------------------
+# records and the dataset
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Record:
+    """One radiograph and what is known about it.
+
+    Attributes
+    ----------
+    image_id : str
+        The image's name in its source table (e.g. ``00000001_000.png``).
+    path : pathlib.Path
+        Where the image file is (or is expected to be).
+    labels : numpy.ndarray
+        float32 ``(K,)`` in the order of the dataset's ``class_names``; 1 positive, 0
+        negative, NaN unknown.
+    patient : str or None
+        Patient identifier, used to keep a patient's images in one split.
+    boxes : dict
+        Class -> list of ``(x, y, w, h)`` in original pixel coordinates (x = column,
+        y = row). The frame is ``meta["box_frame"]`` ``(rows, columns)`` when set (1024 x
+        1024 for ChestX-ray14, whatever size the image files have), else the image itself.
+    meta : dict
+        Other columns of the source table.
+    """
+
+    image_id: str
+    path: Path
+    labels: np.ndarray
+    patient: Optional[str] = None
+    boxes: dict[str, list[Box]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    return str(value)
+
+
+def _check_size(size: Any) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an integer >= 8 (the network input side in pixels), got {size!r}.")
+    return int(size)
+
+
+def _show(paths: Sequence[Any], k: int = 5) -> str:
+    shown = ", ".join(str(p) for p in paths[:k])
+    return shown + (f" and {len(paths) - k} more" if len(paths) > k else "")
+
+
+class CXRDataset(Dataset):
+    """Radiographs as network inputs: items ``{"image", "target", "index"}``.
+
+    Parameters
+    ----------
+    records : sequence of Record
+        The images; every ``labels`` must have one value per class.
+    class_names : sequence of str
+        The ``K`` classes ``labels`` refer to.
+    size : int
+        Network input side; items are float32 ``(1, size, size)`` from
+        :func:`~chexradi.data.transforms.to_model_input`.
+    cache_dir : path, optional
+        Folder for decoded images. The first read of an image stores its normalised,
+        resized array as ``<key>.npy`` (written atomically), the key being a hash of
+        (resolved path, modification time, file size, ``size``,
+        :data:`~chexradi.data.transforms.NORMALIZATION`, ``cache_dtype``); later epochs
+        load the ``.npy`` instead of decoding. An edited image gets a new key. An
+        unreadable cache file is ignored (logged) and rewritten.
+    cache_dtype : {"float32", "float16"}
+        Storage type of cached arrays; ``"float16"`` halves the disk use at about 1e-3
+        absolute error. Items are float32 either way.
+    on_error : {"fail", "skip"}
+        What to do with records whose file does not exist, checked at construction
+        (one ``stat`` per file, no decoding): ``"fail"`` raises ``FileNotFoundError``
+        naming the missing path(s); ``"skip"`` drops them and logs how many. Files that
+        exist but cannot be decoded are found by :meth:`validate` (header read), or raise
+        ``ValueError`` naming the path when read by ``__getitem__`` under either setting.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``on_error="fail"`` and some image files are missing.
+    ValueError
+        Bad ``size``/``on_error``/``cache_dtype``; labels of the wrong length; every
+        record missing under ``on_error="skip"``.
+    """
+
+    def __init__(self, records: Sequence[Record], class_names: Sequence[str], *, size: int = 224,
+                 cache_dir: Optional[PathLike] = None, on_error: str = "fail",
+                 cache_dtype: str = "float32") -> None:
+        self.size = _check_size(size)
+        self.on_error = _check_choice(on_error, "on_error", ON_ERROR)
+        self.cache_dtype = _check_choice(cache_dtype, "cache_dtype", CACHE_DTYPES)
+        self.class_names: tuple[str, ...] = tuple(class_names)
+        if not self.class_names:
+            raise ValueError("class_names is empty; give the classes the labels refer to.")
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise ValueError(f"cache_dir {self.cache_dir} is a file; give a folder (it is created if missing).")
+        k = len(self.class_names)
+        recs = list(records)
+        for r in recs:
+            if not isinstance(r, Record):
+                raise ValueError(f"records must be chexradi.data.datasets.Record objects, got {type(r).__name__}.")
+            if np.shape(r.labels) != (k,):
+                raise ValueError(f"record {r.image_id}: labels have shape {np.shape(r.labels)}, expected ({k},) "
+                                 f"(one per class: {', '.join(self.class_names)}).")
+        missing = [r for r in recs if not r.path.is_file()]
+        if missing:
+            paths = [str(r.path) for r in missing]
+            if self.on_error == "fail":
+                raise FileNotFoundError(
+                    f"{len(missing)} of {len(recs)} image file(s) not found: {_show(paths)}. Fix the paths "
+                    "(root, images folder) or pass on_error='skip' to drop these records.")
+            if len(missing) == len(recs):
+                raise ValueError(f"none of the {len(recs)} image file(s) exists (e.g. {_show(paths, 3)}); "
+                                 "check the root folder and the image column.")
+            logger.warning("skipping %d of %d record(s) whose image file is missing (e.g. %s)",
+                           len(missing), len(recs), _show(paths, 3))
+            gone = {id(r) for r in missing}
+            recs = [r for r in recs if id(r) not in gone]
+        self.records: list[Record] = recs
+        self.skipped: int = len(missing)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """float32 ``(N, K)`` labels of all records (NaN unknown)."""
+        if not self.records:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        return np.stack([np.asarray(r.labels, np.float32) for r in self.records])
+
+    # -- images -------------------------------------------------------------------------------------
+    def _cache_file(self, path: Path) -> Optional[Path]:
+        if self.cache_dir is None:
+            return None
+        st = path.stat()
+        key = "|".join([str(path.resolve()), str(st.st_mtime_ns), str(st.st_size), str(self.size),
+                        NORMALIZATION, self.cache_dtype])
+        return self.cache_dir / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.npy"
+
+    def load_image(self, index: int) -> np.ndarray:
+        """The float32 ``(1, size, size)`` network input of record ``index`` (from the cache when present)."""
+        rec = self.records[index]
+        cached = self._cache_file(rec.path)
+        shape = (1, self.size, self.size)
+        if cached is not None and cached.is_file():
+            try:
+                arr = np.load(cached, allow_pickle=False)
+                if arr.shape == shape:
+                    return arr.astype(np.float32, copy=False)
+                logger.warning("cache file %s has shape %s, expected %s; re-reading %s",
+                               cached, arr.shape, shape, rec.path)
+            except (OSError, ValueError) as exc:
+                logger.warning("cannot read cache file %s (%s); re-reading %s", cached, exc, rec.path)
+        image, _ = read_radiograph(rec.path)
+        arr = to_model_input(image, size=self.size)
+        if cached is not None:
+            with atomic_path(cached, suffix=".tmp.npy") as tmp:
+                np.save(tmp, arr.astype(self.cache_dtype))
+            if self.cache_dtype != "float32":
+                arr = arr.astype(self.cache_dtype).astype(np.float32)  # identical to what later epochs load
+        return arr
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self.records)
+        if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"index {index!r} out of range for a dataset of {n} image(s).")
+        i = int(index) % n
+        image = torch.from_numpy(np.ascontiguousarray(self.load_image(i)))
+        target = torch.from_numpy(np.asarray(self.records[i].labels, np.float32).copy())
+        return {"image": image, "target": target, "index": i}
+
+    # -- boxes --------------------------------------------------------------------------------------
+    def boxes_at(self, index: int, size: Optional[int] = None) -> dict[str, list[Box]]:
+        """Boxes of record ``index`` scaled to a ``size x size`` network input (default ``self.size``).
+
+        The source frame is ``meta["box_frame"]`` when set, else the image's own shape
+        (read from its header once and kept in ``meta["shape"]``). Returns class ->
+        list of ``(x, y, w, h)`` floats.
+        """
+        size = self.size if size is None else _check_size(size)
+        rec = self.records[index]
+        if not rec.boxes:
+            return {}
+        frame = rec.meta.get("box_frame")
+        if frame is None:
+            frame = rec.meta.get("shape")
+            if frame is None:
+                frame, _ = image_shape_and_spacing(rec.path)
+                rec.meta["shape"] = tuple(frame)
+        rows, cols = float(frame[0]), float(frame[1])
+        sx, sy = size / cols, size / rows
+        return {c: [(x * sx, y * sy, w * sx, h * sy) for (x, y, w, h) in bs] for c, bs in rec.boxes.items()}
+
+    # -- checks -------------------------------------------------------------------------------------
+    def validate(self) -> tuple[bool, list[tuple[Path, str]]]:
+        """Check that every image exists and can be opened, reading headers only (no pixel decoding).
+
+        Returns
+        -------
+        ok : bool
+            True when every file passed.
+        bad : list of (path, reason)
+            The files that failed, with the reader's message.
+        """
+        bad: list[tuple[Path, str]] = []
+        for rec in self.records:
+            if not rec.path.is_file():
+                bad.append((rec.path, "file not found"))
+                continue
+            try:
+                shape, _ = image_shape_and_spacing(rec.path)
+            except (OSError, ValueError) as exc:
+                bad.append((rec.path, str(exc)))
+                continue
+            rec.meta.setdefault("shape", tuple(shape))
+        if bad:
+            logger.warning("%d of %d image(s) failed validation (e.g. %s)", len(bad), len(self.records),
+                           _show([p for p, _ in bad], 3))
+        return not bad, bad
+
+    def __repr__(self) -> str:
+        return (f"CXRDataset({len(self)} image(s), {len(self.class_names)} class(es), size={self.size}, "
+                f"cache_dir={self.cache_dir})")
+
+
+@dataclass
+class Splits:
+    """Train/validation/test datasets of one source; a split is None when the source has none."""
+
+    train: Optional[CXRDataset]
+    val: Optional[CXRDataset]
+    test: Optional[CXRDataset]
+    class_names: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[Optional[CXRDataset]]:
+        return iter((self.train, self.val, self.test))
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a UTF-8 text CSV ({exc}).") from exc
+    if not rows:
+        raise ValueError(f"{path} is empty; expected a header row and one row per image.")
+    return [h.strip() for h in rows[0]], rows[1:]
+
+
+def _col(header: Sequence[str], names: Sequence[str], path: Path, what: str, required: bool = True) -> Optional[int]:
+    low = [h.strip().lower() for h in header]
+    for n in names:
+        if n.lower() in low:
+            return low.index(n.lower())
+    if required:
+        raise ValueError(f"{path} has no {what} column (looked for {', '.join(map(repr, names))}; "
+                         f"header: {', '.join(map(repr, header))}).")
+    return None
+
+
+def _cell(row: Sequence[str], i: Optional[int]) -> str:
+    return row[i].strip() if i is not None and i < len(row) else ""
+
+
+def _parse_findings(text: str, class_names: Sequence[str], where: str) -> np.ndarray:
+    labels = np.zeros(len(class_names), np.float32)
+    names = [t.strip() for t in text.split("|") if t.strip()]
+    if not names:
+        raise ValueError(f"{where}: empty 'Finding Labels'; use 'No Finding' for images without findings.")
+    for name in names:
+        if name == NO_FINDING:
+            if len(names) > 1:
+                raise ValueError(f"{where}: 'No Finding' together with other labels ({text!r}).")
+            continue
+        if name not in class_names:
+            raise ValueError(f"{where}: unknown label {name!r}; known labels: {', '.join(class_names)} "
+                             f"(or {NO_FINDING!r}).")
+        labels[list(class_names).index(name)] = 1.0
+    return labels
+
+
+def _code(value: str, uncertain: str, blank: str, where: str) -> float:
+    v = value.strip()
+    if v == "":
+        return float("nan") if blank == "nan" else 0.0
+    try:
+        x = float(v)
+    except ValueError:
+        raise ValueError(f"{where}: label value {value!r} is not 1, 0, -1 or blank.") from None
+    if x == 1.0:
+        return 1.0
+    if x == 0.0:
+        return 0.0
+    if x == -1.0:
+        return {"nan": float("nan"), "zero": 0.0, "one": 1.0}[uncertain]
+    raise ValueError(f"{where}: label value {value!r} is not 1, 0, -1 or blank.")
+
+
+def _is_code_column(rows: Sequence[Sequence[str]], i: int) -> bool:
+    seen = False
+    for r in rows:
+        v = _cell(r, i)
+        if v == "":
+            continue
+        try:
+            if float(v) not in (0.0, 1.0, -1.0):
+                return False
+        except ValueError:
+            return False
+        seen = True
+    return seen
+
+
+def _patient_split(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Carve a validation set of whole patients (records without a patient are their own group)."""
+    if val_fraction <= 0 or not records:
+        return list(records), []
+    groups = sorted({r.patient if r.patient is not None else f"\0{r.image_id}" for r in records})
+    n_val = int(round(val_fraction * len(groups)))
+    n_val = min(max(n_val, 1), len(groups) - 1) if len(groups) > 1 else 0
+    if n_val == 0:
+        logger.warning("only one patient: no validation split carved")
+        return list(records), []
+    order = np.random.default_rng(seed).permutation(len(groups))
+    val_groups = {groups[j] for j in order[:n_val]}
+    train, val = [], []
+    for r in records:
+        (val if (r.patient if r.patient is not None else f"\0{r.image_id}") in val_groups else train).append(r)
+    return train, val
+
+
+def _check_fraction(val_fraction: Any) -> float:
+    try:
+        f = float(val_fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}.") from None
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1) (share of patients held out), got {val_fraction!r}.")
+    return f
+
+
+def _make(records: Sequence[Record], class_names: Sequence[str], **kw: Any) -> Optional[CXRDataset]:
+    return CXRDataset(records, class_names, **kw) if records else None
+
+
+def _read_boxes(path: Path, class_names: Sequence[str], known_ids: Iterable[str]) -> dict[str, dict[str, list[Box]]]:
+    """Boxes CSV (``BBox_List_2017.csv`` columns or ``image,class,x,y,w,h``) -> image -> class -> boxes."""
+    header, rows = _read_csv(path)
+    norm = [h.lower().replace("bbox", "").replace("[", "").replace("]", "").strip() for h in header]
+    ii = _col(header, ["Image Index", "image", "image_id", "path"], path, "image")
+    ci = _col(header, ["Finding Label", "class", "label"], path, "class")
+    try:
+        xi, yi, wi, hi = (norm.index(c) for c in ("x", "y", "w", "h"))
+    except ValueError:
+        raise ValueError(f"{path} has no x, y, w, h columns (header: {', '.join(map(repr, header))}); expected "
+                         "the BBox_List_2017.csv columns 'Bbox [x', 'y', 'w', 'h]' or plain x, y, w, h.") from None
+    known = set(known_ids)
+    out: dict[str, dict[str, list[Box]]] = {}
+    unmatched = 0
+    for n, row in enumerate(rows, start=2):
+        image_id, cls = _cell(row, ii), _cell(row, ci)
+        cls = BBOX_ALIASES.get(cls, cls)
+        if cls not in class_names:
+            raise ValueError(f"{path} line {n}: unknown box label {_cell(row, ci)!r}; known labels: "
+                             f"{', '.join(class_names)} (aliases: {BBOX_ALIASES}).")
+        try:
+            box = tuple(float(_cell(row, j)) for j in (xi, yi, wi, hi))
+        except ValueError:
+            raise ValueError(f"{path} line {n}: box values {[_cell(row, j) for j in (xi, yi, wi, hi)]} are not "
+                             "numbers.") from None
+        if image_id not in known:
+            unmatched += 1
+            continue
+        out.setdefault(image_id, {}).setdefault(cls, []).append(box)  # type: ignore[arg-type]
+    if unmatched:
+        logger.warning("%s: %d box(es) refer to images not in the label table; ignored", path, unmatched)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# ChestX-ray14
+# ------------------------------------------------------------------------------------------------
+def _index_images(root: Path, images_subdir: str) -> dict[str, Path]:
+    """File name -> path for ``root/<images_subdir>/`` and the distributed ``root/images_0XX/images/`` folders."""
+    folders = [root / images_subdir]
+    for d in sorted(root.glob("images_*")):
+        if d.is_dir():
+            folders += [d / "images", d]
+    index: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.is_file() and Path(e.name).suffix.lower() in _IMAGE_SUFFIXES:
+                    index.setdefault(e.name, Path(e.path))
+    return index
+
+
+def _read_list(path: Path, root: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found. The ChestX-ray14 folder {root} must contain Data_Entry_2017.csv, "
+                                "train_val_list.txt, test_list.txt (BBox_List_2017.csv optional) and the images "
+                                "in images/ or images_001/images/ ... images_012/images/.")
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def chestxray14(root: PathLike, *, size: int = 224, val_fraction: float = 0.1, seed: int = 0,
+                cache_dir: Optional[PathLike] = None, on_error: str = "fail",
+                images_subdir: str = "images") -> Splits:
+    """NIH ChestX-ray14 (Wang et al., CVPR 2017) as distributed.
+
+    Parameters
+    ----------
+    root : path
+        Folder with ``Data_Entry_2017.csv`` (or ``Data_Entry_2017_v2020.csv``),
+        ``train_val_list.txt``, ``test_list.txt``, optionally ``BBox_List_2017.csv``,
+        and the PNGs in ``root/<images_subdir>/`` and/or ``root/images_0XX/images/``.
+    size : int
+        Network input side.
+    val_fraction : float
+        Share of the train_val *patients* held out for validation (no patient is in
+        both); the draw depends only on ``seed`` and the set of patient IDs.
+    seed : int
+        Seed of the validation draw.
+    cache_dir, on_error
+        See :class:`CXRDataset`; missing images are reported (or skipped) per split.
+    images_subdir : str
+        Name of the flat images folder under ``root``.
+
+    Returns
+    -------
+    Splits
+        ``train`` and ``val`` from ``train_val_list.txt``, ``test`` from
+        ``test_list.txt``; ``class_names`` is :data:`CHESTXRAY14_CLASSES`. Labels are
+        0/1 ("No Finding" = all zeros). Boxes (8 classes, "Infiltrate" mapped to
+        "Infiltration") are in the 1024 x 1024 frame (``meta["box_frame"]``); use
+        :meth:`CXRDataset.boxes_at` to scale them.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root``, the data entry CSV or a list file is missing (the message lists what
+        the folder must contain); images missing with ``on_error="fail"``.
+    ValueError
+        Unknown labels (the message lists the known ones), an image in both lists,
+        malformed CSV, bad arguments.
+    """
+    size = _check_size(size)
+    val_fraction = _check_fraction(val_fraction)
+    _check_choice(on_error, "on_error", ON_ERROR)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ChestX-ray14 folder {root} not found; pass the folder that holds "
+                                "Data_Entry_2017.csv and the images.")
+    entry = root / "Data_Entry_2017.csv"
+    if not entry.is_file() and (root / "Data_Entry_2017_v2020.csv").is_file():
+        entry = root / "Data_Entry_2017_v2020.csv"
+    if not entry.is_file():
+        raise FileNotFoundError(f"{entry} not found. The ChestX-ray14 folder {root} must contain Data_Entry_2017.csv, "
+                                "train_val_list.txt, test_list.txt (BBox_List_2017.csv optional) and the images "
+                                "in images/ or images_001/images/ ... images_012/images/.")
+    train_val_ids = _read_list(root / "train_val_list.txt", root)
+    test_ids = _read_list(root / "test_list.txt", root)
+    both = sorted(set(train_val_ids) & set(test_ids))
+    if both:
+        raise ValueError(f"{len(both)} image(s) are in both train_val_list.txt and test_list.txt: {_show(both)}.")
+
+    header, rows = _read_csv(entry)
+    ii = _col(header, ["Image Index"], entry, "'Image Index'")
+    fi = _col(header, ["Finding Labels"], entry, "'Finding Labels'")
+    pi = _col(header, ["Patient ID"], entry, "'Patient ID'")
+    extra = {name: j for j, name in enumerate(header)
+             if name and j not in (ii, fi, pi) and name in ("Follow-up #", "Patient Age", "Patient Gender",
+                                                            "View Position")}
+    found = _index_images(root, images_subdir)
+    records: dict[str, Record] = {}
+    for n, row in enumerate(rows, start=2):
+        image_id = _cell(row, ii)
+        if not image_id:
+            raise ValueError(f"{entry} line {n}: empty 'Image Index'.")
+        labels = _parse_findings(_cell(row, fi), CHESTXRAY14_CLASSES, f"{entry} line {n} ({image_id})")
+        patient = _cell(row, pi) or None
+        if patient is not None and patient.isdigit():
+            patient = str(int(patient))
+        meta: dict[str, Any] = {k: _cell(row, j) for k, j in extra.items()}
+        meta["box_frame"] = CHESTXRAY14_BOX_FRAME
+        path = found.get(image_id, root / images_subdir / image_id)
+        records[image_id] = Record(image_id, path, labels, patient, {}, meta)
+
+    bbox = root / "BBox_List_2017.csv"
+    if bbox.is_file():
+        for image_id, boxes in _read_boxes(bbox, BOXED_CLASSES, records).items():
+            records[image_id].boxes = boxes
+    else:
+        logger.info("%s not found: no boxes", bbox)
+
+    def pick(ids: Sequence[str], name: str) -> list[Record]:
+        absent = [i for i in ids if i not in records]
+        if absent:
+            logger.warning("%d image(s) of %s are not in %s; ignored (e.g. %s)", len(absent), name, entry.name,
+                           _show(absent, 3))
+        return [records[i] for i in ids if i in records]
+
+    tv = pick(train_val_ids, "train_val_list.txt")
+    test = pick(test_ids, "test_list.txt")
+    unlisted = len(records) - len(tv) - len(test)
+    if unlisted:
+        logger.info("%d image(s) of %s are in neither list; not used", unlisted, entry.name)
+    train, val = _patient_split(tv, val_fraction, seed)
+    kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
+    return Splits(_make(train, CHESTXRAY14_CLASSES, **kw), _make(val, CHESTXRAY14_CLASSES, **kw),
+                  _make(test, CHESTXRAY14_CLASSES, **kw), CHESTXRAY14_CLASSES)
+
+
+# ------------------------------------------------------------------------------------------------
+# generic folder + CSV
+# ------------------------------------------------------------------------------------------------
+def _resolve(root: Path, value: str) -> Path:
+    p = Path(value)
+    if p.is_absolute():
+        return p
+    direct = root / p
+    if not direct.exists() and (root / "images" / p).exists():
+        return root / "images" / p
+    return direct
+
+
+def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_cols: Optional[Sequence[str]] = None,
+                split_col: Optional[str] = None, patient_col: Optional[str] = None, root: Optional[PathLike] = None,
+                size: int = 224, uncertain: str = "nan", blank: str = "nan",
+                class_names: Optional[Sequence[str]] = None, boxes_csv: Optional[PathLike] = None,
+                val_fraction: float = 0.0, seed: int = 0, cache_dir: Optional[PathLike] = None,
+                on_error: str = "fail") -> Splits:
+    """A folder of images with one CSV row per image.
+
+    Parameters
+    ----------
+    csv_path : path
+        The table. Its image column holds paths relative to ``root``; a name not found
+        there is looked for in ``root/images/`` (the phantom's layout).
+    image_col : str, optional
+        Default: the first of ``Image``, ``Image Index``, ``path``, ``Path``, ``image``.
+    label_cols : sequence of str, optional
+        Label columns coded 1/0/-1/blank. Default: every other column whose non-blank
+        values are all 1/0/-1 (the split and patient columns excluded). If there is none
+        and the table has ``Finding Labels`` ("A|B" or "No Finding", as in
+        ``Data_Entry_2017.csv``), labels are derived from it over ``class_names``
+        (default: :data:`CHESTXRAY14_CLASSES` when every label is one of them, else the
+        sorted labels found). The phantom's ``labels.csv`` has both; its 0/1 columns win.
+    split_col : str, optional
+        Column with ``train``/``val``/``test`` (``valid``/``validation`` accepted). Without
+        it every row is in ``train``, and ``val_fraction`` of the patients are held out.
+    patient_col : str, optional
+        Patient column, for the patient-level validation draw.
+    root : path, optional
+        Base of relative image paths; default the CSV's folder.
+    uncertain : {"nan", "zero", "one"}
+        -1 (uncertain) becomes NaN (U-Ignore), 0 (U-Zeros) or 1 (U-Ones).
+    blank : {"nan", "zero"}
+        A blank cell becomes NaN (unknown) or 0.
+    class_names : sequence of str, optional
+        Order (and set) of classes when derived from ``Finding Labels``.
+    boxes_csv : path, optional
+        Boxes with the ``BBox_List_2017.csv`` columns or ``image,class,x,y,w,h`` (the
+        phantom's ``boxes.csv``), in the pixel coordinates of each image file.
+    val_fraction, seed, size, cache_dir, on_error
+        As for :func:`chestxray14` and :class:`CXRDataset`.
+
+    Raises
+    ------
+    FileNotFoundError
+        The CSV, the boxes CSV or (``on_error="fail"``) images are missing.
+    ValueError
+        Missing/unknown columns, label values other than 1/0/-1/blank, unknown labels,
+        split values other than train/val/test, no label column found.
+    """
+    size = _check_size(size)
+    val_fraction = _check_fraction(val_fraction)
+    uncertain = _check_choice(uncertain, "uncertain", UNCERTAIN_POLICIES)
+    blank = _check_choice(blank, "blank", ("nan", "zero"))
+    _check_choice(on_error, "on_error", ON_ERROR)
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"label CSV {csv_path} not found; pass the table with one row per image.")
+    base = Path(root) if root is not None else csv_path.parent
+    header, rows = _read_csv(csv_path)
+    if image_col is not None:
+        ii = _col(header, [image_col], csv_path, f"image ({image_col!r})")
+    else:
+        ii = _col(header, ["Image", "Image Index", "path", "Path", "image"], csv_path, "image")
+    si = _col(header, [split_col], csv_path, f"split ({split_col!r})") if split_col else None
+    pi = _col(header, [patient_col], csv_path, f"patient ({patient_col!r})") if patient_col else None
+    fi = _col(header, ["Finding Labels"], csv_path, "'Finding Labels'", required=False)
+    if label_cols is not None:
+        if isinstance(label_cols, str):
+            label_cols = [label_cols]
+        lidx = [_col(header, [c], csv_path, f"label ({c!r})") for c in label_cols]
+        names = tuple(header[j] for j in lidx)  # type: ignore[index]
+    else:
+        lidx = [j for j in range(len(header)) if j not in (ii, si, pi, fi) and header[j]
+                and _is_code_column(rows, j)]
+        if fi is not None:  # with 'Finding Labels', only columns named after a finding are labels
+            found = {t.strip() for r in rows for t in _cell(r, fi).split("|")}
+            findings = found | set(CHESTXRAY14_CLASSES) | set(class_names or ())
+            lidx = [j for j in lidx if header[j] in findings]
+        names = tuple(header[j] for j in lidx)
+    from_findings = not lidx
+    if from_findings:
+        if fi is None:
+            raise ValueError(f"{csv_path}: no label columns (1/0/-1/blank) and no 'Finding Labels' column; "
+                             "pass label_cols=[...].")
+        if class_names is None:
+            seen = sorted({t.strip() for r in rows for t in _cell(r, fi).split("|") if t.strip()} - {NO_FINDING})
+            names = CHESTXRAY14_CLASSES if set(seen) <= set(CHESTXRAY14_CLASSES) else tuple(seen)
+        else:
+            names = tuple(class_names)
+    records: list[Record] = []
+    splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
+    aliases = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+    for n, row in enumerate(rows, start=2):
+        image_id = _cell(row, ii)
+        where = f"{csv_path} line {n}"
+        if not image_id:
+            raise ValueError(f"{where}: empty image cell.")
+        if from_findings:
+            labels = _parse_findings(_cell(row, fi), names, f"{where} ({image_id})")
+        else:
+            labels = np.array([_code(_cell(row, j), uncertain, blank, f"{where} column {header[j]!r}")  # type: ignore
+                               for j in lidx], np.float32)
+        meta = {h: _cell(row, j) for j, h in enumerate(header) if h and j not in (ii, *lidx)}
+        patient = (_cell(row, pi) or None) if pi is not None else None
+        rec = Record(image_id, _resolve(base, image_id), labels, patient, {}, meta)
+        records.append(rec)
+        if si is None:
+            splits["train"].append(rec)
+        else:
+            s = aliases.get(_cell(row, si).lower())
+            if s is None:
+                raise ValueError(f"{where}: split value {_cell(row, si)!r} is not train, val or test.")
+            splits[s].append(rec)
+    if boxes_csv is not None:
+        bpath = Path(boxes_csv)
+        if not bpath.is_file():
+            raise FileNotFoundError(f"boxes CSV {bpath} not found.")
+        by_id = {r.image_id: r for r in records}
+        for image_id, boxes in _read_boxes(bpath, names, by_id).items():
+            by_id[image_id].boxes = boxes
+    if val_fraction > 0:
+        if si is not None:
+            raise ValueError("val_fraction needs split_col=None (the split column already defines val).")
+        splits["train"], splits["val"] = _patient_split(splits["train"], val_fraction, seed)
+    kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
+    return Splits(_make(splits["train"], names, **kw), _make(splits["val"], names, **kw),
+                  _make(splits["test"], names, **kw), tuple(names))
+
+
+# ------------------------------------------------------------------------------------------------
+# CheXpert
+# ------------------------------------------------------------------------------------------------
+def _chexpert_path(root: Path, value: str) -> Path:
+    p = Path(value)
+    for cand in (root.parent / p, root / p, root.joinpath(*p.parts[1:]) if len(p.parts) > 1 else root / p):
+        if cand.exists():
+            return cand
+    return root.parent / p
+
+
+def chexpert(root: PathLike, *, size: int = 224, uncertain: str = "nan", blank: str = "zero",
+             frontal_only: bool = False, val_fraction: float = 0.1, seed: int = 0,
+             cache_dir: Optional[PathLike] = None, on_error: str = "fail") -> Splits:
+    """CheXpert (Irvin et al., AAAI 2019): ``root/train.csv`` and ``root/valid.csv``.
+
+    Parameters
+    ----------
+    root : path
+        The ``CheXpert-v1.0`` (or ``-small``) folder. ``Path`` cells such as
+        ``CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`` are taken
+        relative to ``root``'s parent (or to ``root`` itself when that is where they are).
+    uncertain : {"nan", "zero", "one"}
+        -1 (uncertain): ``"nan"`` U-Ignore (default, masked from the loss), ``"zero"``
+        U-Zeros, ``"one"`` U-Ones.
+    blank : {"zero", "nan"}
+        Blank (not mentioned in the report): 0 by default, as is usual for CheXpert, or
+        NaN (unknown).
+    frontal_only : bool
+        Keep only ``Frontal/Lateral == "Frontal"`` rows.
+    val_fraction, seed
+        Patient-level validation split carved from ``train.csv`` (patients parsed from
+        the ``patientNNNNN`` path component).
+
+    Returns
+    -------
+    Splits
+        ``train``/``val`` from ``train.csv``; ``test`` is the official ``valid.csv``
+        (the CheXpert test set is not public). ``class_names`` is :data:`CHEXPERT_CLASSES`.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` or ``train.csv`` is missing; images missing with ``on_error="fail"``.
+    ValueError
+        Columns missing, bad label codes, bad arguments.
+    """
+    size = _check_size(size)
+    val_fraction = _check_fraction(val_fraction)
+    uncertain = _check_choice(uncertain, "uncertain", UNCERTAIN_POLICIES)
+    blank = _check_choice(blank, "blank", ("nan", "zero"))
+    _check_choice(on_error, "on_error", ON_ERROR)
+    root = Path(root)
+    train_csv = root / "train.csv"
+    if not train_csv.is_file():
+        raise FileNotFoundError(f"{train_csv} not found. The CheXpert folder {root} must contain train.csv, "
+                                "valid.csv and the train/ and valid/ image folders.")
+
+    def load(path: Path) -> list[Record]:
+        header, rows = _read_csv(path)
+        pth = _col(header, ["Path"], path, "'Path'")
+        lidx = [_col(header, [c], path, repr(c)) for c in CHEXPERT_CLASSES]
+        view = _col(header, ["Frontal/Lateral"], path, "'Frontal/Lateral'", required=bool(frontal_only))
+        out = []
+        for n, row in enumerate(rows, start=2):
+            value = _cell(row, pth)
+            if frontal_only and _cell(row, view).lower() != "frontal":
+                continue
+            labels = np.array([_code(_cell(row, j), uncertain, blank, f"{path} line {n} column {header[j]!r}")
+                               for j in lidx], np.float32)  # type: ignore[index]
+            patient = next((part for part in Path(value).parts if part.startswith("patient")), None)
+            meta = {h: _cell(row, j) for j, h in enumerate(header) if h and j != pth and j not in lidx}
+            out.append(Record(value, _chexpert_path(root, value), labels, patient, {}, meta))
+        return out
+
+    train, val = _patient_split(load(train_csv), val_fraction, seed)
+    valid_csv = root / "valid.csv"
+    test = load(valid_csv) if valid_csv.is_file() else []
+    if not valid_csv.is_file():
+        logger.warning("%s not found: no test split", valid_csv)
+    kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
+    return Splits(_make(train, CHEXPERT_CLASSES, **kw), _make(val, CHEXPERT_CLASSES, **kw),
+                  _make(test, CHEXPERT_CLASSES, **kw), CHEXPERT_CLASSES)
