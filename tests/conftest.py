@@ -157,3 +157,19 @@ def cxr_masks(shape) -> dict[str, np.ndarray]:
     right = ((yy - 0.45 * shape[0]) / 140) ** 2 + ((xx - 0.72 * shape[1]) / 65) ** 2 + wav <= 1
     assert not (left & right).any()
     return {"ellipse": ellipse_mask(shape, 0.39, 0.31), "two_blobs": left | right}
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch work on one thread, restored afterwards.
+
+    Small convolutions run fastest on one thread, and a shared 2-core machine is not
+    oversubscribed; results do not depend on it. Use with
+    ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

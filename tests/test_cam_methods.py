@@ -24,14 +24,7 @@ SIZE = 64
 K = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Small convolutions run fastest on one thread, and a shared 2-core machine does not
-    # oversubscribe; restored after the module.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _randomize_bn(model: nn.Module) -> None:

@@ -14,7 +14,7 @@ from chexradi.nn import (TripletAttention, create_model, list_models, load_model
                          save_checkpoint)
 from chexradi.nn.checkpoint import FORMAT
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,12 +37,7 @@ REF = dict(epochs=4, batch_size=12, lr=3e-3, patience=None, class_weights="balan
            progress=False, num_workers=0, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def squares(y: np.ndarray, *, seed: int) -> np.ndarray:

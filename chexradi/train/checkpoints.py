@@ -1,6 +1,7 @@
 """The run directory of :func:`~chexradi.train.fit`: ``last.pt``, ``best.pt`` and ``history.json``.
 
-``best.pt`` carries ``epoch``, ``score`` and ``criterion``; ``last.pt`` carries
+``best.pt`` carries ``epoch``, ``score``, ``criterion`` and the objective's state (its
+fused head and guidance branch belong to the best epoch too); ``last.pt`` carries
 ``train_state`` (everything a resumed run needs); ``history.json`` the settings,
 the package versions and one record per epoch. All three are written atomically.
 """
@@ -45,7 +46,7 @@ def _write_epoch(out_dir: Path, model: nn.Module, meta: dict[str, Any], settings
     """After an epoch: ``best.pt`` when it improved, then ``last.pt`` and ``history.json``."""
     if improved:
         _save(out_dir / "best.pt", model, meta, epoch=train_state["epoch"], score=train_state["best_score"],
-              criterion=criterion)
+              criterion=criterion, objective=train_state.get("objective"))
     _save(out_dir / "last.pt", model, meta, train_state=train_state)
     _write_history(out_dir / "history.json", settings, model, train_state, criterion)
 
@@ -89,11 +90,12 @@ def _load_resume(path: Path, model: nn.Module, settings: dict[str, Any]) -> dict
     return {**ts, "state_dict": ckpt["state_dict"]}
 
 
-def _best_weights(best_path: Path, last_path: Path, best_epoch: int) -> dict[str, Tensor]:
-    """The weights in ``best.pt``, which ``last.pt`` says exists."""
+def _best_weights(best_path: Path, last_path: Path, best_epoch: int) -> tuple[dict[str, Tensor], Any]:
+    """The model weights and the objective state (None if it has none) in ``best.pt``, which ``last.pt`` says exists."""
     if not best_path.is_file():
         raise FileNotFoundError(f"{best_path} is missing but {last_path} says epoch {best_epoch} was the "
                                 f"best; rerun with resume=False or a new out directory")
     from ..nn.checkpoint import read_checkpoint
 
-    return read_checkpoint(best_path)["state_dict"]
+    ckpt = read_checkpoint(best_path)
+    return ckpt["state_dict"], ckpt.get("objective")

@@ -236,6 +236,7 @@ def fit(
                    device=dev, amp_dtype=amp_dtype, show=_progress_on(progress))
     run = _Progress()
     best_state: Optional[dict[str, Tensor]] = None
+    best_objective: Any = None
     last_path = best_path = None
     if out_dir is not None:
         last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -290,6 +291,7 @@ def fit(
                              criterion=criterion)
             elif improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_objective = _objective_state(objective)
             if run.stopped_early:
                 logger.info("stopping early: no improvement of the %s in %d epoch(s); best epoch %d (%.4f)",
                             criterion, patience, run.best_epoch, run.best_score)
@@ -298,9 +300,11 @@ def fit(
 
     # -- the best weights, in eval mode
     if best_path is not None and last_path is not None and run.best_epoch > 0:
-        model.load_state_dict(_best_weights(best_path, last_path, run.best_epoch))
-    elif best_state is not None:
+        best_state, best_objective = _best_weights(best_path, last_path, run.best_epoch)
+    if best_state is not None:
         model.load_state_dict(best_state)
+        if best_objective is not None:
+            objective.load_state_dict(best_objective)
     model.eval()
     return FitResult(history=run.history, best_epoch=run.best_epoch, best_score=run.best_score,
                      criterion=criterion, stopped_early=run.stopped_early, best_path=best_path,
@@ -366,3 +370,11 @@ def _default_objective(cw_setting: Any, train: Any, num_classes: Optional[int]) 
     elif cw_setting is not None:
         pos_weight = torch.tensor(cw_setting, dtype=torch.float32)
     return BCEObjective(pos_weight)
+
+
+def _objective_state(objective: Any) -> Any:
+    """A detached copy of the objective's state (None when it has none), to restore with the best weights."""
+    saves = callable(getattr(objective, "state_dict", None))
+    if not saves or not callable(getattr(objective, "load_state_dict", None)):
+        return None
+    return copy.deepcopy(objective.state_dict())
