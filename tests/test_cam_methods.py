@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import torch
