@@ -11,6 +11,9 @@ of absent gray levels and columns of absent dependence sizes are deleted. Let
 - :math:`p(i,j) = P(i,j) / N_z`,
 - :math:`p_d(j) = \sum_i P(i,j)`, :math:`p_g(i) = \sum_j P(i,j)`.
 
+The formulas are shared with GLSZM (``p_j = p_d``); each is in the docstring of its
+function in :mod:`.zones`, under the name mapped to it in ``_FUNCS``.
+
 ``GrayLevelNonUniformityNormalized`` and ``DependencePercentage`` are
 deprecated in PyRadiomics and *no value is calculated* for them there (the
 feature is absent from its output even when enabled); :func:`compute` does the
@@ -23,13 +26,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..kernels.gldm import gldm_matrix
+from . import zones
 from .base import ROI, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrix"]
 
 CLASS_NAME = "gldm"
-
-_EPS = np.spacing(1)
 
 
 def _settings(roi: ROI) -> tuple[tuple[int, ...], float]:
@@ -58,108 +60,21 @@ def matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return roi._cache[key]
 
 
-class _Coefficients:
-    def __init__(self, roi: ROI) -> None:
-        P, ivector, jvector = matrix(roi)
-        self.P = P
-        self.i = ivector
-        self.j = jvector
-        self.pd = P.sum(0)
-        self.pg = P.sum(1)
-        nz = self.pd.sum()
-        self.Nz = nz if nz != 0 else 1.0
-
-
-def _sde(c: _Coefficients) -> float:
-    r"""Small Dependence Emphasis: :math:`\sum_j p_d(j) / j^2 / N_z`."""
-    return np.sum(c.pd / c.j**2) / c.Nz
-
-
-def _lde(c: _Coefficients) -> float:
-    r"""Large Dependence Emphasis: :math:`\sum_j p_d(j)\,j^2 / N_z`."""
-    return np.sum(c.pd * c.j**2) / c.Nz
-
-
-def _gln(c: _Coefficients) -> float:
-    r"""Gray Level Non-Uniformity: :math:`\sum_i p_g(i)^2 / N_z`."""
-    return np.sum(c.pg**2) / c.Nz
-
-
-def _dn(c: _Coefficients) -> float:
-    r"""Dependence Non-Uniformity: :math:`\sum_j p_d(j)^2 / N_z`."""
-    return np.sum(c.pd**2) / c.Nz
-
-
-def _dnn(c: _Coefficients) -> float:
-    r"""Dependence Non-Uniformity Normalized: :math:`\sum_j p_d(j)^2 / N_z^2`."""
-    return np.sum(c.pd**2) / c.Nz**2
-
-
-def _glv(c: _Coefficients) -> float:
-    r"""Gray Level Variance: :math:`\sum_i \frac{p_g(i)}{N_z}(i-\mu)^2`, :math:`\mu = \sum_i \frac{p_g(i)}{N_z} i`."""
-    pg = c.pg / c.Nz
-    mu = np.sum(pg * c.i)
-    return np.sum(pg * (c.i - mu) ** 2)
-
-
-def _dv(c: _Coefficients) -> float:
-    r"""Dependence Variance: :math:`\sum_j \frac{p_d(j)}{N_z}(j-\mu)^2`, :math:`\mu = \sum_j \frac{p_d(j)}{N_z} j`."""
-    pd = c.pd / c.Nz
-    mu = np.sum(pd * c.j)
-    return np.sum(pd * (c.j - mu) ** 2)
-
-
-def _de(c: _Coefficients) -> float:
-    r"""Dependence Entropy: :math:`-\sum_{i,j} p(i,j)\log_2(p(i,j)+\epsilon)`, :math:`\epsilon` = ``numpy.spacing(1)``."""
-    p = c.P / c.Nz
-    return -np.sum(p * np.log2(p + _EPS))
-
-
-def _lgle(c: _Coefficients) -> float:
-    r"""Low Gray Level Emphasis: :math:`\sum_i p_g(i) / i^2 / N_z`."""
-    return np.sum(c.pg / c.i**2) / c.Nz
-
-
-def _hgle(c: _Coefficients) -> float:
-    r"""High Gray Level Emphasis: :math:`\sum_i p_g(i)\,i^2 / N_z`."""
-    return np.sum(c.pg * c.i**2) / c.Nz
-
-
-def _sdlgle(c: _Coefficients) -> float:
-    r"""Small Dependence Low Gray Level Emphasis: :math:`\sum_{i,j} \frac{P(i,j)}{i^2 j^2} / N_z`."""
-    return np.sum(c.P / (c.i[:, None] ** 2 * c.j[None, :] ** 2)) / c.Nz
-
-
-def _sdhgle(c: _Coefficients) -> float:
-    r"""Small Dependence High Gray Level Emphasis: :math:`\sum_{i,j} \frac{P(i,j)\,i^2}{j^2} / N_z`."""
-    return np.sum(c.P * c.i[:, None] ** 2 / c.j[None, :] ** 2) / c.Nz
-
-
-def _ldlgle(c: _Coefficients) -> float:
-    r"""Large Dependence Low Gray Level Emphasis: :math:`\sum_{i,j} \frac{P(i,j)\,j^2}{i^2} / N_z`."""
-    return np.sum(c.P * c.j[None, :] ** 2 / c.i[:, None] ** 2) / c.Nz
-
-
-def _ldhgle(c: _Coefficients) -> float:
-    r"""Large Dependence High Gray Level Emphasis: :math:`\sum_{i,j} P(i,j)\,i^2 j^2 / N_z`."""
-    return np.sum(c.P * c.j[None, :] ** 2 * c.i[:, None] ** 2) / c.Nz
-
-
-_FUNCS: dict[str, Callable[[_Coefficients], float]] = {
-    "SmallDependenceEmphasis": _sde,
-    "LargeDependenceEmphasis": _lde,
-    "GrayLevelNonUniformity": _gln,
-    "DependenceNonUniformity": _dn,
-    "DependenceNonUniformityNormalized": _dnn,
-    "GrayLevelVariance": _glv,
-    "DependenceVariance": _dv,
-    "DependenceEntropy": _de,
-    "LowGrayLevelEmphasis": _lgle,
-    "HighGrayLevelEmphasis": _hgle,
-    "SmallDependenceLowGrayLevelEmphasis": _sdlgle,
-    "SmallDependenceHighGrayLevelEmphasis": _sdhgle,
-    "LargeDependenceLowGrayLevelEmphasis": _ldlgle,
-    "LargeDependenceHighGrayLevelEmphasis": _ldhgle,
+_FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
+    "SmallDependenceEmphasis": zones.small_emphasis,
+    "LargeDependenceEmphasis": zones.large_emphasis,
+    "GrayLevelNonUniformity": zones.gray_nonuniformity,
+    "DependenceNonUniformity": zones.size_nonuniformity,
+    "DependenceNonUniformityNormalized": zones.size_nonuniformity_normalized,
+    "GrayLevelVariance": zones.gray_variance,
+    "DependenceVariance": zones.size_variance,
+    "DependenceEntropy": zones.entropy,
+    "LowGrayLevelEmphasis": zones.low_gray_emphasis,
+    "HighGrayLevelEmphasis": zones.high_gray_emphasis,
+    "SmallDependenceLowGrayLevelEmphasis": zones.small_low_gray_emphasis,
+    "SmallDependenceHighGrayLevelEmphasis": zones.small_high_gray_emphasis,
+    "LargeDependenceLowGrayLevelEmphasis": zones.large_low_gray_emphasis,
+    "LargeDependenceHighGrayLevelEmphasis": zones.large_high_gray_emphasis,
 }
 
 #: Deprecated in PyRadiomics: GLNN equals first-order Uniformity, DependencePercentage is always 1.
@@ -184,5 +99,5 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
     wanted = select_features("GLDM", FEATURES, _FUNCS, names)
     if not wanted:
         return {}
-    c = _Coefficients(roi)
+    c = zones.Marginals(*matrix(roi))
     return {n: float(_FUNCS[n](c)) for n in wanted}
