@@ -89,6 +89,16 @@ class ROI:
         return self._cache["grey_levels"]
 
     @property
+    def level_index(self) -> np.ndarray:
+        """Lookup table gray level -> row of the level in :attr:`grey_levels` (-1 for absent levels)."""
+        if "level_index" not in self._cache:
+            levels = self.grey_levels
+            lut = np.full(int(levels[-1]) + 1, -1, dtype=np.int64)
+            lut[levels] = np.arange(len(levels), dtype=np.int64)
+            self._cache["level_index"] = lut
+        return self._cache["level_index"]
+
+    @property
     def ng(self) -> int:
         """The largest gray level present (PyRadiomics' ``Ng``), not the count."""
         return int(self.grey_levels[-1])

@@ -72,13 +72,6 @@ def plane_axis(roi: ROI) -> Optional[int]:
     return roi.plane_axis
 
 
-def _lut(roi: ROI) -> np.ndarray:
-    levels = roi.grey_levels
-    lut = np.full(int(levels[-1]) + 1, -1, dtype=np.int64)
-    lut[levels] = np.arange(len(levels), dtype=np.int64)
-    return lut
-
-
 def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     """Raw (asymmetric, unweighted) co-occurrence counts of ``roi``.
 
@@ -108,7 +101,7 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
         )
     binned = np.ascontiguousarray(roi.binned, dtype=np.int32)
     mask = np.ascontiguousarray(roi.mask, dtype=np.bool_)
-    counts = glcm_counts(binned, mask, angles, _lut(roi), len(roi.grey_levels))
+    counts = glcm_counts(binned, mask, angles, roi.level_index, len(roi.grey_levels))
     return counts, angles
 
 

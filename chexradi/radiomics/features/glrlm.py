@@ -64,12 +64,9 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
             f"GLRLM: the ROI's bounding box {tuple(roi.binned.shape)} (z, y, x) admits no direction "
             f"(force2D axis: {plane_axis(roi)}); the ROI must extend along an in-plane axis."
         )
-    levels = roi.grey_levels
-    lut = np.full(int(levels[-1]) + 1, -1, dtype=np.int64)
-    lut[levels] = np.arange(len(levels), dtype=np.int64)
     binned = np.ascontiguousarray(roi.binned, dtype=np.int32)
     mask = np.ascontiguousarray(roi.mask, dtype=np.bool_)
-    counts = glrlm_counts(binned, mask, angles, lut, len(levels), int(max(binned.shape)))
+    counts = glrlm_counts(binned, mask, angles, roi.level_index, len(roi.grey_levels), int(max(binned.shape)))
     return counts, angles
 
 
