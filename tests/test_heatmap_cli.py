@@ -187,3 +187,11 @@ def test_render_overlay_panels_box_and_heat() -> None:
     assert long.shape[0] > 50 + 22  # the caption wraps instead of being cut
     with pytest.raises(ValueError, match="same shape"):
         render_overlay(img, heat[:, :-1])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_unavailable_device_exits_2_before_writing(setup: dict, tmp_path: Path) -> None:
+    res = _run("heatmap", setup["ckpt"], setup["images"][0], "--out", tmp_path / "o", "--device", "cuda")
+    assert res.exit_code == 2, res.output
+    assert "CUDA" in res.output and "device='cpu'" in res.output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -86,23 +86,6 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def _select_classes(class_names: Sequence[str], classes: Optional[Sequence[Union[str, int]]]) -> list[int]:
-    if classes is None:
-        return list(range(len(class_names)))
-    out = []
-    for c in classes:
-        if isinstance(c, (int, np.integer)) and 0 <= int(c) < len(class_names):
-            out.append(int(c))
-        elif str(c) in class_names:
-            out.append(list(class_names).index(str(c)))
-        else:
-            raise ValueError(f"classes: {c!r} is not a class of this model; its classes are "
-                             f"{', '.join(class_names)}")
-    if not out:
-        raise ValueError("classes is empty; leave it out to use every class of the model")
-    return sorted(set(out))
-
-
 def write_heatmaps(
     model: Any,
     images: Sequence[PathLike],
@@ -165,7 +148,7 @@ def write_heatmaps(
 
     from ..data.readers import read_radiograph
     from ..data.transforms import NORMALIZATION, resize, to_model_input
-    from ..nn import load_model
+    from ..nn import class_indices, load_model, resolve_device
     from ..nn.checkpoint import versions
     from ..nn.models import Classifier
     from .methods import heatmaps
@@ -195,9 +178,9 @@ def write_heatmaps(
         raise ValueError(f"the checkpoint was trained with the normalisation {meta['normalization']!r}, "
                          f"but this chexradi uses {NORMALIZATION!r}")
     size = int(size or meta.get("image_size") or 224)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     class_names = model.class_names
-    selected = _select_classes(class_names, classes)
+    selected = sorted(set(class_indices(model, classes))) if classes is not None else list(range(len(class_names)))
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torchvision.models import densenet as tv_densenet
@@ -30,7 +31,7 @@ from torchvision.models import resnet as tv_resnet
 
 from .attention import TripletAttention
 
-__all__ = ["Classifier", "create_model", "list_models", "ATTENTIONS"]
+__all__ = ["Classifier", "create_model", "list_models", "class_indices", "ATTENTIONS"]
 
 #: Attention blocks by name (``None`` = plain backbone).
 ATTENTIONS: dict[str, Callable[..., nn.Module]] = {"triplet": TripletAttention}
@@ -377,3 +378,33 @@ def _adapt_stem(weight: Tensor, in_chans: int) -> Tensor:
         return weight.sum(dim=1, keepdim=True)
     reps = -(-in_chans // have)
     return weight.repeat(1, reps, 1, 1)[:, :in_chans] * (have / in_chans)
+
+
+def class_indices(model: nn.Module, classes: Any) -> list[int]:
+    """Head indices of ``classes``: class names (``model.class_names``) or indices, in the order given.
+
+    Raises
+    ------
+    ValueError
+        Empty, an unknown name (the message lists the model's classes), an index out of range.
+    """
+    k = getattr(model, "num_classes", None)
+    names = list(getattr(model, "class_names", []) or [])
+    if isinstance(classes, (str, int, np.integer)):
+        classes = [classes]
+    if not isinstance(classes, Sequence) or len(classes) == 0:
+        raise ValueError(f"classes must be a non-empty list of class indices or names, got {classes!r}")
+    out = []
+    for c in classes:
+        if isinstance(c, str):
+            if c not in names:
+                raise ValueError(f"unknown class name {c!r} in classes; the model's classes are {', '.join(names)}")
+            out.append(names.index(c))
+        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if k is not None and not 0 <= int(c) < k:
+                raise ValueError(f"class index {c} in classes is out of range; the model has {k} classes "
+                                 f"(0 .. {k - 1})")
+            out.append(int(c))
+        else:
+            raise ValueError(f"classes must hold class indices or names, got {c!r}")
+    return out

@@ -15,12 +15,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..nn.device import resolve_device
 from .checkpoints import _best_weights, _json_float, _load_resume, _normalization, _write_epoch
 from .data import _check_data, _length, _make_loader, _peek, _training_targets
 from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_state
 from .objectives import BCEObjective, Objective, _class_weights_setting, balanced_pos_weight
 from .runtime import (_adamw, _check_float, _check_int, _cosine_schedule, _check_progress, _cudnn_deterministic,
-                      _derive_seeds, _objective_parameters, _progress_on, _resolve_amp, _resolve_device, _seed_all)
+                      _derive_seeds, _objective_parameters, _progress_on, _resolve_amp, _seed_all)
 
 logger = logging.getLogger("chexradi.train")
 
@@ -202,7 +203,7 @@ def fit(
     out_dir = None if out is None else Path(out)
     _check_fit_options(model, objective, cw_setting, out_dir, resume=resume, progress=progress, meta=meta,
                        on_epoch_end=on_epoch_end)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     use_amp, amp_dtype = _resolve_amp(amp, dev)
     _peek(train, "train", model, need_target=True)
     _peek(val, "val", model, need_target=True)

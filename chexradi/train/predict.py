@@ -10,8 +10,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from ..nn.device import resolve_device
+from ..nn.models import class_indices
 from .data import _check_data, _make_loader, _peek, _to_device
-from .runtime import _autocast, _check_int, _check_progress, _progress, _progress_on, _resolve_amp, _resolve_device
+from .runtime import _autocast, _check_int, _check_progress, _progress, _progress_on, _resolve_amp
 
 
 @dataclass
@@ -44,29 +46,6 @@ class Prediction:
     heatmaps: Optional[np.ndarray] = None
     heatmap_classes: Optional[list[int]] = None
     embeddings: Optional[np.ndarray] = field(default=None)
-
-
-def _class_indices(classes: Any, model: nn.Module) -> list[int]:
-    k = getattr(model, "num_classes", None)
-    names = list(getattr(model, "class_names", []) or [])
-    if isinstance(classes, (str, int, np.integer)):
-        classes = [classes]
-    if not isinstance(classes, Sequence) or len(classes) == 0:
-        raise ValueError(f"classes must be a non-empty list of class indices or names, got {classes!r}")
-    out = []
-    for c in classes:
-        if isinstance(c, str):
-            if c not in names:
-                raise ValueError(f"unknown class name {c!r} in classes; the model's classes are {names}")
-            out.append(names.index(c))
-        elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
-            if k is not None and not 0 <= int(c) < k:
-                raise ValueError(f"class index {c} in classes is out of range; the model has {k} classes "
-                                 f"(0 .. {k - 1})")
-            out.append(int(c))
-        else:
-            raise ValueError(f"classes must hold class indices or names, got {c!r}")
-    return out
 
 
 def predict(
@@ -144,9 +123,9 @@ def predict(
     heat_classes = None
     if heatmaps is not None:
         k = getattr(model, "num_classes", None)
-        heat_classes = _class_indices(classes, model) if classes is not None else (
+        heat_classes = class_indices(model, classes) if classes is not None else (
             list(range(k)) if k is not None else None)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     _, amp_dtype = _resolve_amp(amp, dev)
     _peek(data, "data", model, need_target=False)
     cam_fn = None

@@ -16,30 +16,6 @@ from torch import Tensor, nn
 # ----------------------------------------------------------------------------- device and precision
 
 
-def _resolve_device(device: Any) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, (str, torch.device)):
-        raise ValueError(f"device must be a string such as 'cpu', 'cuda' or 'cuda:1', got {device!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"device {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={str(device)!r} asks for CUDA, but torch.cuda.is_available() is False "
-                             f"(no GPU, or a CPU-only torch); use device='cpu' or device=None")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device={str(device)!r}: there are only {torch.cuda.device_count()} CUDA "
-                             f"device(s); use 'cuda:0' .. 'cuda:{torch.cuda.device_count() - 1}'")
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise ValueError(f"device={str(device)!r} asks for MPS, which is not available; use 'cpu'")
-    elif dev.type != "cpu":
-        raise ValueError(f"device {str(device)!r} is not supported; use 'cpu', 'cuda' or 'cuda:N'")
-    return dev
-
-
 def _resolve_amp(amp: Any, device: torch.device) -> tuple[bool, Optional[torch.dtype]]:
     """AMP on/off and its dtype: float16 (+ GradScaler) on CUDA, bfloat16 on CPU."""
     if amp is not None and not isinstance(amp, bool):
