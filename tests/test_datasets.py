@@ -1,6 +1,7 @@
-"""Datasets: ChestX-ray14 folder parsing, splits, boxes, cache, errors; generic CSV (phantom); CheXpert."""
+"""Datasets: ChestX-ray14 folder parsing, splits, boxes, cache, errors; generic CSV (phantom); CheXpert; MIMIC-CXR."""
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from pathlib import Path
@@ -12,8 +13,8 @@ from conftest import shared
 from PIL import Image
 
 from chexradi.data import datasets as ds
-from chexradi.data.datasets import (BOXED_CLASSES, CHESTXRAY14_CLASSES, CHEXPERT_CLASSES, CXRDataset, Record,
-                                    chestxray14, chexpert, csv_dataset)
+from chexradi.data.datasets import (BOXED_CLASSES, CHESTXRAY14_CLASSES, CHEXPERT_CLASSES, MIMIC_CXR_CLASSES,
+                                    CXRDataset, Record, chestxray14, chexpert, csv_dataset, mimic_cxr)
 from chexradi.data.readers import read_radiograph
 from chexradi.data.transforms import to_model_input
 
@@ -335,3 +336,190 @@ def test_real_chestxray14_image_through_csv(tmp_path: Path):
     np.testing.assert_array_equal(d.targets[0], _expected("Cardiomegaly"))
     assert d.boxes_at(0, 256) == {"Cardiomegaly": [(64.0, 128.0, 32.0, 16.0)]}
     np.testing.assert_array_equal(d[0]["image"].numpy(), to_model_input(read_radiograph(png)[0], size=SIZE))
+
+
+# MIMIC-CXR-JPG: dicom_id -> (subject, study, split, ViewPosition); three patients, one per official split
+MIMIC_IMAGES = {
+    "d1": ("10000032", "50000001", "train", "PA"),
+    "d2": ("10000032", "50000001", "train", "LATERAL"),
+    "d3": ("10000032", "50000002", "train", "AP"),
+    "d4": ("10000032", "50000009", "train", "PA"),  # study 50000009 has no label row
+    "d5": ("11000011", "51000001", "validate", "PA"),
+    "d6": ("12000022", "52000001", "test", "AP"),
+    "d7": ("12000022", "52000001", "test", ""),  # no ViewPosition
+    "d8": ("12000022", "52000002", "test", "PA"),
+}
+# study -> {observation: code}; every other observation blank. CheXpert and NegBio labelers disagree on 50000001.
+MIMIC_LABELS = {
+    "chexpert": {"50000001": {"Atelectasis": "1.0", "Cardiomegaly": "-1.0", "Edema": "0.0"},
+                 "50000002": {"No Finding": "1.0"},
+                 "51000001": {"Pleural Effusion": "1.0", "Support Devices": "-1.0"},
+                 "52000001": {"Pneumothorax": "1.0", "Edema": "-1.0"},
+                 "52000002": {"Lung Opacity": "0.0"}},
+    "negbio": {"50000001": {"Atelectasis": "0.0", "Cardiomegaly": "1.0"},
+               "50000002": {"No Finding": "1.0"},
+               "51000001": {"Pleural Effusion": "1.0"},
+               "52000001": {"Pneumothorax": "-1.0"},
+               "52000002": {"Lung Opacity": "1.0"}},
+}
+MIMIC_META_HEADER = ("dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,"
+                     "StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,"
+                     "PatientOrientationCodeSequence_CodeMeaning")
+
+
+def _write_gz(path: Path, lines: list[str]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def _mimic_path(root: Path, dicom: str) -> Path:
+    subject, study, _, _ = MIMIC_IMAGES[dicom]
+    return root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{dicom}.jpg"
+
+
+def _mimic_expected(labeler: str, study: str, uncertain: str = "nan", blank: str = "zero") -> np.ndarray:
+    codes = MIMIC_LABELS[labeler][study]
+    to = {"1.0": 1.0, "0.0": 0.0, "-1.0": {"nan": np.nan, "zero": 0.0, "one": 1.0}[uncertain]}
+    return np.array([to[codes[c]] if c in codes else (0.0 if blank == "zero" else np.nan) for c in MIMIC_CXR_CLASSES],
+                    np.float32)
+
+
+@pytest.fixture
+def mimic(tmp_path: Path) -> Path:
+    root = tmp_path / "mimic-cxr-jpg" / "2.1.0"
+    root.mkdir(parents=True)
+    split, meta = ["dicom_id,study_id,subject_id,split"], [MIMIC_META_HEADER]
+    for k, (dicom, (subject, study, part, view)) in enumerate(MIMIC_IMAGES.items()):
+        p = _mimic_path(root, dicom)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(k).integers(0, 256, (48, 40), dtype=np.uint8)).save(p, quality=90)
+        split.append(f"{dicom},{study},{subject},{part}")
+        meta.append(f"{dicom},{subject},{study},CHEST (PA AND LAT),{view},48,40,21800506,213014.531,"
+                    f"CHEST (PA AND LAT),postero-anterior,Erect")
+    _write_gz(root / "mimic-cxr-2.0.0-split.csv.gz", split)
+    _write_gz(root / "mimic-cxr-2.0.0-metadata.csv.gz", meta)
+    for labeler, by_study in MIMIC_LABELS.items():
+        rows = ["subject_id,study_id," + ",".join(MIMIC_CXR_CLASSES)]
+        for study, codes in by_study.items():
+            subject = next(v[0] for v in MIMIC_IMAGES.values() if v[1] == study)
+            rows.append(f"{subject},{study}," + ",".join(codes.get(c, "") for c in MIMIC_CXR_CLASSES))
+        _write_gz(root / f"mimic-cxr-2.0.0-{labeler}.csv.gz", rows)
+    return root
+
+
+def _ids(d) -> list[str]:
+    return [] if d is None else [r.image_id for r in d.records]
+
+
+def test_mimic_cxr_splits_labels_and_paths(mimic: Path, caplog: pytest.LogCaptureFixture):
+    with caplog.at_level(logging.WARNING, logger="chexradi.data.datasets"):
+        s = mimic_cxr(mimic, size=SIZE)
+    assert s.class_names == MIMIC_CXR_CLASSES and MIMIC_CXR_CLASSES[0] == "Atelectasis" and len(MIMIC_CXR_CLASSES) == 14
+    # frontal only by default (d2 LATERAL and d7 without a view dropped); d4's study has no labels
+    assert (_ids(s.train), _ids(s.val), _ids(s.test)) == (["d1", "d3"], ["d5"], ["d6", "d8"])
+    assert "1 image(s) of mimic-cxr-2.0.0-split.csv.gz belong to a study with no row" in caplog.text
+    assert "d4" in caplog.text
+    assert [{r.patient for r in d.records} for d in s] == [{"10000032"}, {"11000011"}, {"12000022"}]
+    for d in s:
+        for r in d.records:
+            subject, study, _, view = MIMIC_IMAGES[r.image_id]
+            assert r.path == _mimic_path(mimic, r.image_id) and r.path.is_file()
+            assert r.meta == {"dicom_id": r.image_id, "study_id": study, "view": view}
+            np.testing.assert_array_equal(r.labels, _mimic_expected("chexpert", study), err_msg=r.image_id)
+    # labels are per study: the spot values behind the expectations
+    a = {c: j for j, c in enumerate(MIMIC_CXR_CLASSES)}
+    t = s.train.targets
+    assert t[0, a["Atelectasis"]] == 1 and np.isnan(t[0, a["Cardiomegaly"]]) and t[0, a["Consolidation"]] == 0
+    assert t[1, a["No Finding"]] == 1 and t[1].sum() == 1
+    # items load through the reader + transform
+    item = s.test[1]
+    assert tuple(item["image"].shape) == (1, SIZE, SIZE) and item["image"].dtype == torch.float32
+    np.testing.assert_array_equal(item["image"].numpy(),
+                                  to_model_input(read_radiograph(_mimic_path(mimic, "d8"))[0], size=SIZE))
+    np.testing.assert_array_equal(item["target"].numpy(), _mimic_expected("chexpert", "52000002"))
+
+
+def test_mimic_cxr_label_policies_labeler_and_classes(mimic: Path):
+    for uncertain in ("nan", "zero", "one"):
+        for blank in ("zero", "nan"):
+            s = mimic_cxr(mimic, size=SIZE, uncertain=uncertain, blank=blank)
+            for d in s:
+                for r in d.records:
+                    np.testing.assert_array_equal(
+                        r.labels, _mimic_expected("chexpert", r.meta["study_id"], uncertain, blank),
+                        err_msg=f"{uncertain}/{blank}/{r.image_id}")
+    a = {c: j for j, c in enumerate(MIMIC_CXR_CLASSES)}
+    one = mimic_cxr(mimic, size=SIZE, uncertain="one").train.targets[0]
+    zero = mimic_cxr(mimic, size=SIZE, uncertain="zero").train.targets[0]
+    assert one[a["Cardiomegaly"]] == 1 and zero[a["Cardiomegaly"]] == 0
+    assert np.isnan(mimic_cxr(mimic, size=SIZE, blank="nan").train.targets[0, a["Fracture"]])
+    # NegBio table
+    s = mimic_cxr(mimic, size=SIZE, labeler="negbio", views=None)
+    for d in s:
+        for r in d.records:
+            np.testing.assert_array_equal(r.labels, _mimic_expected("negbio", r.meta["study_id"]), err_msg=r.image_id)
+    assert s.train.targets[0, a["Atelectasis"]] == 0 and np.isnan(s.test.targets[0, a["Pneumothorax"]])
+    # a subset of classes, in the given order
+    s = mimic_cxr(mimic, size=SIZE, classes=["Edema", "Atelectasis"])
+    assert s.class_names == ("Edema", "Atelectasis")
+    np.testing.assert_array_equal(s.train.targets, [[0, 1], [0, 0]])
+    np.testing.assert_array_equal(s.test.targets, [[np.nan, 0], [0, 0]])
+    with pytest.raises(ValueError, match=r"'Effusion'.*Pleural Effusion"):
+        mimic_cxr(mimic, classes=["Effusion"])
+    with pytest.raises(ValueError, match="labeler"):
+        mimic_cxr(mimic, labeler="chexbert")
+    with pytest.raises(ValueError, match="uncertain"):
+        mimic_cxr(mimic, uncertain="maybe")
+
+
+def test_mimic_cxr_views(mimic: Path):
+    s = mimic_cxr(mimic, size=SIZE, views=None)
+    assert (_ids(s.train), _ids(s.val), _ids(s.test)) == (["d1", "d2", "d3"], ["d5"], ["d6", "d7", "d8"])
+    assert s.train.records[1].meta["view"] == "LATERAL" and s.test.records[1].meta["view"] == ""
+    lat = mimic_cxr(mimic, size=SIZE, views=("lateral",))
+    assert _ids(lat.train) == ["d2"] and lat.val is None and lat.test is None
+    assert (_ids(mimic_cxr(mimic, size=SIZE, views="PA").train), _ids(mimic_cxr(mimic, size=SIZE, views="PA").test)) \
+        == (["d1"], ["d8"])
+    # the same study's labels on each of its images
+    np.testing.assert_array_equal(s.train.records[0].labels, s.train.records[1].labels)
+    # without the metadata table: views=None works (view unknown), a views filter is refused
+    (mimic / "mimic-cxr-2.0.0-metadata.csv.gz").unlink()
+    s = mimic_cxr(mimic, size=SIZE, views=None)
+    assert _ids(s.train) == ["d1", "d2", "d3"] and s.train.records[0].meta["view"] is None
+    with pytest.raises(FileNotFoundError, match=r"mimic-cxr-2\.0\.0-metadata\.csv\.gz.*views=None"):
+        mimic_cxr(mimic, size=SIZE)
+
+
+def test_mimic_cxr_plain_csv_and_missing_tables(mimic: Path):
+    gz = mimic / "mimic-cxr-2.0.0-split.csv.gz"
+    with gzip.open(gz, "rt", encoding="utf-8") as fh:
+        text = fh.read()
+    gz.unlink()
+    with pytest.raises(FileNotFoundError, match=r"mimic-cxr-2\.0\.0-split\.csv\.gz not found.*files/pXX"):
+        mimic_cxr(mimic, size=SIZE)
+    (mimic / "mimic-cxr-2.0.0-split.csv").write_text(text, encoding="utf-8")
+    s = mimic_cxr(mimic, size=SIZE)
+    assert (_ids(s.train), _ids(s.val), _ids(s.test)) == (["d1", "d3"], ["d5"], ["d6", "d8"])
+    (mimic / "mimic-cxr-2.0.0-split.csv").write_text(text.replace("validate", "valid"), encoding="utf-8")
+    with pytest.raises(ValueError, match="'valid' is not train, validate or test"):
+        mimic_cxr(mimic, size=SIZE)
+    (mimic / "mimic-cxr-2.0.0-negbio.csv.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"mimic-cxr-2\.0\.0-negbio\.csv\.gz not found"):
+        mimic_cxr(mimic, labeler="negbio")
+    (mimic / "mimic-cxr-2.0.0-chexpert.csv.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(ValueError, match="chexpert.csv.gz is not a complete gzip file"):
+        mimic_cxr(mimic, size=SIZE)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        mimic_cxr(mimic / "nowhere")
+
+
+def test_mimic_cxr_missing_image_fail_and_skip(mimic: Path, caplog: pytest.LogCaptureFixture):
+    gone = _mimic_path(mimic, "d6")
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 of 2 image file\(s\) not found: .*s52000001/d6\.jpg"):
+        mimic_cxr(mimic, size=SIZE, on_error="fail")
+    with caplog.at_level(logging.WARNING, logger="chexradi.data.datasets"):
+        s = mimic_cxr(mimic, size=SIZE, on_error="skip")
+    assert _ids(s.test) == ["d8"] and s.test.skipped == 1 and "skipping 1 of 2" in caplog.text
+    assert _ids(s.train) == ["d1", "d3"] and s.train.skipped == 0
+    assert tuple(s.test[0]["image"].shape) == (1, SIZE, SIZE)

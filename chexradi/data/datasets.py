@@ -8,7 +8,7 @@ float32 (K,) with NaN for unknown, "index": int}``. Images are read with
 
 Public API
 ----------
-CHESTXRAY14_CLASSES, BOXED_CLASSES, BBOX_ALIASES, CHEXPERT_CLASSES
+CHESTXRAY14_CLASSES, BOXED_CLASSES, BBOX_ALIASES, CHEXPERT_CLASSES, MIMIC_CXR_CLASSES
 Record
     One image: id, path, labels, patient, boxes (original pixel coordinates), meta.
 CXRDataset
@@ -22,19 +22,24 @@ csv_dataset(csv_path, ...)
     Any folder of images with one CSV row per image (also the phantom's ``labels.csv``).
 chexpert(root, ...)
     CheXpert (``train.csv``/``valid.csv``, 14 observations coded 1/0/-1/blank).
+mimic_cxr(root, ...)
+    MIMIC-CXR-JPG v2.0.0/2.1.0 (official split, per-study CheXpert or NegBio labels coded
+    as CheXpert's, ``files/pXX/pSUBJECT/sSTUDY/DICOM.jpg``).
 
 Label codes
 -----------
-1 positive, 0 negative, blank unknown (NaN; CheXpert: see ``blank``), -1 uncertain,
+1 positive, 0 negative, blank unknown (NaN; CheXpert, MIMIC-CXR: see ``blank``), -1 uncertain,
 mapped by ``uncertain``: ``"nan"`` (U-Ignore, the default: masked out of the loss),
 ``"zero"`` (U-Zeros) or ``"one"`` (U-Ones), the policies of Irvin et al. (AAAI 2019).
 """
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
@@ -49,7 +54,8 @@ from .transforms import NORMALIZATION, to_model_input
 
 __all__ = [
     "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING",
-    "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset", "chexpert",
+    "MIMIC_CXR_CLASSES", "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset",
+    "chexpert", "mimic_cxr",
 ]
 
 logger = logging.getLogger("chexradi.data.datasets")
@@ -73,13 +79,20 @@ CHEXPERT_CLASSES: tuple[str, ...] = (
     "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
     "Fracture", "Support Devices",
 )
+#: The 14 MIMIC-CXR-JPG observations, in the column order of ``mimic-cxr-2.0.0-chexpert.csv.gz``
+#: and ``mimic-cxr-2.0.0-negbio.csv.gz`` (alphabetical).
+MIMIC_CXR_CLASSES: tuple[str, ...] = (
+    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Enlarged Cardiomediastinum", "Fracture",
+    "Lung Lesion", "Lung Opacity", "No Finding", "Pleural Effusion", "Pleural Other", "Pneumonia",
+    "Pneumothorax", "Support Devices",
+)
 NO_FINDING = "No Finding"
 UNCERTAIN_POLICIES = ("nan", "zero", "one")
 ON_ERROR = ("fail", "skip")
 #: ChestX-ray14 boxes are given in the 1024 x 1024 frame of the released images (rows, columns).
 CHESTXRAY14_BOX_FRAME = (1024, 1024)
 CACHE_DTYPES = ("float32", "float16")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom"}
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nrrd", ".nhdr", ".nii", ".nii.gz")  # name endings
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,11 +343,16 @@ class Splits:
 # helpers
 # ------------------------------------------------------------------------------------------------
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and non-empty rows of a CSV; a name ending in ``.gz`` is decompressed with gzip."""
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
             rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not a UTF-8 text CSV ({exc}).") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path} is not a complete gzip file ({exc}); download it again or give the "
+                         "uncompressed .csv instead.") from exc
     if not rows:
         raise ValueError(f"{path} is empty; expected a header row and one row per image.")
     return [h.strip() for h in rows[0]], rows[1:]
@@ -485,7 +503,7 @@ def _index_images(root: Path, images_subdir: str) -> dict[str, Path]:
             continue
         with os.scandir(folder) as it:
             for e in it:
-                if e.is_file() and Path(e.name).suffix.lower() in _IMAGE_SUFFIXES:
+                if e.is_file() and e.name.lower().endswith(_IMAGE_SUFFIXES):
                     index.setdefault(e.name, Path(e.path))
     return index
 
@@ -831,3 +849,172 @@ def chexpert(root: PathLike, *, size: int = 224, uncertain: str = "nan", blank: 
     kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
     return Splits(_make(train, CHEXPERT_CLASSES, **kw), _make(val, CHEXPERT_CLASSES, **kw),
                   _make(test, CHEXPERT_CLASSES, **kw), CHEXPERT_CLASSES)
+
+
+# ------------------------------------------------------------------------------------------------
+# MIMIC-CXR-JPG
+# ------------------------------------------------------------------------------------------------
+_MIMIC_PREFIX = "mimic-cxr-2.0.0-"
+_MIMIC_SPLITS = {"train": "train", "validate": "val", "test": "test"}
+MIMIC_LABELERS = ("chexpert", "negbio")
+
+
+def _mimic_csv(root: Path, name: str) -> Path:
+    """``root/mimic-cxr-2.0.0-<name>.csv.gz``, or the plain ``.csv`` when only that exists."""
+    gz = root / f"{_MIMIC_PREFIX}{name}.csv.gz"
+    plain = root / f"{_MIMIC_PREFIX}{name}.csv"
+    return plain if not gz.is_file() and plain.is_file() else gz
+
+
+def _mimic_missing(path: Path, root: Path, labeler: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"{path} not found. The MIMIC-CXR-JPG folder {root} must contain {_MIMIC_PREFIX}split.csv.gz, "
+        f"{_MIMIC_PREFIX}{labeler}.csv.gz, {_MIMIC_PREFIX}metadata.csv.gz (for the views filter; plain .csv "
+        "files are accepted too) and the images in files/pXX/pSUBJECT/sSTUDY/.")
+
+
+def _mimic_id(value: str) -> str:
+    return str(int(value)) if value.isdigit() else value
+
+
+def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", uncertain: str = "nan",
+              blank: str = "zero", views: Optional[Sequence[str]] = ("PA", "AP"),
+              classes: Optional[Sequence[str]] = None, cache_dir: Optional[PathLike] = None,
+              on_error: str = "fail", cache_dtype: str = "float32") -> Splits:
+    """MIMIC-CXR-JPG v2.0.0/2.1.0 (Johnson et al., PhysioNet 2019) as distributed.
+
+    Parameters
+    ----------
+    root : path
+        The ``mimic-cxr-jpg/2.0.0`` (or ``2.1.0``) folder, with ``mimic-cxr-2.0.0-split.csv.gz``
+        (``dicom_id, study_id, subject_id, split``), the labels of ``labeler``, optionally
+        ``mimic-cxr-2.0.0-metadata.csv.gz`` (``ViewPosition`` per ``dicom_id``) and the
+        images in ``files/p<first two digits of subject_id>/p<subject_id>/s<study_id>/<dicom_id>.jpg``.
+        Each table is read as ``.csv.gz`` or, when only that exists, as plain ``.csv``.
+    size : int
+        Network input side.
+    labeler : {"chexpert", "negbio"}
+        Label table: ``mimic-cxr-2.0.0-chexpert.csv.gz`` (CheXpert labeler) or
+        ``mimic-cxr-2.0.0-negbio.csv.gz`` (NegBio). Labels are per study and apply to
+        every image of the study.
+    uncertain : {"nan", "zero", "one"}
+        -1 (uncertain): ``"nan"`` U-Ignore (default, masked from the loss), ``"zero"``
+        U-Zeros, ``"one"`` U-Ones, as for :func:`chexpert`.
+    blank : {"zero", "nan"}
+        Blank (not mentioned in the report): 0 by default, as for :func:`chexpert`, or
+        NaN (unknown).
+    views : sequence of str or None
+        ``ViewPosition`` values to keep (case-insensitive; default frontal ``PA`` and
+        ``AP``), read from the metadata table. Images without a metadata row or with a
+        blank ``ViewPosition`` are dropped (logged). None keeps every image and does not
+        need the metadata table.
+    classes : sequence of str, optional
+        Observations to use, in the given order (default: the 14 of
+        :data:`MIMIC_CXR_CLASSES`, in the label table's order).
+    cache_dir, on_error, cache_dtype
+        See :class:`CXRDataset`; missing images are reported (or skipped) per split.
+
+    Returns
+    -------
+    Splits
+        The official split: ``train``, ``validate`` -> ``val``, ``test``; patients are
+        ``subject_id`` (the split keeps each patient in one split). ``class_names`` is
+        ``classes``. Images whose study has no row in the label table are skipped and
+        counted in a warning (after the views filter). Each record has
+        ``image_id = dicom_id`` and ``meta`` ``{"dicom_id", "study_id", "view"}`` (``view``
+        the ``ViewPosition``, None without a metadata table).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root``, the split or label table is missing; the metadata table is missing while
+        ``views`` is set; images missing with ``on_error="fail"``.
+    ValueError
+        Columns missing, bad label codes, split values other than train/validate/test,
+        unknown classes, bad arguments.
+    """
+    size = _check_size(size)
+    labeler = _check_choice(labeler, "labeler", MIMIC_LABELERS)
+    uncertain = _check_choice(uncertain, "uncertain", UNCERTAIN_POLICIES)
+    blank = _check_choice(blank, "blank", ("nan", "zero"))
+    _check_choice(on_error, "on_error", ON_ERROR)
+    _check_choice(cache_dtype, "cache_dtype", CACHE_DTYPES)
+    if isinstance(views, str):
+        views = [views]
+    keep = None if views is None else {v.strip().upper() for v in views}
+    if keep is not None and not keep:
+        raise ValueError("views is empty; give the ViewPosition values to keep (e.g. ('PA', 'AP')) or None for all.")
+    names = MIMIC_CXR_CLASSES if classes is None else tuple([classes] if isinstance(classes, str) else classes)
+    unknown = [c for c in names if c not in MIMIC_CXR_CLASSES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"classes must be distinct MIMIC-CXR observations, got {list(names)!r}; known: "
+                         f"{', '.join(MIMIC_CXR_CLASSES)}.")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"MIMIC-CXR-JPG folder {root} not found; pass the folder that holds "
+                                f"{_MIMIC_PREFIX}split.csv.gz and files/.")
+    split_csv = _mimic_csv(root, "split")
+    label_csv = _mimic_csv(root, labeler)
+    meta_csv = _mimic_csv(root, "metadata")
+    for path in (split_csv, label_csv):
+        if not path.is_file():
+            raise _mimic_missing(path, root, labeler)
+    if keep is not None and not meta_csv.is_file():
+        raise FileNotFoundError(f"{meta_csv} not found; it gives each image's ViewPosition, which views="
+                                f"{tuple(views)!r} needs. Add it to {root} or pass views=None to keep every view.")
+
+    header, rows = _read_csv(label_csv)
+    sti = _col(header, ["study_id"], label_csv, "'study_id'")
+    lidx = [_col(header, [c], label_csv, repr(c)) for c in names]
+    labels_of: dict[str, np.ndarray] = {}
+    for n, row in enumerate(rows, start=2):
+        labels_of[_mimic_id(_cell(row, sti))] = np.array(
+            [_code(_cell(row, j), uncertain, blank, f"{label_csv} line {n} column {header[j]!r}")  # type: ignore
+             for j in lidx], np.float32)
+
+    view_of: Optional[dict[str, str]] = None
+    if meta_csv.is_file():
+        header, rows = _read_csv(meta_csv)
+        di = _col(header, ["dicom_id"], meta_csv, "'dicom_id'")
+        vi = _col(header, ["ViewPosition"], meta_csv, "'ViewPosition'")
+        view_of = {_cell(row, di): _cell(row, vi) for row in rows}
+        del header, rows
+    else:
+        logger.info("%s not found: views unknown (meta['view'] is None)", meta_csv)
+
+    header, rows = _read_csv(split_csv)
+    di = _col(header, ["dicom_id"], split_csv, "'dicom_id'")
+    sti = _col(header, ["study_id"], split_csv, "'study_id'")
+    sui = _col(header, ["subject_id"], split_csv, "'subject_id'")
+    spi = _col(header, ["split"], split_csv, "'split'")
+    splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
+    unlabelled: list[str] = []
+    other_view: list[str] = []
+    for n, row in enumerate(rows, start=2):
+        dicom, study, subject = _cell(row, di), _mimic_id(_cell(row, sti)), _mimic_id(_cell(row, sui))
+        where = f"{split_csv} line {n}"
+        if not dicom or not study or not subject:
+            raise ValueError(f"{where}: empty dicom_id, study_id or subject_id.")
+        s = _MIMIC_SPLITS.get(_cell(row, spi).lower())
+        if s is None:
+            raise ValueError(f"{where}: split value {_cell(row, spi)!r} is not train, validate or test.")
+        view = view_of.get(dicom, "") if view_of is not None else None
+        if keep is not None and (view or "").upper() not in keep:
+            other_view.append(dicom)
+            continue
+        labels = labels_of.get(study)
+        if labels is None:
+            unlabelled.append(dicom)
+            continue
+        path = root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}" / f"{dicom}.jpg"
+        meta = {"dicom_id": dicom, "study_id": study, "view": view}
+        splits[s].append(Record(dicom, path, labels.copy(), subject, {}, meta))
+    if other_view:
+        logger.info("%d image(s) of %s have a ViewPosition not in %s (or none); not used", len(other_view),
+                    split_csv.name, sorted(keep or ()))
+    if unlabelled:
+        logger.warning("%d image(s) of %s belong to a study with no row in %s; skipped (e.g. %s)",
+                       len(unlabelled), split_csv.name, label_csv.name, _show(unlabelled, 3))
+    kw = dict(size=size, cache_dir=cache_dir, on_error=on_error, cache_dtype=cache_dtype)
+    return Splits(_make(splits["train"], names, **kw), _make(splits["val"], names, **kw),
+                  _make(splits["test"], names, **kw), names)

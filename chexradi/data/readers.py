@@ -1,4 +1,4 @@
-"""Reading chest radiographs: PNG/JPEG (8/16-bit, grey or RGB) and DICOM.
+"""Reading chest radiographs: PNG/JPEG (8/16-bit, grey or RGB), DICOM, NRRD and NIfTI.
 
 Public functions
 ----------------
@@ -7,6 +7,14 @@ read_radiograph(path) -> (image, spacing)
     pixel spacing (row, column) in mm.
 image_shape_and_spacing(path) -> (shape, spacing)
     The same facts from the header only, without decoding the pixels.
+
+NRRD (``.nrrd``, ``.nhdr``) and NIfTI (``.nii``, ``.nii.gz``) are read with SimpleITK,
+recognised by the end of the file name. A 2-D image, or a 3-D image with a single
+slice (size 1 along any axis), gives a 2-D ``(rows, columns)`` array in the stored
+index order (the direction matrix is not applied), intensities as stored (no
+windowing). A true volume (more than one slice) is refused: a radiograph is 2-D.
+SimpleITK orders size and spacing ``(x, y[, z])`` = ``(column, row[, slice])``; the
+spacing returned here is in numpy order ``(row, column)``.
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ logger = logging.getLogger("chexradi.data.readers")
 PathLike = Union[str, "os.PathLike[str]"]
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+# Read with SimpleITK; matched against the end of the lower-cased file name (".nii.gz").
+_ITK_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz")
 # ITU-R BT.601 luma, the weights PIL's convert("L") uses.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -40,9 +50,13 @@ def _check_file(path: PathLike) -> Path:
         )
     if p.is_dir():
         raise ValueError(
-            f"{p} is a directory, not an image file; pass one PNG, JPEG or DICOM file inside it."
+            f"{p} is a directory, not an image file; pass one PNG, JPEG, DICOM, NRRD or NIfTI file inside it."
         )
     return p
+
+
+def _is_itk(p: Path) -> bool:
+    return p.name.lower().endswith(_ITK_SUFFIXES)
 
 
 def _is_dicom(p: Path) -> bool:
@@ -86,8 +100,8 @@ def _read_pil(p: Path) -> np.ndarray:
             arr = np.asarray(im)
     except UnidentifiedImageError as exc:
         raise ValueError(
-            f"Cannot read {p}: not an image PIL recognises. Pass a PNG, JPEG or DICOM file "
-            "(DICOM files without the .dcm suffix must carry the 'DICM' preamble)."
+            f"Cannot read {p}: not an image PIL recognises. Pass a PNG, JPEG, DICOM, NRRD (.nrrd/.nhdr) or NIfTI "
+            "(.nii/.nii.gz) file (DICOM files without the .dcm suffix must carry the 'DICM' preamble)."
         ) from exc
     except OSError as exc:
         raise ValueError(f"Cannot read {p}: {exc}. The file may be truncated or corrupt; re-export it.") from exc
@@ -176,6 +190,105 @@ def _read_dicom(p: Path) -> tuple[np.ndarray, tuple[float, float]]:
     return image, _dicom_spacing(ds, p)
 
 
+def _itk_plane(p: Path, size: tuple[int, ...], spacing: tuple[float, ...],
+               n_components: int, complex_pixels: bool) -> tuple[tuple[int, ...], tuple[int, int], tuple[float, float]]:
+    """Which SimpleITK axes to keep for a 2-D radiograph, checked from the header alone.
+
+    Returns the numpy axes to squeeze away (scalar part of the array, whose axes are the
+    reverse of SimpleITK's), the shape (rows, columns) and the spacing (row, column).
+    Size-1 axes are dropped from the last SimpleITK axis (z) backwards until two remain;
+    more than two axes longer than 1 is a volume and raises ``ValueError``.
+    """
+    if complex_pixels:
+        raise ValueError(f"{p}: complex pixel values; a radiograph must hold real intensities.")
+    if n_components not in (1, 2, 3, 4):
+        raise ValueError(
+            f"{p}: pixels with {n_components} components; expected grey (1), grey+alpha (2), RGB (3) or RGBA (4)."
+        )
+    if len(size) < 2:
+        raise ValueError(f"{p}: a {len(size)}-D image of size {tuple(int(v) for v in size)}; a radiograph must be 2-D.")
+    keep = list(range(len(size)))
+    for axis in reversed(range(len(size))):
+        if len(keep) <= 2:
+            break
+        if size[axis] == 1:
+            keep.remove(axis)
+    if len(keep) != 2:
+        raise ValueError(
+            f"{p}: image of size {tuple(int(v) for v in size)} (SimpleITK x, y, z order) is a "
+            f"{len(size)}-D volume with more than one slice; a radiograph must be 2-D. Pick a slice first "
+            "(e.g. SimpleITK: image[:, :, k]) and save it as its own file."
+        )
+    col_axis, row_axis = keep
+    shape = (int(size[row_axis]), int(size[col_axis]))
+    sp = _valid_spacing((spacing[row_axis], spacing[col_axis]))
+    if sp is None:
+        logger.warning("%s: ignoring invalid spacing %s; using 1.0 mm", p, tuple(spacing))
+        sp = (1.0, 1.0)
+    dropped = tuple(len(size) - 1 - a for a in range(len(size)) if a not in keep)
+    return dropped, shape, sp
+
+
+def _itk_complex_ids() -> set[int]:
+    import SimpleITK as sitk
+
+    return {getattr(sitk, n) for n in ("sitkComplexFloat32", "sitkComplexFloat64") if hasattr(sitk, n)}
+
+
+def _itk_header(p: Path) -> tuple[tuple[int, int], tuple[float, float]]:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise ValueError(f"Cannot read the header of {p} with SimpleITK: {_itk_message(exc)}.") from exc
+    _, shape, sp = _itk_plane(p, tuple(reader.GetSize()), tuple(reader.GetSpacing()),
+                              int(reader.GetNumberOfComponents()), reader.GetPixelID() in _itk_complex_ids())
+    return shape, sp
+
+
+def _itk_message(exc: Exception) -> str:
+    """The useful last line of an ITK exception (the rest is a C++ source location)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _read_itk(p: Path) -> tuple[np.ndarray, tuple[float, float]]:
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        raise ValueError(
+            f"Cannot read {p} with SimpleITK: {_itk_message(exc)}. The file may be truncated or corrupt "
+            "(a .nhdr header also needs its data file next to it)."
+        ) from exc
+    n_comp = int(img.GetNumberOfComponentsPerPixel())
+    dropped, shape, sp = _itk_plane(p, tuple(img.GetSize()), tuple(img.GetSpacing()), n_comp,
+                                    img.GetPixelID() in _itk_complex_ids())
+    arr = sitk.GetArrayFromImage(img)  # (z, y, x[, components])
+    arr = np.squeeze(arr, axis=dropped) if dropped else arr
+    if n_comp > 1:
+        arr = _to_grey(arr, p)
+    elif arr.ndim == 3:  # a one-component vector image keeps a trailing axis
+        arr = arr[..., 0]
+    if arr.shape != shape:
+        raise ValueError(f"{p}: expected a 2-D image of shape {shape}, got pixel data of shape {arr.shape}.")
+    return np.asarray(arr, dtype=np.float64), sp
+
+
+def _check_finite(image: np.ndarray, p: Path) -> np.ndarray:
+    bad = ~np.isfinite(image)
+    if bad.any():
+        raise ValueError(
+            f"{p}: {int(bad.sum())} of {image.size} pixel(s) are NaN or infinite; a radiograph needs finite "
+            "intensities. Replace them (e.g. numpy.nan_to_num) and save the file again."
+        )
+    return image
+
+
 def read_radiograph(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
     """Read a chest radiograph as a float64 2-D array and its pixel spacing.
 
@@ -183,8 +296,11 @@ def read_radiograph(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
     ----------
     path : str or os.PathLike
         A PNG or JPEG (8 or 16 bit; RGB is converted to grey by luminance with a
-        logged note) or a DICOM file (recognised by a ``.dcm``/``.dicom`` suffix or
-        by its ``DICM`` preamble).
+        logged note), a DICOM file (recognised by a ``.dcm``/``.dicom`` suffix or
+        by its ``DICM`` preamble), or an NRRD (``.nrrd``/``.nhdr``) or NIfTI
+        (``.nii``/``.nii.gz``) file read with SimpleITK: 2-D, or 3-D with one slice
+        (size 1 along any axis); multi-component (RGB) pixels are converted to grey
+        by the same luminance weights as PNG.
 
     Returns
     -------
@@ -193,10 +309,13 @@ def read_radiograph(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
         DICOM, ``RescaleSlope``/``RescaleIntercept`` are applied and MONOCHROME1
         images are inverted by mirroring the representable range of the stored
         values (``(2**BitsStored - 1) - value`` for unsigned data without rescale).
+        NRRD/NIfTI intensities are returned as stored (higher = denser, as for
+        MONOCHROME2), in the stored index order (the direction matrix is not applied).
     spacing : tuple of float
         Pixel spacing in mm in numpy order (row, column): DICOM ``PixelSpacing``,
         else ``ImagerPixelSpacing``, else ``(1.0, 1.0)``. PNG/JPEG carry no
-        reliable spacing: ``(1.0, 1.0)``.
+        reliable spacing: ``(1.0, 1.0)``. NRRD/NIfTI: the image spacing, reordered
+        from SimpleITK's ``(x, y)`` to ``(row, column)``.
 
     Raises
     ------
@@ -204,16 +323,28 @@ def read_radiograph(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
         If ``path`` does not exist.
     ValueError
         If ``path`` is a directory, cannot be decoded, is a DICOM file without pixel
-        data or with several frames, or is not 2-D.
+        data or with several frames, is not 2-D (an NRRD/NIfTI volume with more than
+        one slice), or holds NaN or infinite pixel values (any format).
     """
     p = _check_file(path)
-    if _is_dicom(p):
-        return _read_dicom(p)
-    return _read_pil(p), (1.0, 1.0)
+    if _is_itk(p):
+        image, spacing = _read_itk(p)
+    elif _is_dicom(p):
+        image, spacing = _read_dicom(p)
+    else:
+        image, spacing = _read_pil(p), (1.0, 1.0)
+    return _check_finite(image, p), spacing
 
 
 def image_shape_and_spacing(p: Path) -> tuple[tuple[int, int], tuple[float, float]]:
-    """Shape (rows, columns) and spacing (row, column) in mm of an image file, without decoding its pixels."""
+    """Shape (rows, columns) and spacing (row, column) in mm of an image file, without decoding its pixels.
+
+    NRRD/NIfTI headers are read with ``SimpleITK.ImageFileReader.ReadImageInformation``
+    and follow the same single-slice rule and errors as :func:`read_radiograph` (a
+    missing file raises ``FileNotFoundError``). NaN pixels are not detected here.
+    """
+    if _is_itk(Path(os.fspath(p))):
+        return _itk_header(_check_file(p))
     if _is_dicom(p):
         import pydicom
 
