@@ -1,6 +1,6 @@
 # chexradi — developer entry points.
 #   make test   set up .venv (if missing) under constraints.txt and run the test suite
-#   make demo   set up .venv and run `chexradi extract` on real radiographs
+#   make demo   set up .venv, run `chexradi extract` on real radiographs, then the loop on the phantom
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
 #   make parity regenerate docs/parity.md from a same-process comparison
 PYTHON ?= python3
@@ -24,6 +24,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo_extract.py --out demo-output
+	$(BIN)/chexradi iterate --data phantom --model resnet18_ta --rounds 3 --out demo-output/loop
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py

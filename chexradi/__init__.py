@@ -6,7 +6,9 @@ Public API (everything else is internal):
 - :class:`Extractor` — the same, reusable, with validated settings;
 - :func:`load_settings` — settings from a dict, a YAML/JSON parameter file and keywords;
 - :func:`extract_batch` — many cases, in processes, resumable;
-- :func:`versions` — the package versions recorded in every output.
+- :func:`versions` — the package versions recorded in every output;
+- :func:`iterate` — the ChexRadiNet loop (radiomics-guided training rounds), returning a :class:`History`;
+- :func:`plot_history` — a run's curves.
 
 Importing :mod:`chexradi` does not import torch.
 """
@@ -16,7 +18,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions", "__version__"]
+__all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions", "iterate", "History",
+           "plot_history", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
@@ -32,4 +35,8 @@ def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
         from .radiomics.batch import extract_batch
 
         return extract_batch
+    if name in ("iterate", "History", "plot_history"):
+        from . import loop
+
+        return getattr(loop, name)
     raise AttributeError(f"module 'chexradi' has no attribute {name!r}")

@@ -1,7 +1,9 @@
 """The ``chexradi`` command line.
 
-Commands: ``extract`` (radiomics features of one case or of a batch) and
-``heatmap`` (a trained model's class heatmaps as overlays, masks and boxes).
+Commands: ``extract`` (radiomics features of one case or of a batch),
+``heatmap`` (a trained model's class heatmaps as overlays, masks and boxes),
+``phantom`` (a synthetic data set), and, in :mod:`chexradi.cli_loop`, ``iterate``
+(the radiomics-guided loop) and ``evaluate`` (reprint a finished run).
 
 Exit codes: 0 success; 1 a case failed; 2 usage error, invalid settings or
 parameter file, or a cases/output problem found before any work; 130
@@ -128,6 +130,8 @@ def cli(verbose: int) -> None:
       chexradi extract image.nrrd mask.nrrd
       chexradi extract --batch cases.csv --out features.csv --jobs 4
       chexradi heatmap run/best.pt cxr.png --out heatmaps
+      chexradi iterate --data phantom --model resnet18_ta --out runs/phantom
+      chexradi evaluate runs/phantom
 
     Run `chexradi COMMAND --help` for a command's options.
     """
@@ -471,6 +475,9 @@ def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes:
         raise CaseFailed(f"could not write the phantom to {out}: {exc}") from None
     if not quiet:
         click.echo(report.summary())
+
+
+from . import cli_loop  # noqa: E402,F401 - registers `iterate` and `evaluate` on the group
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -285,7 +285,7 @@ def test_usage_errors_help_and_version() -> None:
                       (["extract", "--batch", __file__], "--batch needs --out"),
                       (["extract", "a", "b", "--engine", "torch"], "'torch' is not one of"),
                       (["extract", "a", "b", "--jobs", "-1"], "--jobs"),
-                      (["iterate"], "No such command")]:
+                      (["iterate"], "Missing option '--data'"), (["nosuch"], "No such command")]:
         res = run(*args, ok=False)
         assert res.exit_code == 2 and msg in res.stderr, (args, res.stderr)
     res = run("--version")

@@ -38,7 +38,34 @@ def test_heatmap_quickstart_learns_and_localises(tmp_path: Path) -> None:
     assert np.isfinite(s["val_mean_auc"][-1])
 
 
-@pytest.mark.parametrize("script", ["heatmap_quickstart.py", "demo_extract.py"])
+def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
+    """Both table scripts on a tiny phantom run: the second reuses the first's run folder."""
+    from chexradi.loop import History
+
+    run = tmp_path / "run"
+    common = ["--data", "phantom:n_train=20,n_val=10,n_test=10,size=64", "--rounds", "2", "--epochs", "1",
+              "--jobs", "1", "--out", str(run)]
+    auc = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce_auc_table.py"), *common, "--json",
+                          str(tmp_path / "auc.json")], capture_output=True, text=True, timeout=600)
+    assert auc.returncode == 0, auc.stderr[-3000:]
+    h = History.load(run)
+    assert len(h) == 2
+    tab = json.loads((tmp_path / "auc.json").read_text())["auc"]
+    by_class = {r["class"]: r for r in tab["rows"]}
+    for c in h.class_names:  # the table shows the run's numbers, not copies of the published ones
+        assert by_class[c]["round0_image"] == pytest.approx(h[0]["auc_image"][c])
+        assert by_class[c]["guided_fused"] == pytest.approx(h[1]["auc_fused"][c])
+    assert "NOT comparable" in auc.stdout and "0.8430" in auc.stdout and "0.9248" in auc.stdout
+    before = (run / "round_1" / "round.json").stat().st_mtime_ns
+    loc = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce_localization_table.py"), *common],
+                         capture_output=True, text=True, timeout=600)
+    assert loc.returncode == 0, loc.stderr[-3000:]
+    assert (run / "round_1" / "round.json").stat().st_mtime_ns == before  # reused, not recomputed
+    assert "T(IoU)=0.1" in loc.stdout and "0.6790" in loc.stdout
+
+
+@pytest.mark.parametrize("script", ["heatmap_quickstart.py", "demo_extract.py", "reproduce_auc_table.py",
+                                    "reproduce_localization_table.py"])
 def test_example_help(script: str) -> None:
     proc = subprocess.run([sys.executable, str(REPO / "examples" / script), "--help"], capture_output=True,
                           text=True, timeout=120)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MEAN", "STD", "NORMALIZATION", "scale_intensity", "to_model_input", "resize"]
+__all__ = ["MEAN", "STD", "NORMALIZATION", "scale_intensity", "to_model_input", "from_model_input", "resize"]
 
 MEAN = 0.449
 STD = 0.226
@@ -71,3 +71,17 @@ def to_model_input(image: np.ndarray, *, size: int = 224) -> np.ndarray:
         raise ValueError(f"size must be an integer >= 8 (the network input side in pixels), got {size!r}")
     x = resize(scale_intensity(image), (int(size), int(size)))
     return ((x - MEAN) / STD)[None].astype(np.float32)
+
+
+def from_model_input(x: np.ndarray) -> np.ndarray:
+    """The inverse of the normalisation in :func:`to_model_input`: ``(1, H, W)`` or ``(H, W)`` -> [0, 1] ``(H, W)``.
+
+    Values are clipped to [0, 1] (the windowed, resized radiograph). Accepts a torch
+    tensor's numpy view.
+    """
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise ValueError(f"x must be (1, H, W) or (H, W), got shape {a.shape}")
+    return np.clip(a * STD + MEAN, 0.0, 1.0).astype(np.float32)

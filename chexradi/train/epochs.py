@@ -118,7 +118,7 @@ def _train_epoch(parts: _Parts, loader: DataLoader, run: _Progress, *, epoch: in
         loss_sum += loss.detach().double() * n
         seen += n
         if parts.show and hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
         if run.global_step >= total_steps:
             break
     if seen == 0:

@@ -61,6 +61,7 @@ def predict(
     embeddings: bool = False,
     num_workers: int = 0,
     progress: Optional[bool] = None,
+    objective: Any = None,
 ) -> Prediction:
     """Probabilities (and optionally heatmaps and embeddings) for every item of ``data``, in order.
 
@@ -88,6 +89,12 @@ def predict(
         Also return the ``(N, C)`` pooled features (what guidance aligns with).
     progress:
         Progress bar: None shows it when stderr is a terminal.
+    objective:
+        Score with ``objective.logits(model, batch)`` instead of ``model(image)``
+        (e.g. a :class:`~chexradi.guidance.RadiomicsGuidance` in ``"fused"`` mode,
+        whose batches carry the guidance vectors). Not combined with ``heatmaps`` or
+        ``embeddings``, which come from the model itself. A module objective is
+        moved to the device and put in eval mode, and both are restored afterwards.
 
     Returns
     -------
@@ -116,6 +123,12 @@ def predict(
     if not isinstance(embeddings, bool):
         raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
     _check_progress(progress)
+    if objective is not None:
+        if not callable(getattr(objective, "logits", None)):
+            raise ValueError(f"objective must have a logits(model, batch) method, got {type(objective).__name__}")
+        if heatmaps is not None or embeddings:
+            raise ValueError("objective scores the batch its own way; heatmaps and embeddings come from the "
+                             "model: call predict twice (once with objective, once with heatmaps/embeddings)")
     if embeddings and not all(callable(getattr(model, m, None)) for m in
                               ("forward_features", "embed_features", "forward_head")):
         raise ValueError("embeddings=True needs a chexradi Classifier (forward_features / embed_features / "
@@ -133,10 +146,16 @@ def predict(
         from ..cam.methods import heatmaps as cam_fn  # noqa: F811 - lazy: the CAM stage is optional here
 
     was_training = model.training
+    obj_module = objective if isinstance(objective, nn.Module) else None
+    obj_training = obj_module.training if obj_module is not None else False
     try:
         home = next(model.parameters()).device
     except StopIteration:
         home = dev
+    try:
+        obj_home = next(obj_module.parameters()).device if obj_module is not None else dev
+    except StopIteration:
+        obj_home = dev
     pin = dev.type == "cuda"
     loader = _make_loader(data, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers,
                           pin_memory=pin)
@@ -150,6 +169,9 @@ def predict(
     try:
         model.to(dev)
         model.eval()
+        if obj_module is not None:
+            obj_module.to(dev)
+            obj_module.eval()
         for raw in _progress(loader, _progress_on(progress), "predict"):
             batch = _to_device(raw, "data", dev, need_target=False, non_blocking=pin)
             x = batch["image"]
@@ -167,6 +189,8 @@ def predict(
                         emb_all.append(emb.float().cpu())
                         if heatmaps is None:
                             logits = model.forward_head(emb)  # type: ignore[operator]
+                    elif objective is not None:
+                        logits = objective.logits(model, batch)
                     else:
                         logits = model(x)
             logits_all.append(logits.float().cpu())
@@ -185,6 +209,10 @@ def predict(
         if home != dev:
             model.to(home)
         model.train(was_training)
+        if obj_module is not None:
+            if obj_home != dev:
+                obj_module.to(obj_home)
+            obj_module.train(obj_training)
     if not logits_all:
         raise ValueError("data gave no batches; pass a non-empty dataset")
     logits_t = torch.cat(logits_all)

@@ -1,0 +1,206 @@
+"""``chexradi iterate`` and ``chexradi evaluate``: the loop from the command line.
+
+Registered on the ``chexradi`` group by :mod:`chexradi.cli`; kept apart so that each
+file stays readable. Heavy imports (torch) happen inside the commands.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from .cli import CONTEXT, ConfigError, _settings_callback, cli
+
+__all__ = ["iterate_cmd", "evaluate_cmd"]
+
+_MODELS = ("resnet18", "resnet18_ta", "resnet34", "resnet34_ta", "resnet50", "resnet50_ta", "resnet101",
+           "resnet101_ta", "densenet121", "densenet121_ta", "densenet169", "densenet169_ta")
+# == chexradi.nn.list_models() (kept here so --help stays fast; a test checks they agree)
+
+
+def _read_config(path: Optional[Path]) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--config {path}: not a readable YAML/JSON file ({exc})") from None
+    groups = ("train", "heatmap", "radiomics", "guidance")
+    if not isinstance(data, dict) or not set(data) <= set(groups):
+        bad = sorted(set(data) - set(groups)) if isinstance(data, dict) else [type(data).__name__]
+        raise ConfigError(f"--config {path}: top-level keys must be among {', '.join(groups)} (got {bad}); "
+                          f"e.g. 'train: {{epochs: 10}}'")
+    for g, v in data.items():
+        if not isinstance(v, dict):
+            raise ConfigError(f"--config {path}: '{g}' must be a mapping of settings, got {type(v).__name__}")
+    return data
+
+
+@cli.command("iterate", context_settings=CONTEXT)
+@click.option("--data", "-d", required=True, metavar="SPEC",
+              help="phantom[:n=600,size=128,difficulty=0.5], chestxray14:DIR, chexpert:DIR, mimic:DIR or csv:FILE.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Run folder: run.json, round_<k>/ (checkpoint, masks, regions, radiomics, metrics), "
+                   "history.csv/json. Re-running the same command resumes.")
+@click.option("--rounds", "-r", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Rounds including round 0 (image only).")
+@click.option("--model", "-m", type=click.Choice(_MODELS), default="resnet50_ta", show_default=True)
+@click.option("--size", type=click.IntRange(min=8), default=None, metavar="PX",
+              help="Network input side [default: 224 for files, 96 for the phantom].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs per round [8].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Training batch size [32].")
+@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=None, help="AdamW learning rate [1e-3].")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="Early-stopping patience in epochs [3].")
+@click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 ... [cuda when available].")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes [0].")
+@click.option("--no-guidance", is_flag=True,
+              help="Control arm: every round retrains on images alone (same rounds and epochs, no radiomics).")
+@click.option("--scratch", is_flag=True, help="Train every round from scratch instead of from the previous round.")
+@click.option("--alignment", type=click.Choice(["ntxent", "mse", "none"]), default=None,
+              help="Alignment loss between image and radiomics embeddings [ntxent].")
+@click.option("--align-weight", type=click.FloatRange(min=0.0), default=None, help="Weight of the alignment [0.5].")
+@click.option("--method", type=click.Choice(["cam", "gradcam"]), default=None, help="Heatmap method [cam].")
+@click.option("--threshold", type=click.Choice(["fraction", "otsu", "percentile", "fixed"]), default=None,
+              help="Heatmap -> mask threshold [fraction].")
+@click.option("--value", type=float, default=None, help="The threshold's parameter [fraction 0.5].")
+@click.option("--region", type=click.Choice(["mask", "box"]), default=None,
+              help="Radiomics inside the mask or its bounding box [mask].")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
+              help="Radiomics worker processes, 0 = one per CPU [0].")
+@click.option("--engine", type=click.Choice(["numba", "pyradiomics"]), default=None, help="Radiomics engine [numba].")
+@click.option("--param", "-p", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="PyRadiomics parameter file for the radiomics step [binWidth 8 on 0-255].")
+@click.option("--setting", "-s", "settings", multiple=True, metavar="NAME:VALUE", callback=_settings_callback,
+              help="A radiomics setting (repeatable), e.g. -s binWidth:16.")
+@click.option("--config", "-c", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="YAML with 'train', 'heatmap', 'radiomics', 'guidance' settings; options win.")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Skip missing or unreadable image files (counted and logged) instead of failing before training.")
+@click.option("--no-resume", is_flag=True, help="Refuse to continue a run found in --out.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
+              help="Also draw the curves [DIR/history.png when matplotlib is installed].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-round messages; the table only.")
+def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[int], seed: int, epochs: Optional[int],
+                batch_size: Optional[int], lr: Optional[float], patience: Optional[int], device: Optional[str],
+                amp: Optional[bool], workers: Optional[int], no_guidance: bool, scratch: bool, alignment: Optional[str],
+                align_weight: Optional[float], method: Optional[str], threshold: Optional[str], value: Optional[float],
+                region: Optional[str], jobs: Optional[int], engine: Optional[str], param: Optional[Path],
+                settings: dict[str, Any], config: Optional[Path], skip_bad_images: bool, no_resume: bool,
+                plot: Optional[Path],
+                quiet: bool) -> None:
+    """Run the radiomics-guided loop: train, heatmaps, masks, radiomics, guided retraining.
+
+    Round 0 trains on images alone; every later round trains with the radiomics of the
+    previous round's heatmap masks as guidance. Each round is evaluated on the test
+    split (AUC of the image-only and the fused head, localisation accuracy where boxes
+    exist) and written to DIR/round_<k>/; the History table is printed at the end.
+
+    \b
+    Examples:
+      chexradi iterate --data phantom --model resnet18_ta --rounds 3 --out runs/phantom
+      chexradi iterate --data chestxray14:/data/cxr14 --out runs/cxr14 --device cuda --jobs 16
+      chexradi iterate --data csv:labels.csv --out runs/mine --config loop.yaml
+
+    Exit status: 0 done, 2 invalid settings or data (nothing trained), 130 interrupted
+    (run the same command again to resume).
+    """
+    from .loop import iterate
+
+    cfg = _read_config(config)
+    groups: dict[str, dict[str, Any]] = {g: dict(cfg.get(g, {})) for g in ("train", "heatmap", "radiomics", "guidance")}
+    for g, k, v in (("train", "epochs", epochs), ("train", "batch_size", batch_size), ("train", "lr", lr),
+                    ("train", "patience", patience), ("train", "device", device), ("train", "amp", amp),
+                    ("train", "num_workers", workers), ("heatmap", "method", method),
+                    ("heatmap", "threshold", threshold), ("heatmap", "value", value), ("heatmap", "region", region),
+                    ("radiomics", "jobs", jobs), ("radiomics", "engine", engine),
+                    ("guidance", "align_weight", align_weight)):
+        if v is not None:
+            groups[g][k] = v
+    if scratch:
+        groups["train"]["warm_start"] = False
+    if no_guidance:
+        groups["guidance"]["enabled"] = False
+    if alignment is not None:
+        groups["guidance"]["alignment"] = None if alignment == "none" else alignment
+    if param is not None or settings:
+        from .radiomics.settings import load_settings
+
+        base = param if param is not None else groups["radiomics"].get("params", {"binWidth": 8})
+        try:
+            groups["radiomics"]["params"] = load_settings(base, **settings).to_params()
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError(f"radiomics settings: {exc}") from None
+    try:
+        history = iterate(data, model=model, rounds=rounds, out=out, resume=not no_resume, seed=seed, size=size,
+                          on_error="skip" if skip_bad_images else "fail",
+                          progress=False if quiet else None, **groups)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; run the same command again to resume from {out}", err=True)
+        click.get_current_context().exit(130)
+    _print_history(history, plot, out)
+
+
+def _print_history(history: Any, plot: Optional[Path], out: Path) -> None:
+    click.echo(history.table())
+    click.echo("")
+    click.echo("AUC per class (evaluation split):")
+    click.echo(history.auc_table())
+    click.echo("")
+    click.echo(f"history: {out / 'history.csv'}")
+    target = plot if plot is not None else out / "history.png"
+    try:
+        from .loop import plot_history
+
+        fig = plot_history(history, target)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        click.echo(f"plot: {target}")
+    except ImportError as exc:
+        if plot is not None:
+            raise ConfigError(str(exc)) from None
+
+
+@cli.command("evaluate", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
+              help="Where to draw the curves [RUN_DIR/history.png].")
+@click.option("--localization", "-l", is_flag=True, help="Also print each round's per-class localisation tables.")
+def evaluate_cmd(run_dir: Path, plot: Optional[Path], localization: bool) -> None:
+    """Reprint and re-plot a run of `chexradi iterate` from its folder (nothing is recomputed).
+
+    \b
+    Examples:
+      chexradi evaluate runs/phantom
+      chexradi evaluate runs/phantom --plot curves.pdf --localization
+
+    Exit status: 0 done, 2 not a run folder.
+    """
+    from .loop import History
+
+    try:
+        history = History.load(run_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    planned = history.settings.get("rounds")
+    click.echo(f"run {run_dir}: data {history.settings.get('data')}, model {history.settings.get('model')}, "
+               f"{len(history)} of {planned} round(s) finished")
+    if not len(history):
+        click.echo("no finished round yet; run `chexradi iterate` with the same options to continue", err=True)
+        return
+    if localization:
+        for r in history:
+            for metric in ("iou", "iobb"):
+                p = run_dir / f"round_{r['round']}" / f"localization_{metric}.csv"
+                if p.is_file():
+                    click.echo(f"\nround {r['round']}, localisation accuracy ({metric}):")
+                    click.echo(p.read_text().rstrip())
+        click.echo("")
+    _print_history(history, plot, run_dir)

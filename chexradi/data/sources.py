@@ -1,0 +1,276 @@
+"""Where the loop's images come from: a data *spec* string -> :class:`~chexradi.data.datasets.Splits`.
+
+``open_data(spec)`` understands
+
+========================  =====================================================================
+``phantom``               the synthetic phantom, generated in memory (:func:`phantom_splits`);
+                          options as ``phantom:n=600,size=128,difficulty=0.5,seed=0``
+``chestxray14:DIR``       NIH ChestX-ray14 (:func:`~chexradi.data.datasets.chestxray14`)
+``chexpert:DIR``          CheXpert (:func:`~chexradi.data.datasets.chexpert`)
+``mimic:DIR``             MIMIC-CXR-JPG (:func:`~chexradi.data.datasets.mimic_cxr`)
+``csv:FILE``              a folder of images + one CSV row per image
+                          (:func:`~chexradi.data.datasets.csv_dataset`)
+========================  =====================================================================
+
+A :class:`PhantomDataset` behaves like a :class:`~chexradi.data.datasets.CXRDataset`
+(items ``{"image", "target", "index"}``, ``targets``, ``class_names``, ``boxes_at``) but
+holds its images in memory, already through
+:func:`~chexradi.data.transforms.to_model_input`, so it is the same network input a
+written phantom PNG read from disk would give.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .datasets import Splits
+from .phantom import DEFAULT_CLASSES, generate
+from .transforms import to_model_input
+
+__all__ = ["PhantomDataset", "phantom_splits", "open_data", "check_images", "SOURCES", "PHANTOM_DEFAULTS"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Spec prefixes :func:`open_data` accepts.
+SOURCES = ("phantom", "chestxray14", "chexpert", "mimic", "csv")
+
+#: Defaults of ``phantom:...`` (and of :func:`phantom_splits`): case counts of the three splits,
+#: image side, seed and difficulty of the generator.
+PHANTOM_DEFAULTS: dict[str, Any] = {"n_train": 360, "n_val": 120, "n_test": 120, "size": 96, "seed": 0,
+                                    "difficulty": 0.5}
+
+
+class PhantomDataset(Dataset):
+    """Phantom cases in memory as network inputs; see the module docstring.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(N, S, S)`` phantom images in [0, 1].
+    labels : numpy.ndarray
+        ``(N, K)`` 0/1.
+    boxes : list of dict
+        Per case, class -> ``(x, y, w, h)`` of the lesion (pixels of the ``S x S`` image).
+    class_names : sequence of str
+        The ``K`` classes.
+    ids : sequence of str
+        Image ids (the file names ``write_phantom`` gives).
+    size : int
+        Network input side; images of another side are resized and boxes scaled.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: Sequence[dict], class_names: Sequence[str],
+                 ids: Sequence[str], *, size: int) -> None:
+        n = int(images.shape[0])
+        if labels.shape[0] != n or len(boxes) != n or len(ids) != n:
+            raise ValueError(f"images ({n}), labels ({labels.shape[0]}), boxes ({len(boxes)}) and ids ({len(ids)}) "
+                             "must have one entry per case")
+        self.size = int(size)
+        self.class_names: tuple[str, ...] = tuple(class_names)
+        self.ids = list(ids)
+        self._source_side = int(images.shape[-1])
+        self._x = np.stack([to_model_input(im, size=self.size) for im in images]) if n else \
+            np.zeros((0, 1, self.size, self.size), np.float32)
+        self._y = np.asarray(labels, np.float32)
+        self._boxes = [dict(b) for b in boxes]
+
+    def __len__(self) -> int:
+        return int(self._x.shape[0])
+
+    @property
+    def targets(self) -> np.ndarray:
+        """float32 ``(N, K)`` labels."""
+        return self._y
+
+    def load_image(self, index: int) -> np.ndarray:
+        """float32 ``(1, size, size)`` network input of case ``index``."""
+        return self._x[index]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not isinstance(index, (int, np.integer)) or not -n <= index < n:
+            raise IndexError(f"index {index!r} out of range for a dataset of {n} image(s).")
+        i = int(index) % n
+        return {"image": torch.from_numpy(self._x[i].copy()), "target": torch.from_numpy(self._y[i].copy()),
+                "index": i}
+
+    def boxes_at(self, index: int, size: Optional[int] = None) -> dict[str, list[tuple[float, float, float, float]]]:
+        """Class -> list of ``(x, y, w, h)`` at a ``size x size`` input (default ``self.size``)."""
+        s = (self.size if size is None else int(size)) / self._source_side
+        return {c: [(x * s, y * s, w * s, h * s)] for c, (x, y, w, h) in self._boxes[index].items()}
+
+    def __repr__(self) -> str:
+        return f"PhantomDataset({len(self)} image(s), {len(self.class_names)} class(es), size={self.size})"
+
+
+def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHANTOM_DEFAULTS["n_val"],
+                   n_test: int = PHANTOM_DEFAULTS["n_test"], *, size: int = PHANTOM_DEFAULTS["size"],
+                   seed: int = PHANTOM_DEFAULTS["seed"], difficulty: float = PHANTOM_DEFAULTS["difficulty"],
+                   classes: Sequence[str] = DEFAULT_CLASSES, render_size: Optional[int] = None) -> Splits:
+    """Train / val / test splits of the phantom: cases ``0 .. n_train + n_val + n_test - 1`` in that order.
+
+    ``render_size`` is the side the phantom is drawn at (default ``max(size, 64)``, the
+    generator's minimum); images are then brought to ``size`` by
+    :func:`~chexradi.data.transforms.to_model_input`, as files read from disk would be.
+
+    Raises
+    ------
+    ValueError
+        A count < 1, or invalid phantom settings (see :func:`chexradi.data.phantom.generate`).
+    """
+    for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an integer >= 8 (the network input side in pixels), got {size!r}")
+    side = int(render_size) if render_size is not None else max(int(size), 64)
+    total = int(n_train) + int(n_val) + int(n_test)
+    ps = generate(total, size=side, seed=seed, difficulty=difficulty, classes=classes)
+    names = ps.image_names
+    cuts = [0, int(n_train), int(n_train) + int(n_val), total]
+    parts = [PhantomDataset(ps.images[a:b], ps.labels[a:b], ps.boxes[a:b], ps.class_names, names[a:b], size=size)
+             for a, b in zip(cuts[:-1], cuts[1:])]
+    return Splits(train=parts[0], val=parts[1], test=parts[2], class_names=tuple(ps.class_names))  # type: ignore
+
+
+def _parse_options(text: str, spec: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ValueError(f"data spec {spec!r}: option {part!r} is not key=value "
+                             f"(e.g. phantom:n=600,size=128,difficulty=0.5)")
+        k, v = (s.strip() for s in part.split("=", 1))
+        out[k] = v
+    return out
+
+
+def _phantom_from_options(opts: dict[str, Any], spec: str, size: Optional[int]) -> Splits:
+    known = {"n", "n_train", "n_val", "n_test", "size", "seed", "difficulty", "classes"}
+    bad = sorted(set(opts) - known)
+    if bad:
+        raise ValueError(f"data spec {spec!r}: unknown phantom option(s) {', '.join(bad)}; "
+                         f"valid: {', '.join(sorted(known))}")
+    kw: dict[str, Any] = dict(PHANTOM_DEFAULTS)
+    try:
+        if "n" in opts:  # total, split 60 / 20 / 20
+            n = int(opts["n"])
+            if n < 5:
+                raise ValueError("n must be >= 5")
+            kw["n_val"] = kw["n_test"] = max(1, n // 5)
+            kw["n_train"] = n - 2 * kw["n_val"]
+        for k in ("n_train", "n_val", "n_test", "size", "seed"):
+            if k in opts:
+                kw[k] = int(opts[k])
+        if "difficulty" in opts:
+            kw["difficulty"] = float(opts["difficulty"])
+    except ValueError as exc:
+        raise ValueError(f"data spec {spec!r}: {exc} (counts, size and seed are integers, difficulty a number "
+                         f"in [0, 1])") from exc
+    if size is not None and "size" not in opts:
+        kw["size"] = int(size)
+    if "classes" in opts:
+        kw["classes"] = tuple(c.strip() for c in str(opts["classes"]).split("+") if c.strip())
+    return phantom_splits(**kw)
+
+
+def open_data(spec: Union[str, Splits], *, size: Optional[int] = None, cache_dir: Optional[PathLike] = None,
+              seed: int = 0, on_error: str = "fail", validate: bool = True, **options: Any) -> Splits:
+    """Open a data spec (see the module docstring) as train / val / test splits.
+
+    Parameters
+    ----------
+    spec : str or Splits
+        ``phantom[:k=v,...]``, ``chestxray14:DIR``, ``chexpert:DIR``, ``mimic:DIR`` or
+        ``csv:FILE``; a :class:`Splits` is returned as it is.
+    size : int, optional
+        Network input side (default 224 for files, the phantom's own default for it).
+    cache_dir : path, optional
+        Decoded-image cache for file-based sources.
+    seed : int
+        Seed of the patient-level validation draw (file sources).
+    on_error : {"fail", "skip"}
+        Missing or unreadable image files: fail early naming them, or skip them with a count.
+    validate : bool
+        For file sources, open every image's header first (:func:`check_images`) so that a
+        corrupt file is found before training rather than in the middle of an epoch.
+    **options
+        Passed to the reader (e.g. ``uncertain="zero"`` for CheXpert).
+
+    Raises
+    ------
+    ValueError
+        An unknown prefix (the message lists :data:`SOURCES`), a spec without its path, bad options.
+    FileNotFoundError
+        The folder or file does not exist.
+    """
+    if isinstance(spec, Splits):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"data must be a spec string such as 'phantom' or 'chestxray14:/data/cxr14', or "
+                         f"chexradi.data.datasets.Splits; got {spec!r}")
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind not in SOURCES:
+        raise ValueError(f"data spec {spec!r}: unknown source {kind!r}; use one of {', '.join(SOURCES)} "
+                         f"(e.g. phantom, chestxray14:DIR, chexpert:DIR, mimic:DIR, csv:FILE)")
+    if kind == "phantom":
+        if options:
+            raise ValueError(f"data spec {spec!r}: give phantom options in the spec (phantom:n=600,size=128), "
+                             f"not as keywords {sorted(options)}")
+        return _phantom_from_options(_parse_options(rest, spec), spec, size)
+    if not rest:
+        raise ValueError(f"data spec {spec!r}: {kind} needs a path, e.g. {kind}:/data/{kind}")
+    path = Path(rest).expanduser()
+    if not path.exists():
+        what = "file" if kind == "csv" else "folder"
+        raise FileNotFoundError(f"data spec {spec!r}: the {what} {path} does not exist; check the path")
+    from . import datasets
+
+    kw: dict[str, Any] = {"size": 224 if size is None else int(size), "cache_dir": cache_dir,
+                          "on_error": on_error, **options}
+    if kind == "csv":
+        splits = datasets.csv_dataset(path, seed=seed, **kw)
+    elif kind == "chestxray14":
+        splits = datasets.chestxray14(path, seed=seed, **kw)
+    elif kind == "chexpert":
+        splits = datasets.chexpert(path, seed=seed, **kw)
+    else:
+        splits = datasets.mimic_cxr(path, **kw)
+    if validate:
+        check_images(splits, on_error=on_error)
+    return splits
+
+
+def check_images(splits: Splits, *, on_error: str = "fail") -> int:
+    """Open every image's header once (no decoding) so that unreadable files show up before training.
+
+    ``on_error="fail"`` raises ``ValueError`` listing the unreadable files (path and
+    reason); ``"skip"`` drops their records from the split and logs the count. Returns
+    the number dropped.
+    """
+    import logging
+
+    dropped = 0
+    for name, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
+        if ds is None or not callable(getattr(ds, "validate", None)):
+            continue
+        ok, bad = ds.validate()
+        if ok:
+            continue
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        shown = "; ".join(f"{p}: {reason}" for p, reason in bad[:5]) + more
+        if on_error == "fail":
+            raise ValueError(f"{len(bad)} image(s) of the {name} split cannot be read: {shown}. Fix or remove "
+                             f"them, or skip them (on_error='skip', chexradi iterate --skip-bad-images)")
+        gone = {str(p) for p, _ in bad}
+        ds.records = [r for r in ds.records if str(r.path) not in gone]
+        ds.skipped = getattr(ds, "skipped", 0) + len(bad)
+        dropped += len(bad)
+        logging.getLogger("chexradi.data").warning("skipping %d unreadable image(s) of the %s split: %s",
+                                                   len(bad), name, shown)
+    return dropped

@@ -1,0 +1,152 @@
+"""Loop stage 3: radiomics inside the masks -> one guidance vector per image.
+
+The radiograph each mask belongs to is written once per run as
+``images/<split>/<index>.nrrd``: the network input brought back to [0, 1]
+(:func:`chexradi.data.transforms.from_model_input`) and scaled to 0-255, on a 1 x 1
+pixel grid, so the masks (made at the same grid) line up exactly and the gray levels
+have one scale for every dataset. A round's ``cases.csv`` lists every (image, class)
+mask; :func:`chexradi.extract_batch` (the chexradi engine, in worker processes,
+resumable from its journal) writes ``radiomics.csv``. The vector of an image is the
+concatenation over classes of its features (``K x F`` values, class-major); a failed
+or missing case leaves its block NaN, which :class:`chexradi.guidance.Standardizer`
+counts and sets to the training mean.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from .._io import atomic_path, atomic_write
+
+logger = logging.getLogger("chexradi.loop")
+
+__all__ = ["write_images", "image_file", "extract_vectors", "Vectors", "read_vectors"]
+
+_CARRIED = ("Image", "Mask", "split", "index", "class")
+
+
+def image_file(split: str, index: int) -> str:
+    """Relative path (under the run folder) of the radiomics image of ``index`` in ``split``."""
+    return f"images/{split}/{index:06d}.nrrd"
+
+
+def write_images(splits: Mapping[str, Any], run_dir: Path) -> int:
+    """Write the radiomics image of every item (skipping those already there); returns how many were written.
+
+    ``images/done.json`` records the counts; when it matches, nothing is read.
+    """
+    import SimpleITK as sitk
+
+    from ..data.transforms import from_model_input
+
+    counts = {s: len(ds) for s, ds in splits.items()}
+    done = run_dir / "images" / "done.json"
+    if done.is_file():
+        try:
+            if json.loads(done.read_text()).get("counts") == counts:
+                return 0
+        except (OSError, ValueError):
+            pass
+    written = 0
+    for split, ds in splits.items():
+        for i in range(len(ds)):
+            path = run_dir / image_file(split, i)
+            if path.is_file():
+                continue
+            x = ds[i]["image"]
+            arr = from_model_input(np.asarray(x)) * 255.0
+            img = sitk.GetImageFromArray(arr.astype(np.float32))
+            img.SetSpacing((1.0, 1.0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path, suffix=".tmp.nrrd") as tmp:
+                sitk.WriteImage(img, str(tmp), True)
+            written += 1
+    with atomic_write(done) as fh:
+        json.dump({"counts": counts}, fh)
+    return written
+
+
+@dataclass
+class Vectors:
+    """Guidance vectors of every split.
+
+    Attributes
+    ----------
+    by_split : dict
+        split -> ``(N, K * F)`` float64 (NaN where a case failed or is missing).
+    names : list of str
+        Column names ``"<class>|<feature>"``.
+    n_cases, n_failed : int
+        Cases extracted / failed in this round.
+    seconds : float
+        Wall time of the extraction.
+    """
+
+    by_split: dict[str, np.ndarray] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    n_cases: int = 0
+    n_failed: int = 0
+    seconds: float = 0.0
+
+
+def _cases(rows: Sequence[Mapping[str, Any]], run_dir: Path, round_dir: Path) -> list[dict[str, Any]]:
+    return [{"Image": str((run_dir / image_file(r["split"], int(r["index"]))).resolve()),
+             "Mask": str((round_dir / r["mask"]).resolve()), "split": r["split"], "index": int(r["index"]),
+             "class": r["class"]} for r in rows if not r.get("empty")]
+
+
+def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, int], class_names: Sequence[str],
+                    run_dir: Path, mask_round_dir: Path, out_dir: Path, settings: Mapping[str, Any],
+                    progress: Optional[bool] = None) -> Vectors:
+    """Extract the features of every non-empty mask in ``rows`` (a round's regions) and build the vectors.
+
+    ``cases.csv``, ``radiomics.csv`` (+ journal and metadata) go to ``out_dir``;
+    ``settings`` is the loop's resolved ``radiomics`` group. A re-run resumes from the
+    journal.
+    """
+    from ..radiomics.batch import extract_batch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cases = _cases(rows, run_dir, mask_round_dir)
+    cases_csv = out_dir / "cases.csv"
+    with atomic_write(cases_csv, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(_CARRIED), lineterminator="\n")
+        w.writeheader()
+        w.writerows(cases)
+    report = extract_batch(cases_csv, out=out_dir / "radiomics.csv", params=settings["params"],
+                           engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress)
+    vec = read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
+    vec.n_cases, vec.n_failed, vec.seconds = report.n_total, report.n_failed, float(report.elapsed)
+    if report.n_failed:
+        logger.warning("radiomics: %d of %d case(s) failed (their blocks are NaN); see %s", report.n_failed,
+                       report.n_total, out_dir / "radiomics.csv.meta.json")
+    return vec
+
+
+def read_vectors(path: Path, *, counts: Mapping[str, int], class_names: Sequence[str]) -> Vectors:
+    """The vectors of a ``radiomics.csv`` written by :func:`extract_vectors`."""
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path} is empty; delete it and rerun the round")
+        feats = [c for c in header if c not in _CARRIED]
+        col = {c: i for i, c in enumerate(header)}
+        k_of = {c: k for k, c in enumerate(class_names)}
+        f = len(feats)
+        by_split = {s: np.full((n, len(class_names) * f), np.nan) for s, n in counts.items()}
+        for row in reader:
+            split, idx, cls = row[col["split"]], int(row[col["index"]]), row[col["class"]]
+            if split not in by_split or cls not in k_of:
+                continue
+            k = k_of[cls]
+            vals = [float(row[col[c]]) if row[col[c]] != "" else np.nan for c in feats]
+            by_split[split][idx, k * f:(k + 1) * f] = vals
+    names = [f"{c}|{ft}" for c in class_names for ft in feats]
+    return Vectors(by_split=by_split, names=names)

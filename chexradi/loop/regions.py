@@ -1,0 +1,166 @@
+"""Loop stage 2: heatmaps -> masks and boxes for every image of every split, written to the round folder.
+
+For each split, the model's class heatmaps (:func:`chexradi.train.predict` with
+``heatmaps="cam"`` or ``"gradcam"``, in chunks so memory does not grow with the data
+set) are thresholded into masks (:func:`chexradi.cam.masks.heatmap_to_mask`) for every
+class the model scores. Each mask is written as ``masks/<split>/<index>_<k>.nrrd``
+(label 1, at the network input's 1 x 1 pixel grid; with ``region="box"`` the filled
+bounding box of the kept component instead), and one row per (image, class) goes to
+``regions.csv``. When the previous round's masks exist, the IoU between the two masks
+of each (image, class) is averaged into "how far the masks moved".
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+from torch import nn
+from torch.utils.data import Subset
+
+from .._io import atomic_write
+
+logger = logging.getLogger("chexradi.loop")
+
+__all__ = ["Regions", "make_regions", "image_id", "mask_file"]
+
+#: Images per chunk = heatmap batch size x this.
+_CHUNK_BATCHES = 8
+
+
+@dataclass
+class Regions:
+    """What :func:`make_regions` produced.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per (split, image, class): ``split``, ``index``, ``image_id``, ``class``,
+        ``prob``, ``x``, ``y``, ``w``, ``h`` (None without a box), ``threshold``,
+        ``empty``, ``full``, ``mask`` (path relative to the round folder).
+    boxes : dict
+        ``(split, index, class) -> [(x, y, w, h)]`` (empty list when the mask is empty).
+    n_empty, n_full : int
+        Masks that came out empty / covering the whole image.
+    mask_iou : float or None
+        Mean IoU with the previous round's masks over the (image, class) pairs where
+        either is non-empty; None without a previous round.
+    n_compared : int
+        Pairs that entered ``mask_iou``.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    boxes: dict[tuple[str, int, str], list[tuple[float, float, float, float]]] = field(default_factory=dict)
+    n_empty: int = 0
+    n_full: int = 0
+    mask_iou: Optional[float] = None
+    n_compared: int = 0
+
+
+def image_id(ds: Any, i: int) -> str:
+    """The image's id in its source (file name, or ``#i``)."""
+    ids = getattr(ds, "ids", None)
+    if ids is not None:
+        return str(ids[i])
+    recs = getattr(ds, "records", None)
+    if recs is not None:
+        return str(recs[i].image_id)
+    return f"#{i}"
+
+
+def mask_file(split: str, index: int, k: int) -> str:
+    """Relative path of the mask of class ``k`` of image ``index`` of ``split``."""
+    return f"masks/{split}/{index:06d}_{k:02d}.nrrd"
+
+
+def _read_mask(path: Path) -> Optional[np.ndarray]:
+    import SimpleITK as sitk
+
+    if not path.is_file():
+        return None
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path))) > 0
+
+
+def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], *,
+                 settings: Mapping[str, Any], round_dir: Path, prev_round_dir: Optional[Path],
+                 device: Any = None, progress: Optional[bool] = None) -> Regions:
+    """Heatmaps, masks, boxes and ``regions.csv`` for every image of ``splits`` (see the module docstring).
+
+    ``settings`` is the loop's resolved ``heatmap`` group.
+    """
+    from ..cam.masks import MaskWarning, heatmap_to_mask
+    from ..data.lungs import save_mask
+    from ..train import predict
+
+    out = Regions()
+    iou_sum = 0.0
+    chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
+    cam_log = logging.getLogger("chexradi.cam")
+    old_level = cam_log.level
+    cam_log.setLevel(logging.ERROR)  # empty/full masks are counted here, not logged one by one
+    try:
+        for split, ds in splits.items():
+            n = len(ds)
+            for a in range(0, n, chunk):
+                part = Subset(ds, range(a, min(n, a + chunk)))
+                pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
+                               heatmaps=settings["method"], target_layer=settings["target_layer"],
+                               progress=progress)
+                assert pred.heatmaps is not None
+                for j, idx in enumerate(pred.index.tolist()):
+                    iid = image_id(ds, idx)
+                    for k, cls in enumerate(class_names):
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", MaskWarning)
+                            res = heatmap_to_mask(pred.heatmaps[j, k], method=settings["threshold"],
+                                                  value=settings["value"], sigma=settings["sigma"],
+                                                  keep=settings["keep"], min_size=settings["min_size"])
+                        out.n_empty += int(res.empty)
+                        out.n_full += int(res.full)
+                        box = None
+                        if res.boxes:
+                            b = max(res.boxes, key=lambda bb: bb.score)
+                            box = (float(b.x), float(b.y), float(b.w), float(b.h))
+                        mask = res.mask.astype(bool)
+                        if settings["region"] == "box":
+                            mask = np.zeros_like(mask)
+                            for b in res.boxes:
+                                mask[b.y:b.y + b.h, b.x:b.x + b.w] = True
+                        rel = mask_file(split, idx, k)
+                        save_mask(mask.astype(np.uint8), (1.0, 1.0), round_dir / rel)
+                        if prev_round_dir is not None:
+                            prev = _read_mask(prev_round_dir / rel)
+                            if prev is not None and prev.shape == mask.shape:
+                                union = np.count_nonzero(prev | mask)
+                                if union:
+                                    iou_sum += np.count_nonzero(prev & mask) / union
+                                    out.n_compared += 1
+                        out.boxes[(split, idx, cls)] = [box] if box is not None else []
+                        out.rows.append({
+                            "split": split, "index": idx, "image_id": iid, "class": cls,
+                            "prob": float(pred.probs[j, k]),
+                            "x": None if box is None else box[0], "y": None if box is None else box[1],
+                            "w": None if box is None else box[2], "h": None if box is None else box[3],
+                            "threshold": float(res.threshold), "empty": bool(res.empty), "full": bool(res.full),
+                            "mask": rel})
+    finally:
+        cam_log.setLevel(old_level)
+    if out.n_compared:
+        out.mask_iou = iou_sum / out.n_compared
+    _write_rows(round_dir / "regions.csv", out.rows)
+    if out.n_empty or out.n_full:
+        logger.info("%d empty and %d full mask(s) of %d", out.n_empty, out.n_full, len(out.rows))
+    return out
+
+
+def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    cols = ["split", "index", "image_id", "class", "prob", "x", "y", "w", "h", "threshold", "empty", "full", "mask"]
+    with atomic_write(path, newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: ("" if r[c] is None else r[c]) for c in cols})

@@ -1,0 +1,358 @@
+"""The loop itself: :func:`iterate` runs the rounds, resumes, and gathers the :class:`History`.
+
+Round ``k`` of a run in ``out``::
+
+    round_<k>/radiomics/   cases.csv, radiomics.csv (+ journal, meta): features inside round k-1's masks (k >= 1)
+    round_<k>/fit/         best.pt, last.pt, history.json: training (chexradi.train.fit, resumable)
+    round_<k>/masks/       <split>/<index>_<class>.nrrd: this round's heatmap masks
+    round_<k>/regions.csv  one row per (split, image, class): probability, box, threshold, mask
+    round_<k>/auc.csv, localization_iou.csv, localization_iobb.csv
+    round_<k>/round.json   the round's record, written last: a round is finished when it exists
+
+plus ``run.json`` (the settings), ``images/`` (the radiomics images, written once) and
+``history.json`` / ``history.csv`` (all finished rounds). Every file is written
+atomically. Re-running with the same ``out`` skips the finished rounds and continues
+the first unfinished one (training resumes from its ``last.pt``, extraction from its
+journal); settings that would change the result must be the same.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Union
+
+from .._io import atomic_write
+from . import settings as _settings
+from .history import History
+
+logger = logging.getLogger("chexradi.loop")
+
+__all__ = ["iterate", "RUN_FORMAT"]
+
+RUN_FORMAT = "chexradi-run/1"
+PathLike = Union[str, Path]
+
+#: run.json keys that may differ when resuming (they do not change the numbers).
+_FREE_KEYS = {"created", "versions", "rounds", "progress"}
+_FREE_TRAIN = {"device", "amp", "num_workers"}
+_FREE_OTHER = {("radiomics", "jobs"), ("heatmap", "batch_size")}
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in run.items() if k not in _FREE_KEYS}
+    d = json.loads(json.dumps(d))
+    for k in _FREE_TRAIN:
+        d.get("train", {}).pop(k, None)
+    for g, k in _FREE_OTHER:
+        d.get(g, {}).pop(k, None)
+    return d
+
+
+def _check_resume(run_json: Path, new: Mapping[str, Any], resume: bool) -> None:
+    if not run_json.is_file():
+        return
+    old = json.loads(run_json.read_text())
+    if not resume:
+        raise ValueError(f"{run_json.parent} already holds a run; resume it (resume=True / drop --no-resume), "
+                         f"or give a new out folder (or delete this one) to start over")
+    a, b = _comparable(old), _comparable(new)
+    if a != b:
+        diff = []
+        for k in sorted(set(a) | set(b)):
+            x, y = a.get(k), b.get(k)
+            if isinstance(x, dict) and isinstance(y, dict):  # a settings group: name the keys
+                diff += [f"{k}.{s}" for s in sorted(set(x) | set(y)) if x.get(s) != y.get(s)]
+            elif x != y:
+                diff.append(k)
+        raise ValueError(f"cannot resume {run_json.parent}: it was started with other settings (differing: "
+                         f"{', '.join(diff)}); use the same settings, or a new out folder")
+
+
+def _say(progress: Optional[bool], msg: str) -> None:
+    logger.info(msg)
+    if progress is not False:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _class_names(splits: Any) -> list[str]:
+    return list(splits.class_names)
+
+
+def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics: Optional[Mapping[str, Any]] = None,
+            guidance: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
+            heatmap: Optional[Mapping[str, Any]] = None, out: PathLike, resume: bool = True, seed: int = 0,
+            size: Optional[int] = None, on_error: str = "fail", progress: Optional[bool] = None,
+            on_round_end: Optional[Callable[[dict[str, Any]], Any]] = None) -> History:
+    """Run the ChexRadiNet loop: train, heatmaps, masks, radiomics, guided retraining, for ``rounds`` rounds.
+
+    Round 0 trains on images alone. After every round the model's class heatmaps for
+    every image of every split are thresholded into masks; the radiomics features
+    inside them (chexradi engine, in worker processes) are standardised with
+    training-split statistics and guide round ``k + 1`` (a radiomics MLP fused with the
+    image embedding, and an alignment loss). Each round is evaluated on the test split
+    (val when there is none) with the image-only head and, from round 1, the fused head;
+    localisation accuracy uses the heatmap boxes against the ground-truth boxes.
+
+    Parameters
+    ----------
+    data : str or Splits
+        A data spec (``"phantom"``, ``"phantom:n=600,size=128"``, ``"chestxray14:DIR"``,
+        ``"chexpert:DIR"``, ``"mimic:DIR"``, ``"csv:FILE"``; see
+        :func:`chexradi.data.sources.open_data`) or train/val/test
+        :class:`~chexradi.data.datasets.Splits` (val is required; test optional).
+    model : str
+        Architecture (:func:`chexradi.nn.list_models`), e.g. ``"resnet50_ta"``.
+    rounds : int
+        Number of rounds including round 0 (``rounds=3``: image-only, then two guided rounds).
+    radiomics, guidance, train, heatmap : dict, optional
+        Settings that override :data:`chexradi.loop.settings.DEFAULTS` (unknown keys are refused).
+    out : path
+        Run folder (created). Required: the loop is resumable only from disk.
+    resume : bool
+        Continue a run found in ``out`` (default). False refuses to touch an existing run.
+    seed : int
+        Seeds model initialisation, training order and the validation draw.
+    size : int, optional
+        Network input side for file sources (default 224) and the phantom (default 96).
+    on_error : {"fail", "skip"}
+        File sources: an image that is missing or cannot be opened fails the run before any
+        training, naming the files (default), or is skipped with a count.
+    progress : bool, optional
+        Per-round messages and progress bars on stderr; None: bars only on a terminal.
+    on_round_end : callable, optional
+        Called with each finished round's record.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    ValueError
+        Bad settings (before any work), data without train/val splits, an ``out`` holding
+        a run with other settings.
+    """
+    from ..data.sources import open_data
+    from ..nn import list_models
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an integer >= 1 (round 0 is image-only), got {rounds!r}")
+    if model not in list_models():
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(list_models())}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    groups = {"train": _settings.resolve("train", train), "heatmap": _settings.resolve("heatmap", heatmap),
+              "radiomics": _settings.resolve("radiomics", radiomics),
+              "guidance": _settings.resolve("guidance", guidance)}
+    if out is None:
+        raise ValueError("out is required: give the run folder (e.g. out='runs/phantom')")
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"out={run_dir} is a file; give a folder")
+    spec = data if isinstance(data, str) else f"{type(data).__name__} object"
+    run_json = run_dir / "run.json"
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    splits = open_data(data, size=size, cache_dir=run_dir / "cache", seed=seed, on_error=on_error)
+    if splits.train is None or splits.val is None:
+        raise ValueError(f"data {spec!r} must have a train and a val split (got train={splits.train is not None}, "
+                         f"val={splits.val is not None})")
+    parts = {s: ds for s, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+             if ds is not None and len(ds) > 0}
+    eval_split = "test" if "test" in parts else "val"
+    class_names = _class_names(splits)
+    _check_against_data(groups, model, class_names)
+    from ..nn.checkpoint import versions
+
+    run = {"format": RUN_FORMAT, "data": spec, "model": model, "rounds": rounds, "seed": seed, "size": size,
+           "class_names": class_names, "counts": {s: len(ds) for s, ds in parts.items()}, "eval_split": eval_split,
+           **_jsonable(groups), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "versions": versions()}
+    _check_resume(run_json, run, resume)
+    _check_weights_file(groups, run_dir, rounds)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_json.is_file():
+        old = json.loads(run_json.read_text())
+        run["created"] = old.get("created", run["created"])
+    with atomic_write(run_json) as fh:
+        json.dump(run, fh, indent=2)
+
+    from .features import write_images
+
+    history = History.load(run_dir)
+    history.rounds = history.rounds[:rounds]
+    done = len(history.rounds)
+    if done:
+        _say(progress, f"resuming {run_dir}: {done} round(s) finished")
+    if done < rounds:
+        t0 = time.perf_counter()
+        n = write_images(parts, run_dir)
+        if n:
+            _say(progress, f"wrote {n} radiomics image(s) to {run_dir / 'images'} in "
+                           f"{time.perf_counter() - t0:.1f} s")
+    bar = None if progress is False else progress
+    for k in range(done, rounds):
+        record = _run_round(k, parts, class_names, run=run, groups=groups, run_dir=run_dir, eval_split=eval_split,
+                            progress=bar, say=lambda m: _say(progress, m))
+        history.rounds.append(record)
+        history.to_json(run_dir / "history.json")
+        history.to_csv(run_dir / "history.csv")
+        if on_round_end is not None:
+            on_round_end(dict(record))
+    if done >= rounds:
+        history.to_json(run_dir / "history.json")
+        history.to_csv(run_dir / "history.csv")
+    return history
+
+
+def _check_against_data(groups: Mapping[str, Mapping[str, Any]], model: str, class_names: list[str]) -> None:
+    """Settings that can only be checked once the classes are known: class weights, the heatmap layer."""
+    from ..train.objectives import _class_weights_setting
+
+    try:
+        _class_weights_setting(groups["train"]["class_weights"], len(class_names))
+    except ValueError as exc:
+        raise ValueError(f"train settings: {exc}") from exc
+    layer = groups["heatmap"]["target_layer"]
+    if layer is not None:
+        from ..nn import create_model
+
+        layers = dict(create_model(model, num_classes=len(class_names), in_chans=1).named_modules())
+        if layer not in layers:
+            raise ValueError(f"heatmap['target_layer'] = {layer!r} is not a layer of {model}; e.g. "
+                             f"{', '.join(n for n in layers if n.count('.') <= 1 and n)[:300]}")
+
+
+def _check_weights_file(groups: Mapping[str, Mapping[str, Any]], run_dir: Path, rounds: int) -> None:
+    """A ``train['weights']`` file must exist while a round still needs it (round 0, or every round from scratch)."""
+    weights = groups["train"]["weights"]
+    if weights is not None and not Path(weights).is_file() and (
+            not (run_dir / "round_0" / "round.json").is_file()
+            or (not groups["train"]["warm_start"] and not (run_dir / f"round_{rounds - 1}" / "round.json").is_file())):
+        raise ValueError(f"train['weights'] = {weights!r}: file not found; give a local torchvision state_dict "
+                         f"or None")
+
+
+def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run: Mapping[str, Any],
+               groups: Mapping[str, Mapping[str, Any]], run_dir: Path, eval_split: str, progress: Optional[bool],
+               say: Callable[[str], None]) -> dict[str, Any]:
+    from ..metrics import localization_accuracy
+    from .features import extract_vectors
+    from .regions import make_regions
+    from .training import evaluate, train_round
+
+    rdir = run_dir / f"round_{k}"
+    prev = run_dir / f"round_{k - 1}" if k > 0 else None
+    rdir.mkdir(parents=True, exist_ok=True)
+    t_round = time.perf_counter()
+    seconds = {"radiomics": 0.0, "train": 0.0, "heatmaps": 0.0, "evaluate": 0.0}
+    counts = {s: len(ds) for s, ds in parts.items()}
+    vec = None
+    rad_cases = rad_failed = 0
+    guided = k > 0 and bool(groups["guidance"]["enabled"])
+    if guided:
+        assert prev is not None
+        say(f"round {k}: radiomics inside round {k - 1}'s masks")
+        t = time.perf_counter()
+        rows = _read_regions(prev / "regions.csv")
+        v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
+                            out_dir=rdir / "radiomics", settings=groups["radiomics"], progress=progress)
+        seconds["radiomics"] = time.perf_counter() - t
+        vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
+        say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "
+            f"{seconds['radiomics']:.1f} s")
+    say(f"round {k}: training{' (guided)' if guided else ' (image only)'}")
+    t = time.perf_counter()
+    rm = train_round(k, parts, model_name=run["model"], class_names=class_names, vectors=vec, train=groups["train"],
+                     guidance=groups["guidance"], round_dir=rdir,
+                     prev_best=(prev / "fit" / "best.pt") if prev is not None else None, seed=int(run["seed"]),
+                     progress=progress, meta={"data": run["data"], "size": run["size"]})
+    seconds["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ev = evaluate(rm, parts[eval_split], eval_split, class_names, train=groups["train"], progress=progress)
+    seconds["evaluate"] = time.perf_counter() - t
+    say(f"round {k}: heatmaps and masks for {sum(counts.values())} image(s) x {len(class_names)} class(es)")
+    t = time.perf_counter()
+    reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
+                       device=groups["train"]["device"], progress=progress)
+    seconds["heatmaps"] = time.perf_counter() - t
+    loc = _localization(parts[eval_split], eval_split, reg.boxes, class_names, rdir, localization_accuracy)
+    _write_auc(rdir / "auc.csv", class_names, ev)
+    seconds["total"] = time.perf_counter() - t_round
+    fit = rm.fit
+    record = {
+        "round": k, "guided": guided, "eval_split": eval_split,
+        "auc_image": ev["auc_image"], "mean_auc_image": ev["mean_auc_image"],
+        "auc_fused": ev["auc_fused"], "mean_auc_fused": ev["mean_auc_fused"],
+        "val_score": fit.best_score, "val_criterion": fit.criterion, "best_epoch": fit.best_epoch,
+        "epochs_run": len(fit.history), "stopped_early": fit.stopped_early,
+        "loc_iou": loc.get("iou"), "loc_iobb": loc.get("iobb"), "loc_boxes": loc.get("n"),
+        "mask_iou": reg.mask_iou, "n_masks": len(reg.rows), "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
+        "radiomics_cases": rad_cases, "radiomics_failed": rad_failed, "nonfinite": rm.nonfinite,
+        "seconds": {s: round(v, 3) for s, v in seconds.items()},
+        "paths": {"checkpoint": str(rdir / "fit" / "best.pt"), "masks": str(rdir / "masks"),
+                  "regions": str(rdir / "regions.csv"),
+                  "features": str(rdir / "radiomics" / "radiomics.csv") if guided else None},
+    }
+    record = _jsonable(record)
+    with atomic_write(rdir / "round.json") as fh:
+        json.dump(record, fh, indent=2, allow_nan=False)
+    say(f"round {k} done in {seconds['total']:.1f} s: mean AUC image {_fmt(ev['mean_auc_image'])}, fused "
+        f"{_fmt(ev['mean_auc_fused'])}; localisation T(IoU)=0.1 {_fmt((loc.get('iou') or {}).get('0.1'))}; "
+        f"mask IoU vs previous {_fmt(reg.mask_iou)}")
+    return record
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _read_regions(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing but its round is marked finished; delete the round folder "
+                                f"{path.parent} and resume")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["empty"] = r["empty"] == "True"
+    return rows
+
+
+def _localization(ds: Any, split: str, boxes: Mapping[tuple[str, int, str], list], class_names: list[str],
+                  rdir: Path, localization_accuracy: Callable[..., Any]) -> dict[str, Any]:
+    if not callable(getattr(ds, "boxes_at", None)):
+        return {}
+    truth: dict[tuple[int, str], list] = {}
+    for i in range(len(ds)):
+        for c, bs in ds.boxes_at(i).items():
+            if c in class_names and bs:
+                truth[(i, c)] = list(bs)
+    if not truth:
+        return {}
+    pred = {(i, c): boxes.get((split, i, c), []) for (i, c) in truth}
+    out: dict[str, Any] = {"n": len(truth)}
+    boxed = sorted({c for _, c in truth}, key=class_names.index)
+    for metric in ("iou", "iobb"):
+        tab = localization_accuracy(pred, truth, metric=metric, classes=boxed)
+        tab.to_csv(rdir / f"localization_{metric}.csv")
+        out[metric] = {f"{t:g}": (None if m != m else float(m)) for t, m in zip(tab.thresholds, tab.mean)}
+    return out
+
+
+def _write_auc(path: Path, class_names: list[str], ev: Mapping[str, Any]) -> None:
+    with atomic_write(path, newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["class", "auc_image", "auc_fused"])
+        for c in class_names + ["mean"]:
+            img = ev["mean_auc_image"] if c == "mean" else ev["auc_image"].get(c)
+            fu = ev["mean_auc_fused"] if c == "mean" else (ev["auc_fused"] or {}).get(c)
+            w.writerow([c, "" if img is None else img, "" if fu is None else fu])

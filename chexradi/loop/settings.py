@@ -1,0 +1,170 @@
+"""The loop's settings: four groups (``train``, ``heatmap``, ``radiomics``, ``guidance``), defaults and checks.
+
+Each group is a dict; :func:`resolve` merges what the user gives over :data:`DEFAULTS`,
+refuses unknown keys (the message lists the valid ones) and checks values, so a run
+fails before any work rather than after an hour of training.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any, Optional
+
+__all__ = ["DEFAULTS", "resolve", "GROUPS"]
+
+#: Default settings of every group; see docs/loop.md for what each one does.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {
+        "epochs": 8,             # maximum epochs per round (early stopping on validation mean AUC)
+        "batch_size": 32,
+        "lr": 1e-3,              # AdamW peak learning rate (cosine to 0 per round)
+        "weight_decay": 1e-4,
+        "patience": 3,           # epochs without improvement before stopping; None: never
+        "class_weights": None,   # None, "balanced" or K numbers (positive-class weights)
+        "warm_start": True,      # round k >= 1 starts from round k-1's weights (False: from scratch)
+        "device": None,          # None: CUDA when available, else CPU
+        "amp": None,             # None: on for CUDA
+        "num_workers": 0,        # DataLoader worker processes
+        "weights": None,         # optional local torchvision state_dict for round 0's backbone
+    },
+    "heatmap": {
+        "method": "cam",         # "cam" or "gradcam"
+        "target_layer": None,    # Grad-CAM layer; None: the model's feature layer
+        "threshold": "fraction",  # heatmap -> mask: "fraction", "otsu", "percentile", "fixed"
+        "value": None,           # the threshold's parameter (None: its default, fraction 0.5)
+        "sigma": 0.0,            # Gaussian smoothing before thresholding, pixels
+        "keep": "strongest",     # "strongest", "largest" or "all" connected components
+        "min_size": 1,
+        "region": "mask",        # radiomics inside the thresholded "mask" or its bounding "box"
+        "batch_size": 64,        # images per heatmap batch
+    },
+    "radiomics": {
+        "engine": "numba",       # "numba" (chexradi) or "pyradiomics"
+        "jobs": 0,               # worker processes for extraction; 0: one per CPU
+        "params": {"binWidth": 8},  # PyRadiomics settings (dict or YAML/JSON file) on the 0-255 image
+    },
+    "guidance": {
+        "enabled": True,         # False: rounds >= 1 retrain on images alone (the control arm; no radiomics)
+        "alignment": "ntxent",   # "ntxent", "mse" or None
+        "align_weight": 0.5,
+        "temperature": 0.1,
+        "hidden": 256,           # radiomics MLP width
+        "proj_dim": 128,         # NT-Xent projection width
+        "dropout": 0.1,
+        "fuse": True,            # train (and evaluate) the fused image + radiomics head
+        "select_on": "fused",    # which head's validation AUC picks the best epoch: "fused" or "image"
+    },
+}
+
+GROUPS = tuple(DEFAULTS)
+
+
+def _fail(group: str, key: str, value: Any, want: str) -> None:
+    raise ValueError(f"{group}[{key!r}] = {value!r} is invalid: {want}")
+
+
+def _positive_int(group: str, key: str, v: Any, minimum: int = 1) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        _fail(group, key, v, f"give an integer >= {minimum}")
+
+
+def _positive_float(group: str, key: str, v: Any, *, allow_zero: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 if allow_zero else v > 0):
+        _fail(group, key, v, "give a number " + (">= 0" if allow_zero else "> 0"))
+
+
+def _check(group: str, s: dict[str, Any]) -> None:
+    if group == "train":
+        _positive_int(group, "epochs", s["epochs"])
+        _positive_int(group, "batch_size", s["batch_size"])
+        _positive_float(group, "lr", s["lr"])
+        _positive_float(group, "weight_decay", s["weight_decay"], allow_zero=True)
+        if s["patience"] is not None:
+            _positive_int(group, "patience", s["patience"])
+        _positive_int(group, "num_workers", s["num_workers"], 0)
+        if not isinstance(s["warm_start"], bool):
+            _fail(group, "warm_start", s["warm_start"], "give True or False")
+        if s["amp"] is not None and not isinstance(s["amp"], bool):
+            _fail(group, "amp", s["amp"], "give None, True or False")
+        from ..nn.device import resolve_device
+        from ..train.objectives import _class_weights_setting
+
+        try:
+            _class_weights_setting(s["class_weights"], None)
+            resolve_device(s["device"])
+        except ValueError as exc:
+            raise ValueError(f"train settings: {exc}") from exc
+        if s["weights"] is not None and not isinstance(s["weights"], (str, os.PathLike)):
+            _fail(group, "weights", s["weights"], "give None or the path of a local torchvision state_dict")
+    elif group == "heatmap":
+        from ..cam.masks import check_mask_options
+
+        if s["method"] not in ("cam", "gradcam"):
+            _fail(group, "method", s["method"], "use 'cam' or 'gradcam'")
+        if s["target_layer"] is not None and not (isinstance(s["target_layer"], str) and s["target_layer"]):
+            _fail(group, "target_layer", s["target_layer"], "give None or a module name such as 'backbone.layer4'")
+        if s["region"] not in ("mask", "box"):
+            _fail(group, "region", s["region"], "use 'mask' or 'box'")
+        _positive_int(group, "batch_size", s["batch_size"])
+        try:
+            check_mask_options(method=s["threshold"], value=s["value"], sigma=s["sigma"], keep=s["keep"],
+                               min_size=s["min_size"], connectivity=2)
+        except ValueError as exc:
+            raise ValueError(f"heatmap settings: {exc}") from exc
+    elif group == "radiomics":
+        if s["engine"] not in ("numba", "pyradiomics"):
+            _fail(group, "engine", s["engine"], "use 'numba' or 'pyradiomics'")
+        _positive_int(group, "jobs", s["jobs"], 0)
+        from ..radiomics.settings import load_settings
+
+        try:
+            load_settings(s["params"])
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(f"radiomics['params']: {exc}") from exc
+    elif group == "guidance":
+        from ..guidance import ALIGNMENTS
+
+        if not isinstance(s["enabled"], bool):
+            _fail(group, "enabled", s["enabled"], "give True or False")
+        if s["alignment"] not in ALIGNMENTS:
+            _fail(group, "alignment", s["alignment"], f"use one of {ALIGNMENTS}")
+        _positive_float(group, "align_weight", s["align_weight"], allow_zero=True)
+        _positive_float(group, "temperature", s["temperature"])
+        _positive_int(group, "hidden", s["hidden"])
+        _positive_int(group, "proj_dim", s["proj_dim"])
+        _positive_float(group, "dropout", s["dropout"], allow_zero=True)
+        if not s["dropout"] < 1:
+            _fail(group, "dropout", s["dropout"], "give a number in [0, 1)")
+        if not isinstance(s["fuse"], bool):
+            _fail(group, "fuse", s["fuse"], "give True or False")
+        if s["select_on"] not in ("fused", "image"):
+            _fail(group, "select_on", s["select_on"], "use 'fused' or 'image'")
+        if s["select_on"] == "fused" and not s["fuse"]:
+            _fail(group, "select_on", s["select_on"], "'fused' needs fuse=True; use 'image'")
+
+
+def resolve(group: str, given: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """``DEFAULTS[group]`` updated with ``given``, checked.
+
+    Raises
+    ------
+    ValueError
+        ``given`` is not a mapping, has a key the group does not know (the message
+        lists the valid keys) or a value out of range.
+    """
+    if group not in DEFAULTS:
+        raise ValueError(f"unknown settings group {group!r}; valid: {', '.join(GROUPS)}")
+    out = copy.deepcopy(DEFAULTS[group])
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise ValueError(f"{group} must be a dict of settings (keys: {', '.join(DEFAULTS[group])}), "
+                         f"got {type(given).__name__}")
+    unknown = sorted(set(given) - set(out))
+    if unknown:
+        raise ValueError(f"unknown {group} setting(s) {', '.join(map(repr, unknown))}; valid: "
+                         f"{', '.join(DEFAULTS[group])}")
+    out.update(copy.deepcopy(dict(given)))
+    _check(group, out)
+    return out

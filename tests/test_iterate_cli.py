@@ -1,0 +1,129 @@
+"""`chexradi iterate` and `chexradi evaluate` end to end on a tiny phantom, and their usage errors."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chexradi.cli import cli
+from chexradi.cli_loop import _MODELS
+from chexradi.loop import History
+from chexradi.nn import list_models
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+SPEC = "phantom:n_train=20,n_val=10,n_test=10,size=64"
+TINY = ["--data", SPEC, "--model", "resnet18_ta", "--epochs", "1", "--batch-size", "10", "--jobs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("iterate") / "run"
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_iterate_writes_the_run_and_prints_the_history(run: tuple[Path, str]) -> None:
+    out, output = run
+    h = History.load(out)
+    assert len(h) == 2 and [r["guided"] for r in h] == [False, True]
+    assert h.table() in output  # the table printed is the table of the records on disk
+    assert h.auc_table() in output
+    assert (out / "history.png").stat().st_size > 1000
+    with open(out / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["mean_auc_image"]) for r in rows] == pytest.approx([r["mean_auc_image"] for r in h])
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["train"]["epochs"] == 1 and settings["radiomics"]["jobs"] == 1
+    assert settings["model"] == "resnet18_ta" and settings["data"] == SPEC
+
+
+def test_rerun_resumes_without_training(run: tuple[Path, str]) -> None:
+    out, output = run
+    before = (out / "round_1" / "fit" / "best.pt").stat().st_mtime_ns
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "round_1" / "fit" / "best.pt").stat().st_mtime_ns == before
+    assert History.load(out).table() in res.output
+
+
+def test_evaluate_reprints_and_replots(run: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = run
+    res = CliRunner().invoke(cli, ["evaluate", str(out), "--plot", str(tmp_path / "c.png"), "--localization"])
+    assert res.exit_code == 0, res.output
+    assert History.load(out).table() in res.output
+    assert "2 of 2 round(s) finished" in res.output
+    assert "localisation accuracy (iou)" in res.output and "iou>0.1" in res.output
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_control_arm_has_no_radiomics(tmp_path: Path) -> None:
+    out = tmp_path / "control"
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "2", "--no-guidance", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    h = History.load(out)
+    assert [r["guided"] for r in h] == [False, False]
+    assert h[1]["mean_auc_fused"] is None and h[1]["seconds"]["radiomics"] == 0
+    assert not (out / "round_1" / "radiomics").exists()
+    assert json.loads((out / "run.json").read_text())["guidance"]["enabled"] is False
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--data", "nosuch:x"], "unknown source 'nosuch'"),
+    (["--data", "chestxray14:/no/such/dir"], "/no/such/dir does not exist"),
+    (["--data", "phantom:bogus=1"], "unknown phantom option(s) bogus"),
+    (["--data", SPEC, "--setting", "binWidth:-1"], "binWidth"),
+])
+def test_bad_input_exits_2_before_any_work(tmp_path: Path, args: list[str], needle: str) -> None:
+    out = tmp_path / "never"
+    res = CliRunner().invoke(cli, ["iterate", *args, "--out", str(out), "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output
+    assert not (out / "round_0").exists()
+
+
+def test_bad_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "loop.yaml"
+    cfg.write_text("train: {epochs: 1}\nbogus: {a: 1}\n")
+    res = CliRunner().invoke(cli, ["iterate", "--data", SPEC, "--out", str(tmp_path / "r"), "--config", str(cfg)])
+    assert res.exit_code == 2 and "bogus" in res.output and "train, heatmap, radiomics, guidance" in res.output
+    cfg.write_text("train: {epoch: 1}\n")
+    res = CliRunner().invoke(cli, ["iterate", "--data", SPEC, "--out", str(tmp_path / "r"), "--config", str(cfg)])
+    assert res.exit_code == 2 and "unknown train setting(s) 'epoch'" in res.output and "epochs" in res.output
+
+
+def test_changed_settings_refuse_to_resume(run: tuple[Path, str]) -> None:
+    out, _ = run
+    args = [a if a != "1" else "2" for a in TINY[:6]] + TINY[6:]  # --epochs 2
+    res = CliRunner().invoke(cli, ["iterate", *args, "--rounds", "2", "--out", str(out)])
+    assert res.exit_code == 2 and "cannot resume" in res.output and "train" in res.output
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path)])
+    assert res.exit_code == 2 and "run.json" in res.output
+
+
+def test_model_choices_match_the_registry() -> None:
+    assert sorted(_MODELS) == sorted(list_models())
+
+
+def test_unreadable_images_fail_early_or_are_skipped(tmp_path: Path) -> None:
+    from chexradi.data.phantom import write_phantom
+    from chexradi.data.sources import open_data
+
+    write_phantom(tmp_path / "ph", 15, size=64)
+    bad = sorted((tmp_path / "ph" / "images").glob("*.png"))[3]
+    bad.write_bytes(bad.read_bytes()[:40])  # a truncated PNG: the header is cut
+    spec = f"csv:{tmp_path / 'ph' / 'labels.csv'}"
+    res = CliRunner().invoke(cli, ["iterate", "--data", spec, "--out", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 2 and bad.name in res.output and "--skip-bad-images" in res.output, res.output
+    assert not (tmp_path / "r" / "round_0").exists()
+    kept = open_data(spec, size=64, on_error="skip")
+    ok = open_data(spec, size=64, validate=False)
+    assert sum(len(d) for d in kept if d is not None) == sum(len(d) for d in ok if d is not None) - 1
+    assert all(r.path != bad for d in kept if d is not None for r in d.records)
