@@ -2,6 +2,7 @@
 #   make test   set up .venv (if missing) under constraints.txt and run the test suite
 #   make demo   set up .venv, run `chexradi extract` on real radiographs, then the loop on the phantom
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
+#   make bench-loop  one round of the loop on the phantom, time per stage, radiomics' share (both engines)
 #   make parity regenerate docs/parity.md from a same-process comparison
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench parity venv clean
+.PHONY: test demo bench bench-loop parity venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +29,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
+
+bench-loop: $(STAMP)
+	$(BIN)/python benchmarks/bench_loop.py
 
 parity: $(STAMP)
 	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md

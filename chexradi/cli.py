@@ -119,6 +119,17 @@ def _settings_callback(ctx: click.Context, param: click.Parameter, values: Seque
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def _scheduler_callback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from .radiomics.dask_backend import parse_scheduler
+
+    try:
+        kind, address = parse_scheduler(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a scheduler; use processes, dask, or dask:ADDRESS (e.g. "
+                                 "dask:tcp://10.0.0.5:8786).") from None
+    return kind if address is None else f"dask:{address}"
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="chexradi", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v: info, -vv: debug).")
@@ -177,7 +188,13 @@ def _infer_format(fmt: Optional[str], out: Optional[Path]) -> str:
 @click.option("--engine", type=click.Choice(ENGINES), default="numba", show_default=True,
               help="numba: chexradi's kernels; pyradiomics: the real PyRadiomics on the same inputs.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
-              help="Worker processes for --batch (0: one per CPU).")
+              help="Worker processes for --batch (0: one per CPU); with --scheduler dask, the local Dask "
+                   "workers.")
+@click.option("--scheduler", default="processes", show_default=True, metavar="NAME",
+              callback=_scheduler_callback,
+              help="Where --batch cases run: processes (--jobs worker processes), dask (a local Dask cluster of "
+                   "--jobs workers) or dask:ADDRESS (a running Dask scheduler, e.g. dask:tcp://10.0.0.5:8786; its "
+                   "workers need chexradi and the case files). Dask needs pip install chexradi[dask].")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format. One case: name,value lines or a JSON object. Batch: one CSV row per case, or "
                    "JSON {metadata, records}. Default: json if --out ends in .json, else csv.")
@@ -189,7 +206,7 @@ def _infer_format(fmt: Optional[str], out: Optional[Path]) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; batch summary only when a case failed.")
 def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], out: Optional[Path],
             param: Optional[Path], settings: dict[str, Any], label: Optional[int], engine: str, jobs: int,
-            fmt: Optional[str], validate: bool, no_resume: bool, quiet: bool) -> None:
+            scheduler: str, fmt: Optional[str], validate: bool, no_resume: bool, quiet: bool) -> None:
     """Radiomics features of one IMAGE and MASK, or of every case of a --batch CSV.
 
     Features are named original_<class>_<Feature>, as in PyRadiomics; by default all
@@ -201,6 +218,8 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
       chexradi extract cxr.png roi.png --setting binWidth:10 --format json
       chexradi extract image.nrrd mask.nrrd --param params.yaml --out features.csv
       chexradi extract --batch cases.csv --out features.csv --jobs 4
+      chexradi extract --batch cases.csv --out features.csv --scheduler dask --jobs 8
+      chexradi extract --batch cases.csv --out features.csv --scheduler dask:tcp://10.0.0.5:8786
       chexradi extract --batch cases.csv --validate
 
     \b
@@ -231,7 +250,8 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
         raise ConfigError(f"invalid settings: {exc}") from None
 
     if cases is not None:
-        _run_batch(cases, ext, out=out, fmt=fmt, jobs=jobs, resume=not no_resume, validate=validate, quiet=quiet)
+        _run_batch(cases, ext, out=out, fmt=fmt, jobs=jobs, scheduler=scheduler, resume=not no_resume,
+                   validate=validate, quiet=quiet)
     else:
         assert image is not None and mask is not None
         _run_single(ext, image, mask, out=out, fmt=fmt, validate=validate, quiet=quiet)
@@ -283,14 +303,15 @@ def _run_single(ext: Any, image: Path, mask: Path, *, out: Optional[Path], fmt: 
         click.echo(f"{len(features)} features written to {out_path} (metadata: {batch.meta_path(out_path)})", err=True)
 
 
-def _run_batch(cases: Path, ext: Any, *, out: Optional[Path], fmt: str, jobs: int, resume: bool, validate: bool,
-               quiet: bool) -> None:
+def _run_batch(cases: Path, ext: Any, *, out: Optional[Path], fmt: str, jobs: int, scheduler: str, resume: bool,
+               validate: bool, quiet: bool) -> None:
     from .radiomics.batch import extract_batch, journal_path
 
     try:
-        report = extract_batch(cases, out=out, params=ext.settings, engine=ext.engine, jobs=jobs, fmt=fmt,
-                               resume=resume, validate_only=validate, progress=False if quiet else None)
-    except (ValueError, FileNotFoundError) as exc:  # raised before any case runs
+        report = extract_batch(cases, out=out, params=ext.settings, engine=ext.engine, jobs=jobs,
+                               scheduler=scheduler, fmt=fmt, resume=resume, validate_only=validate,
+                               progress=False if quiet else None)
+    except (ValueError, FileNotFoundError, ImportError) as exc:  # raised before any case runs
         raise ConfigError(str(exc)) from None
     except KeyboardInterrupt:
         where = f" ({journal_path(out)})" if out is not None and not validate else ""

@@ -73,6 +73,9 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
               help="Radiomics worker processes, 0 = one per CPU [0].")
 @click.option("--engine", type=click.Choice(["numba", "pyradiomics"]), default=None, help="Radiomics engine [numba].")
+@click.option("--scheduler", default=None, metavar="NAME",
+              help="Where radiomics runs: processes (default), dask (a local cluster of --jobs workers) or "
+                   "dask:ADDRESS (your cluster).")
 @click.option("--param", "-p", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="PyRadiomics parameter file for the radiomics step [binWidth 8 on 0-255].")
 @click.option("--setting", "-s", "settings", multiple=True, metavar="NAME:VALUE", callback=_settings_callback,
@@ -89,7 +92,8 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
                 batch_size: Optional[int], lr: Optional[float], patience: Optional[int], device: Optional[str],
                 amp: Optional[bool], workers: Optional[int], no_guidance: bool, scratch: bool, alignment: Optional[str],
                 align_weight: Optional[float], method: Optional[str], threshold: Optional[str], value: Optional[float],
-                region: Optional[str], jobs: Optional[int], engine: Optional[str], param: Optional[Path],
+                region: Optional[str], jobs: Optional[int], engine: Optional[str],
+                scheduler: Optional[str], param: Optional[Path],
                 settings: dict[str, Any], config: Optional[Path], skip_bad_images: bool, no_resume: bool,
                 plot: Optional[Path],
                 quiet: bool) -> None:
@@ -117,7 +121,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
                     ("train", "patience", patience), ("train", "device", device), ("train", "amp", amp),
                     ("train", "num_workers", workers), ("heatmap", "method", method),
                     ("heatmap", "threshold", threshold), ("heatmap", "value", value), ("heatmap", "region", region),
-                    ("radiomics", "jobs", jobs), ("radiomics", "engine", engine),
+                    ("radiomics", "jobs", jobs), ("radiomics", "engine", engine), ("radiomics", "scheduler", scheduler),
                     ("guidance", "align_weight", align_weight)):
         if v is not None:
             groups[g][k] = v

@@ -120,7 +120,8 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
         w.writeheader()
         w.writerows(cases)
     report = extract_batch(cases_csv, out=out_dir / "radiomics.csv", params=settings["params"],
-                           engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress)
+                           engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress,
+                           scheduler=settings.get("scheduler"))
     vec = read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
     vec.n_cases, vec.n_failed, vec.seconds = report.n_total, report.n_failed, float(report.elapsed)
     if report.n_failed:

@@ -10,8 +10,9 @@ holds
   T(IoU) / T(IoBB) threshold (Wang et al.'s rule; None without ground-truth boxes), and
   the per-class tables in ``localization_iou.csv`` / ``localization_iobb.csv``;
 - ``mask_iou``: mean IoU between this round's masks and the previous round's (None in round 0);
-- ``seconds``: ``train``, ``heatmaps``, ``radiomics`` (extraction of the vectors this round
-  trained with), ``evaluate`` and ``total``;
+- ``seconds``: ``train``, ``heatmaps`` (of which ``heatmaps_cam``: the model computing the maps,
+  and ``heatmaps_masks``: thresholds, boxes, mask files), ``radiomics`` (extraction of the vectors
+  this round trained with), ``evaluate`` and ``total``;
 - ``best_epoch``, ``epochs_run``, ``val_score``, counts (``n_masks_empty``, ``n_masks_full``,
   ``radiomics_failed``, ``nonfinite``) and ``paths``.
 """

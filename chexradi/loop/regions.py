@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,9 @@ class Regions:
         either is non-empty; None without a previous round.
     n_compared : int
         Pairs that entered ``mask_iou``.
+    seconds_cam, seconds_masks : float
+        Wall time computing heatmaps (the model's forward/backward) and turning them into
+        masks, boxes and files (thresholds, components, NRRD writes, mask IoU).
     """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -59,6 +63,8 @@ class Regions:
     n_full: int = 0
     mask_iou: Optional[float] = None
     n_compared: int = 0
+    seconds_cam: float = 0.0
+    seconds_masks: float = 0.0
 
 
 def image_id(ds: Any, i: int) -> str:
@@ -107,10 +113,13 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
             n = len(ds)
             for a in range(0, n, chunk):
                 part = Subset(ds, range(a, min(n, a + chunk)))
+                t0 = time.perf_counter()
                 pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
                                heatmaps=settings["method"], target_layer=settings["target_layer"],
                                progress=progress)
                 assert pred.heatmaps is not None
+                t1 = time.perf_counter()
+                out.seconds_cam += t1 - t0
                 for j, idx in enumerate(pred.index.tolist()):
                     iid = image_id(ds, idx)
                     for k, cls in enumerate(class_names):
@@ -147,6 +156,7 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
                             "w": None if box is None else box[2], "h": None if box is None else box[3],
                             "threshold": float(res.threshold), "empty": bool(res.empty), "full": bool(res.full),
                             "mask": rel})
+                out.seconds_masks += time.perf_counter() - t1
     finally:
         cam_log.setLevel(old_level)
     if out.n_compared:

@@ -40,7 +40,7 @@ PathLike = Union[str, Path]
 #: run.json keys that may differ when resuming (they do not change the numbers).
 _FREE_KEYS = {"created", "versions", "rounds", "progress"}
 _FREE_TRAIN = {"device", "amp", "num_workers"}
-_FREE_OTHER = {("radiomics", "jobs"), ("heatmap", "batch_size")}
+_FREE_OTHER = {("radiomics", "jobs"), ("radiomics", "scheduler"), ("heatmap", "batch_size")}
 
 
 def _jsonable(x: Any) -> Any:
@@ -285,6 +285,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
                        device=groups["train"]["device"], progress=progress)
     seconds["heatmaps"] = time.perf_counter() - t
+    seconds["heatmaps_cam"], seconds["heatmaps_masks"] = reg.seconds_cam, reg.seconds_masks
     loc = _localization(parts[eval_split], eval_split, reg.boxes, class_names, rdir, localization_accuracy)
     _write_auc(rdir / "auc.csv", class_names, ev)
     seconds["total"] = time.perf_counter() - t_round

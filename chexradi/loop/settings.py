@@ -42,6 +42,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "radiomics": {
         "engine": "numba",       # "numba" (chexradi) or "pyradiomics"
         "jobs": 0,               # worker processes for extraction; 0: one per CPU
+        "scheduler": None,       # None: local processes; "dask": a local Dask cluster; "dask:ADDRESS": yours
         "params": {"binWidth": 8},  # PyRadiomics settings (dict or YAML/JSON file) on the 0-255 image
     },
     "guidance": {
@@ -116,8 +117,13 @@ def _check(group: str, s: dict[str, Any]) -> None:
         if s["engine"] not in ("numba", "pyradiomics"):
             _fail(group, "engine", s["engine"], "use 'numba' or 'pyradiomics'")
         _positive_int(group, "jobs", s["jobs"], 0)
+        from ..radiomics.dask_backend import parse_scheduler
         from ..radiomics.settings import load_settings
 
+        try:
+            parse_scheduler(s["scheduler"])
+        except ValueError as exc:
+            raise ValueError(f"radiomics['scheduler']: {exc}") from exc
         try:
             load_settings(s["params"])
         except (ValueError, FileNotFoundError) as exc:

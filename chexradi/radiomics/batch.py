@@ -13,7 +13,9 @@ How a batch runs
    have been written with the same settings and engine).
 2. Cases run in ``jobs`` worker processes (``spawn`` start method: safe with
    numba and SimpleITK's threads; each worker builds its extractor once). With
-   ``jobs=1`` they run in this process.
+   ``jobs=1`` they run in this process. With ``scheduler="dask"`` they run on a
+   local Dask cluster of ``jobs`` workers, with ``scheduler="dask:ADDRESS"`` on
+   a running Dask cluster (see :mod:`chexradi.radiomics.dask_backend`).
 3. As each case finishes, one JSON line is appended to the journal
    ``<out>.journal.jsonl`` (flushed and fsynced). A bad case (missing file,
    unreadable image, label absent, empty mask, geometry mismatch, NaN pixels...)
@@ -692,6 +694,7 @@ def extract_batch(
     params: Any = None,
     engine: str = "numba",
     jobs: int = 1,
+    scheduler: Optional[str] = None,
     fmt: str = "csv",
     resume: bool = True,
     validate_only: bool = False,
@@ -710,7 +713,16 @@ def extract_batch(
         ``validate_only``.
     params : settings: a dict, a YAML/JSON parameter file or ``Settings``.
     engine : ``"numba"`` (default) or ``"pyradiomics"``.
-    jobs : worker processes (1: run in this process; 0: one per CPU).
+    jobs : worker processes (1: run in this process; 0: one per CPU). With
+        ``scheduler="dask"``: the workers of the local Dask cluster.
+    scheduler : where the cases run. None or ``"processes"``: ``jobs`` worker
+        processes. ``"dask"``: a local Dask cluster (``jobs`` worker processes,
+        one thread each), started and closed by this call.
+        ``"dask:ADDRESS"`` (e.g. ``"dask:tcp://10.0.0.5:8786"``): the workers
+        of a running Dask cluster (left running; its workers need chexradi and
+        must see the case files). Needs ``pip install chexradi[dask]``. Not
+        part of the journal's identity: a batch started with one scheduler can
+        be resumed with another.
     fmt : ``"csv"`` (one row per successful case: carried columns, then
         features) or ``"json"`` (``{"metadata": ..., "records": [...]}``;
         non-finite values are written as null).
@@ -731,8 +743,10 @@ def extract_batch(
 
     Raises
     ------
+    ImportError
+        ``scheduler="dask..."`` without dask/distributed installed.
     ValueError
-        Before any case runs: invalid settings/engine/options, a cases file
+        Before any case runs: invalid settings/engine/options/scheduler, a cases file
         without Image/Mask columns, empty, or with duplicate rows, an output
         folder that cannot be written, or a journal written with different
         settings (use a new ``out`` or ``resume=False``).
@@ -751,6 +765,13 @@ def extract_batch(
         raise ValueError(f"jobs={jobs!r} is invalid: give an integer >= 1 (or 0 for one process per CPU).")
     if progress not in (None, True, False):
         raise ValueError(f"progress={progress!r} is invalid: use None (only on a terminal), True or False.")
+    from .dask_backend import parse_scheduler, require_dask
+
+    sched_kind, sched_address = parse_scheduler(scheduler)
+    if sched_kind == "dask":
+        require_dask()  # before anything is written
+    sched_name = "processes" if sched_kind == "processes" else (
+        "dask" if sched_address is None else f"dask:{sched_address}")
     if jobs == 0:
         jobs = os.cpu_count() or 1
     if out is None and not validate_only:
@@ -817,7 +838,12 @@ def extract_batch(
 
         try:
             if todo:
-                if jobs == 1 or len(todo) == 1:
+                if sched_kind == "dask":
+                    from .dask_backend import run_on_dask
+
+                    run_on_dask(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode,
+                                on_result=on_result, address=sched_address)
+                elif jobs == 1 or len(todo) == 1:
                     for case in todo:
                         on_result(case, _process_case(ext, case.image, case.mask, case.label, mode))
                 else:
@@ -856,6 +882,7 @@ def extract_batch(
             "counts": {"total": n_total, "ok": n_ok, "failed": len(fail_list), "resumed": resumed},
             "columns": {"carried": columns, "features": len(features)},
             "jobs": jobs,
+            "scheduler": sched_name,
             "elapsed_s": round(elapsed, 3),
             "failures": [f.to_dict() for f in fail_list],
         }

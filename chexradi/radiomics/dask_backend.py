@@ -1,0 +1,224 @@
+"""Run the cases of a batch on a Dask cluster (``extract_batch(..., scheduler="dask")``).
+
+:func:`run_on_dask` has the contract of ``batch._run_in_pool``: it runs every
+case of ``todo`` and hands each record (the dict ``batch._process_case``
+returns) to ``on_result`` in this process, as the cases finish, so the journal
+(hence resume) works exactly as with worker processes.
+
+* ``scheduler="dask"``: a :class:`distributed.LocalCluster` on this machine
+  (``jobs`` worker processes, one thread each, no dashboard), closed at the end.
+* ``scheduler="dask:ADDRESS"`` (e.g. ``dask:tcp://10.0.0.5:8786``): a client of
+  the user's running cluster; the cluster is left running (only the client is
+  closed). Its workers need chexradi installed, with the same versions, and
+  must see the image and mask paths of the cases file.
+
+At most a few futures per worker thread are in flight at a time, whatever the
+number of cases, so memory stays bounded. A task that raises, or whose
+worker dies, is retried once by Dask; if it still fails, the case is recorded
+as failed with the reason (the batch goes on; it is retried on the next run).
+
+Dask is imported lazily: install it with ``pip install chexradi[dask]``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .batch import Case
+
+__all__ = ["SCHEDULER_FORMS", "parse_scheduler", "require_dask", "run_on_dask"]
+
+logger = logging.getLogger("chexradi.radiomics.dask_backend")
+
+SCHEDULER_FORMS = ("processes", "dask", "dask:ADDRESS")
+# futures in flight per worker thread of the cluster (bounded memory, workers never idle)
+_INFLIGHT_PER_THREAD = 8
+
+
+def parse_scheduler(scheduler: Optional[str]) -> tuple[str, Optional[str]]:
+    """``(kind, address)`` of a ``scheduler`` value: ``("processes", None)``, ``("dask", None)`` (a local
+    cluster) or ``("dask", "tcp://host:8786")``.
+
+    Raises
+    ------
+    ValueError
+        Any other value (the message lists the accepted forms).
+    """
+    forms = ("None or 'processes' (worker processes, the default), 'dask' (a local Dask cluster of --jobs "
+             "workers) or 'dask:ADDRESS' (a running Dask scheduler, e.g. dask:tcp://10.0.0.5:8786)")
+    if scheduler is None:
+        return "processes", None
+    if not isinstance(scheduler, str):
+        raise ValueError(f"scheduler={scheduler!r} is invalid: use {forms}.")
+    s = scheduler.strip()
+    if s == "processes":
+        return "processes", None
+    if s == "dask":
+        return "dask", None
+    if s.startswith("dask:"):
+        address = s[len("dask:"):].strip()
+        if address:
+            return "dask", address
+    raise ValueError(f"scheduler={scheduler!r} is invalid: use {forms}.")
+
+
+def require_dask() -> Any:
+    """Import and return ``distributed``; ImportError with the install command when it is missing."""
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError as exc:
+        raise ImportError(f"scheduler='dask' needs dask and distributed ({exc}); install them with "
+                          "`pip install chexradi[dask]` (or `pip install \"dask[distributed]\"`).") from exc
+    return distributed
+
+
+# ---------------------------------------------------------------------------------------------
+# on the workers
+# ---------------------------------------------------------------------------------------------
+# One Extractor per worker process and settings (key: engine + settings JSON); a worker may serve
+# several batches with different settings.
+_EXTRACTORS: dict[str, Any] = {}
+
+
+def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_level: int,
+               image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
+    """Run one case on a Dask worker; returns the record of ``batch._process_case``."""
+    from .batch import _process_case
+
+    ext = _EXTRACTORS.get(settings_key)
+    if ext is None:
+        import SimpleITK as sitk
+
+        from .extractor import Extractor
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
+        root = logging.getLogger("chexradi")
+        root.setLevel(log_level)
+        if log_level < logging.WARNING and not root.handlers:
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("%(levelname)s %(name)s [dask worker %(process)d]: %(message)s"))
+            root.addHandler(h)
+        ext = Extractor(settings, engine=engine)
+        _EXTRACTORS[settings_key] = ext
+    return _process_case(ext, image, mask, label, mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# in the client
+# ---------------------------------------------------------------------------------------------
+def _thread_env() -> dict[str, str]:
+    """BLAS / OpenMP thread counts of this process, as environment variables for local Dask workers.
+
+    Dask's nanny starts workers with OMP/OPENBLAS/MKL_NUM_THREADS=1; the last bits of some features (glcm MCC:
+    an eigenvalue computed by LAPACK) depend on the BLAS thread count, so local workers get this process's
+    settings, exactly like the ``jobs`` worker processes (which inherit them).
+    """
+    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+           if os.environ.get(k, "").strip()}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        infos: list[dict[str, Any]] = []
+    else:
+        infos = threadpool_info()
+    for info in infos:
+        n = str(info.get("num_threads", ""))
+        if info.get("internal_api") == "openblas":
+            env.setdefault("OPENBLAS_NUM_THREADS", n)
+        elif info.get("internal_api") == "mkl":
+            env.setdefault("MKL_NUM_THREADS", n)
+        elif info.get("user_api") == "openmp":
+            env.setdefault("OMP_NUM_THREADS", n)
+    cpus = str(os.cpu_count() or 1)  # the libraries' default when nothing is set
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(k, cpus)
+    return env
+
+
+def _failure_reason(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return ("the Dask worker running this case died (crash or out of memory) on every try; it is retried "
+                f"when the batch is run again ({exc})")
+    return f"failed on Dask after a retry: {name}: {exc}"
+
+
+def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str,
+                on_result: Callable[["Case", dict[str, Any]], None], address: Optional[str] = None) -> None:
+    """Run ``todo`` on Dask; ``on_result(case, record)`` is called in this thread as each case finishes.
+
+    ``address`` None starts a local cluster of ``jobs`` worker processes (one thread each) and closes it at
+    the end; otherwise a client connects to the scheduler at ``address`` (the cluster is not closed).
+    """
+    distributed = require_dask()
+    level = logging.getLogger("chexradi").getEffectiveLevel()
+    settings_key = engine + "\n" + json.dumps(settings.to_params(), sort_keys=True, default=str)
+
+    cluster = None
+    client = None
+    try:
+        if address is None:
+            n_workers = max(1, int(jobs) or (os.cpu_count() or 1))
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            logger.info("starting a local Dask cluster of %d worker process(es)", n_workers)
+            import dask
+
+            # set before the worker processes spawn (BLAS reads them when it loads)
+            pre_spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+            pre_spawn.update(_thread_env())
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+                cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None)
+            client = distributed.Client(cluster)
+        else:
+            threads = 1
+            try:
+                client = distributed.Client(address)
+            except (OSError, TimeoutError) as exc:
+                raise RuntimeError(f"cannot connect to the Dask scheduler at {address!r} ({exc}); check the "
+                                   "address (e.g. dask:tcp://10.0.0.5:8786) and that the scheduler is running."
+                                   ) from None
+        n_threads = sum(client.nthreads().values()) or 1
+        max_inflight = _INFLIGHT_PER_THREAD * n_threads
+        tag = uuid.uuid4().hex[:8]
+        queue = list(reversed(todo))  # pop() from the end: cases in input order
+
+        def submit(case: "Case") -> Any:
+            return client.submit(_dask_task, settings, settings_key, engine, threads, level,
+                                 case.image, case.mask, case.label, mode,
+                                 key=f"chexradi-{mode}-{tag}-row{case.row}", retries=1, pure=False)
+
+        inflight: dict[Any, "Case"] = {}
+        while queue and len(inflight) < max_inflight:
+            case = queue.pop()
+            inflight[submit(case)] = case
+        ac = distributed.as_completed(list(inflight))
+        try:
+            for fut in ac:
+                case = inflight.pop(fut)
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # raised twice, or its worker died on every try
+                    rec = {"status": "failed", "reason": _failure_reason(exc)}
+                fut.release()
+                on_result(case, rec)
+                while queue and len(inflight) < max_inflight:
+                    nxt = queue.pop()
+                    new = submit(nxt)
+                    inflight[new] = nxt
+                    ac.add(new)
+        except BaseException:
+            for fut in list(inflight):
+                fut.cancel()
+            raise
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
