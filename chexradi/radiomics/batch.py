@@ -454,8 +454,8 @@ class _Journal:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(settings: Any, engine: str, threads: int, log_level: int) -> None:
-    """Process-pool initializer: thread limits, logging, and the extractor built once per process."""
+def configure_worker(threads: int, log_level: int, tag: str = "worker") -> None:
+    """In a worker process: SimpleITK thread limit and the `chexradi` logger (to stderr, tagged)."""
     import SimpleITK as sitk
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
@@ -463,8 +463,13 @@ def _init_worker(settings: Any, engine: str, threads: int, log_level: int) -> No
     root.setLevel(log_level)
     if log_level < logging.WARNING and not root.handlers:
         h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(levelname)s %(name)s [worker %(process)d]: %(message)s"))
+        h.setFormatter(logging.Formatter(f"%(levelname)s %(name)s [{tag} %(process)d]: %(message)s"))
         root.addHandler(h)
+
+
+def _init_worker(settings: Any, engine: str, threads: int, log_level: int) -> None:
+    """Process-pool initializer: thread limits, logging, and the extractor built once per process."""
+    configure_worker(threads, log_level)
     _WORKER["settings"] = settings
     _WORKER["engine"] = engine
     _WORKER.pop("extractor", None)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
@@ -93,17 +92,10 @@ def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_
 
     ext = _EXTRACTORS.get(settings_key)
     if ext is None:
-        import SimpleITK as sitk
-
+        from .batch import configure_worker
         from .extractor import Extractor
 
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
-        root = logging.getLogger("chexradi")
-        root.setLevel(log_level)
-        if log_level < logging.WARNING and not root.handlers:
-            h = logging.StreamHandler(sys.stderr)
-            h.setFormatter(logging.Formatter("%(levelname)s %(name)s [dask worker %(process)d]: %(message)s"))
-            root.addHandler(h)
+        configure_worker(threads, log_level, "dask worker")
         ext = Extractor(settings, engine=engine)
         _EXTRACTORS[settings_key] = ext
     return _process_case(ext, image, mask, label, mode)
