@@ -83,10 +83,6 @@ def _say(progress: Optional[bool], msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _class_names(splits: Any) -> list[str]:
-    return list(splits.class_names)
-
-
 def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics: Optional[Mapping[str, Any]] = None,
             guidance: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
             heatmap: Optional[Mapping[str, Any]] = None, out: PathLike, resume: bool = True, seed: int = 0,
@@ -169,7 +165,7 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     parts = {s: ds for s, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
              if ds is not None and len(ds) > 0}
     eval_split = "test" if "test" in parts else "val"
-    class_names = _class_names(splits)
+    class_names = list(splits.class_names)
     _check_against_data(groups, model, class_names)
     from ..nn.checkpoint import versions
 

@@ -57,7 +57,7 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
     from ..guidance import GuidanceDataset, RadiomicsGuidance, Standardizer
     from ..nn import create_model, load_model
     from ..train import fit
-    from ..train.objectives import balanced_pos_weight
+    from ..train import class_pos_weight
 
     round_seed = seed + 1000 * k
     if k > 0 and train["warm_start"] and prev_best is not None:
@@ -74,17 +74,11 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
     if vectors is not None:
         std = Standardizer().fit(vectors["train"])
         for s, ds in splits.items():
-            std.transform(vectors[s])
-            nonfinite += std.n_nonfinite
             guided[s] = GuidanceDataset(ds, vectors[s], standardizer=std)
+            nonfinite += std.n_nonfinite  # counted by the transform the dataset just made
         with atomic_write(round_dir / "standardizer.json") as fh:
             json.dump(std.state_dict(), fh)
-        pos_weight = None
-        cw = train["class_weights"]
-        if cw == "balanced":
-            pos_weight = balanced_pos_weight(splits["train"].targets)
-        elif cw is not None:
-            pos_weight = list(cw)
+        pos_weight = class_pos_weight(train["class_weights"], splits["train"], len(class_names))
         _seeded(round_seed + 1)
         objective = RadiomicsGuidance(model.num_features, std.dim, len(class_names),
                                       hidden=guidance["hidden"], proj_dim=guidance["proj_dim"],

@@ -48,8 +48,9 @@ from __future__ import annotations
 
 from .data import ArrayDataset
 from .fit import FitResult, fit
-from .objectives import BALANCED_CLIP, BCEObjective, Objective, balanced_pos_weight, masked_bce_with_logits
+from .objectives import (BALANCED_CLIP, BCEObjective, Objective, balanced_pos_weight, class_pos_weight,
+                         masked_bce_with_logits)
 from .predict import Prediction, predict
 
 __all__ = ["fit", "predict", "FitResult", "Prediction", "ArrayDataset", "BCEObjective", "Objective",
-           "masked_bce_with_logits", "balanced_pos_weight", "BALANCED_CLIP"]
+           "masked_bce_with_logits", "balanced_pos_weight", "class_pos_weight", "BALANCED_CLIP"]

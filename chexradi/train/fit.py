@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 
 from ..nn.device import resolve_device
 from .checkpoints import _best_weights, _json_float, _load_resume, _normalization, _write_epoch
-from .data import _check_data, _length, _make_loader, _peek, _training_targets
+from .data import _check_data, _length, _make_loader, _peek
 from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_state
-from .objectives import BCEObjective, Objective, _class_weights_setting, balanced_pos_weight
+from .objectives import BCEObjective, Objective, _class_weights_setting, class_pos_weight
 from .runtime import (_adamw, _check_float, _check_int, _cosine_schedule, _check_progress, _cudnn_deterministic,
                       _derive_seeds, _objective_parameters, _progress_on, _resolve_amp, _seed_all)
 
@@ -361,16 +361,7 @@ def _total_steps(train: Any, *, batch_size: int, epochs: int, max_steps: Optiona
 
 def _default_objective(cw_setting: Any, train: Any, num_classes: Optional[int]) -> BCEObjective:
     """:class:`BCEObjective` weighted as ``class_weights`` says."""
-    pos_weight = None
-    if cw_setting == "balanced":
-        pos_weight = balanced_pos_weight(_training_targets(train))
-        if num_classes is not None and pos_weight.numel() != num_classes:
-            raise ValueError(f"the training targets have {pos_weight.numel()} columns but the model has "
-                             f"{num_classes} classes")
-        logger.info("class_weights='balanced': pos_weight %s", [round(float(w), 3) for w in pos_weight])
-    elif cw_setting is not None:
-        pos_weight = torch.tensor(cw_setting, dtype=torch.float32)
-    return BCEObjective(pos_weight)
+    return BCEObjective(class_pos_weight(cw_setting, train, num_classes))
 
 
 def _objective_state(objective: Any) -> Any:

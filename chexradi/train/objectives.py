@@ -5,6 +5,7 @@ what a batch holds).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional, Protocol, Union, runtime_checkable
 
@@ -153,3 +154,30 @@ def _class_weights_setting(class_weights: Any, num_classes: Optional[int]) -> Un
                              f"(neg/pos per class from the training targets) or K positive numbers")
         return "balanced"
     return [float(w) for w in _check_weights(class_weights, "class_weights", num_classes)]
+
+
+def class_pos_weight(class_weights: Any, train: Any, num_classes: Optional[int] = None) -> Optional[Tensor]:
+    """The ``(K,)`` positive-class weights a ``class_weights`` setting asks for, or None.
+
+    ``class_weights`` is None, ``"balanced"`` (:func:`balanced_pos_weight` of ``train``'s
+    targets: its ``targets`` attribute, else one pass over it) or K positive numbers.
+
+    Raises
+    ------
+    ValueError
+        An unknown setting, weights that are not positive, or a count other than ``num_classes``.
+    """
+    setting = _class_weights_setting(class_weights, num_classes)
+    if setting is None:
+        return None
+    if setting == "balanced":
+        from .data import _training_targets
+
+        pos_weight = balanced_pos_weight(_training_targets(train))
+        if num_classes is not None and pos_weight.numel() != num_classes:
+            raise ValueError(f"the training targets have {pos_weight.numel()} columns but the model has "
+                             f"{num_classes} classes")
+        logging.getLogger("chexradi.train").info("class_weights='balanced': pos_weight %s",
+                                                 [round(float(w), 3) for w in pos_weight])
+        return pos_weight
+    return torch.tensor(setting, dtype=torch.float32)
