@@ -17,7 +17,9 @@ How a batch runs
    local Dask cluster of ``jobs`` workers, with ``scheduler="dask:ADDRESS"`` on
    a running Dask cluster (see :mod:`chexradi.radiomics.dask_backend`).
 3. As each case finishes, one JSON line is appended to the journal
-   ``<out>.journal.jsonl`` (flushed and fsynced). A bad case (missing file,
+   ``<out>.journal.jsonl`` (flushed at once, fsynced at least every second).
+   Workers get a few consecutive cases per task (cases that share an image
+   file read it once) and report them together when the task ends. A bad case (missing file,
    unreadable image, label absent, empty mask, geometry mismatch, NaN pixels...)
    is recorded with its row and the error message; the batch goes on.
 4. At the end the output (``fmt="csv"``: one row per successful case, the
@@ -75,6 +77,13 @@ META_SUFFIX = ".meta.json"
 _JOURNAL_KIND = "chexradi-batch-journal"
 _JOURNAL_VERSION = 1
 _RESERVED_PREFIXES = ("original_", "diagnostics_")
+# Journal lines are flushed to the OS at once (a killed process loses none) and fsynced in groups: at most
+# this many lines or seconds can be lost to a power cut (they are recomputed on resume).
+_FSYNC_EVERY_LINES = 256
+_FSYNC_EVERY_S = 1.0
+# Cases per task sent to a worker (process pool or Dask): fewer round trips; consecutive cases that share
+# their image read it once. A task's results reach the journal when the whole task finishes.
+_MAX_CASES_PER_TASK = 32
 
 PathLike = Union[str, "os.PathLike[str]"]
 CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
@@ -361,6 +370,8 @@ class _Journal:
         self.path = path
         self.done: dict[str, dict[str, Any]] = {}  # key -> last ok record
         self.n_lines = 0
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
         self._fh = open(path, "a+b")
         try:
             self._lock()
@@ -434,18 +445,31 @@ class _Journal:
         self.n_lines = len(records)
         return keep
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any], *, sync: bool = True) -> None:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         self._fh.write(line.encode("utf-8"))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self._fh.flush()  # in the OS from here on: a killed process loses nothing
         self.n_lines += 1
+        self._unsynced += 1
+        now = time.monotonic()
+        if sync or self._unsynced >= _FSYNC_EVERY_LINES or now - self._synced_at >= _FSYNC_EVERY_S:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync the lines written so far (also against a power cut)."""
+        if self._unsynced:
+            os.fsync(self._fh.fileno())
+            self._unsynced = 0
+        self._synced_at = time.monotonic()
 
     def append(self, record: dict[str, Any]) -> None:
-        self._write(record)
+        self._write(record, sync=False)
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self.sync()
+        finally:
+            self._fh.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,16 +534,40 @@ def _worker_task(image: str, mask: str, label: Optional[int], mode: str) -> dict
     return _process_case(_worker_extractor(), image, mask, label, mode)
 
 
+def _process_cases(ext: Any, items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
+    """:func:`_process_case` for each ``(image, mask, label)``; an image file shared by consecutive cases is
+    read once."""
+    from .imageio import reuse_reads
+
+    with reuse_reads():
+        return [_process_case(ext, image, mask, label, mode) for image, mask, label in items]
+
+
+def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
+    return _process_cases(_worker_extractor(), items, mode)
+
+
+def task_chunks(todo: Sequence[Case], workers: int) -> list[list[Case]]:
+    """``todo`` in input order, cut into tasks of at most ``_MAX_CASES_PER_TASK`` cases, small enough that
+    every worker gets about 8 tasks (so the last tasks do not leave workers idle)."""
+    size = max(1, min(_MAX_CASES_PER_TASK, len(todo) // (8 * max(1, workers))))
+    return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
+
+
+def _items(chunk: Sequence[Case]) -> list[tuple[str, str, Optional[int]]]:
+    return [(c.image, c.mask, c.label) for c in chunk]
+
+
 def _run_in_pool(todo: Sequence[Case], *, settings: Any, engine: str, jobs: int, mode: str,
                  on_result: Callable[[Case, dict[str, Any]], None]) -> None:
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     level = logging.getLogger("chexradi").getEffectiveLevel()
-    queue: deque[Case] = deque(todo)
+    queue: deque[list[Case]] = deque(task_chunks(todo, jobs))
     max_inflight = 2 * jobs
     while queue:
-        executor = ProcessPoolExecutor(max_workers=min(jobs, len(queue)), mp_context=ctx, initializer=_init_worker,
-                                       initargs=(settings, engine, threads, level))
+        executor = ProcessPoolExecutor(max_workers=min(jobs, sum(len(c) for c in queue)), mp_context=ctx,
+                                       initializer=_init_worker, initargs=(settings, engine, threads, level))
         try:
             executor.submit(_ping).result()
         except BrokenProcessPool:
@@ -529,39 +577,42 @@ def _run_in_pool(todo: Sequence[Case], *, settings: Any, engine: str, jobs: int,
                 "your __main__ module). Run from a script file whose top level is guarded by "
                 "`if __name__ == '__main__':` (not from stdin), or use jobs=1. The workers' error is on stderr."
             ) from None
-        inflight: dict[Future, Case] = {}
+        inflight: dict[Future, list[Case]] = {}
         broken = False
         try:
             while queue or inflight:
                 while queue and not broken and len(inflight) < max_inflight:
-                    case = queue.popleft()
+                    chunk = queue.popleft()
                     try:
-                        fut = executor.submit(_worker_task, case.image, case.mask, case.label, mode)
+                        fut = executor.submit(_worker_chunk, _items(chunk), mode)
                     except BrokenProcessPool:
-                        queue.appendleft(case)
+                        queue.appendleft(chunk)
                         broken = True
                         break
-                    inflight[fut] = case
+                    inflight[fut] = chunk
                 if not inflight:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    case = inflight.pop(fut)
+                    chunk = inflight.pop(fut)
                     try:
-                        rec = fut.result()
+                        recs = fut.result()
                     except BrokenProcessPool as exc:
                         broken = True
-                        rec = {"status": "failed", "reason": "the worker process died while this case was running "
-                               f"(crash or out of memory; {exc}); it is retried when the batch is run again"}
+                        recs = [{"status": "failed", "reason": "the worker process died while this case was running "
+                                 f"(crash or out of memory; {exc}); it is retried when the batch is run again"}
+                                ] * len(chunk)
                     except Exception as exc:  # e.g. a result that could not be sent back
-                        rec = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-                    on_result(case, rec)
+                        recs = [{"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}] * len(chunk)
+                    for case, rec in zip(chunk, recs):
+                        on_result(case, dict(rec))
         except BaseException:
             executor.shutdown(wait=False, cancel_futures=True)
             raise
         executor.shutdown(wait=True, cancel_futures=True)
         if broken:
-            logger.warning("a worker process died; starting a new pool for the %d remaining case(s)", len(queue))
+            logger.warning("a worker process died; starting a new pool for the %d remaining case(s)",
+                           sum(len(c) for c in queue))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -849,8 +900,11 @@ def extract_batch(
                     run_on_dask(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode,
                                 on_result=on_result, address=sched_address)
                 elif jobs == 1 or len(todo) == 1:
-                    for case in todo:
-                        on_result(case, _process_case(ext, case.image, case.mask, case.label, mode))
+                    from .imageio import reuse_reads
+
+                    with reuse_reads():
+                        for case in todo:
+                            on_result(case, _process_case(ext, case.image, case.mask, case.label, mode))
                 else:
                     _run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode, on_result=on_result)
         finally:

@@ -12,8 +12,9 @@ returns) to ``on_result`` in this process, as the cases finish, so the journal
   closed). Its workers need chexradi installed, with the same versions, and
   must see the image and mask paths of the cases file.
 
-At most a few futures per worker thread are in flight at a time, whatever the
-number of cases, so memory stays bounded. A task that raises, or whose
+Cases go in tasks of a few consecutive cases (``batch.task_chunks``; an image
+shared by consecutive cases is read once). At most a few tasks per worker thread
+are in flight at a time, whatever the number of cases, so memory stays bounded. A task that raises, or whose
 worker dies, is retried once by Dask; if it still fails, the case is recorded
 as failed with the reason (the batch goes on; it is retried on the next run).
 
@@ -86,9 +87,10 @@ _EXTRACTORS: dict[str, Any] = {}
 
 
 def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_level: int,
-               image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
-    """Run one case on a Dask worker; returns the record of ``batch._process_case``."""
-    from .batch import _process_case
+               items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
+    """Run a few cases ``(image, mask, label)`` on a Dask worker; returns the records of
+    ``batch._process_case``, in order."""
+    from .batch import _process_cases
 
     ext = _EXTRACTORS.get(settings_key)
     if ext is None:
@@ -98,7 +100,7 @@ def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_
         configure_worker(threads, log_level, "dask worker")
         ext = Extractor(settings, engine=engine)
         _EXTRACTORS[settings_key] = ext
-    return _process_case(ext, image, mask, label, mode)
+    return _process_cases(ext, items, mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +138,8 @@ def _thread_env() -> dict[str, str]:
 def _failure_reason(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "KilledWorker":
-        return ("the Dask worker running this case died (crash or out of memory) on every try; it is retried "
-                f"when the batch is run again ({exc})")
+        return ("the Dask worker running this case (or one sent with it) died (crash or out of memory) on every "
+                f"try; it is retried when the batch is run again ({exc})")
     return f"failed on Dask after a retry: {name}: {exc}"
 
 
@@ -179,27 +181,30 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
         n_threads = sum(client.nthreads().values()) or 1
         max_inflight = _INFLIGHT_PER_THREAD * n_threads
         tag = uuid.uuid4().hex[:8]
-        queue = list(reversed(todo))  # pop() from the end: cases in input order
+        from .batch import _items, task_chunks
 
-        def submit(case: "Case") -> Any:
-            return client.submit(_dask_task, settings, settings_key, engine, threads, level,
-                                 case.image, case.mask, case.label, mode,
-                                 key=f"chexradi-{mode}-{tag}-row{case.row}", retries=1, pure=False)
+        queue = list(reversed(task_chunks(todo, n_threads)))  # pop() from the end: cases in input order
 
-        inflight: dict[Any, "Case"] = {}
+        def submit(chunk: list["Case"]) -> Any:
+            return client.submit(_dask_task, settings, settings_key, engine, threads, level, _items(chunk), mode,
+                                 key=f"chexradi-{mode}-{tag}-rows{chunk[0].row}-{chunk[-1].row}", retries=1,
+                                 pure=False)
+
+        inflight: dict[Any, list["Case"]] = {}
         while queue and len(inflight) < max_inflight:
-            case = queue.pop()
-            inflight[submit(case)] = case
+            chunk = queue.pop()
+            inflight[submit(chunk)] = chunk
         ac = distributed.as_completed(list(inflight))
         try:
             for fut in ac:
-                case = inflight.pop(fut)
+                chunk = inflight.pop(fut)
                 try:
-                    rec = fut.result()
+                    recs = fut.result()
                 except Exception as exc:  # raised twice, or its worker died on every try
-                    rec = {"status": "failed", "reason": _failure_reason(exc)}
+                    recs = [{"status": "failed", "reason": _failure_reason(exc)}] * len(chunk)
                 fut.release()
-                on_result(case, rec)
+                for case, rec in zip(chunk, recs):
+                    on_result(case, dict(rec))
                 while queue and len(inflight) < max_inflight:
                     nxt = queue.pop()
                     new = submit(nxt)

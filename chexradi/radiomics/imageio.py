@@ -12,13 +12,14 @@ first). Vector masks (segmentation objects) give the channel ``label_channel``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["ImageLike", "load_image", "load_mask", "describe"]
+__all__ = ["ImageLike", "load_image", "load_mask", "describe", "reuse_reads"]
 
 ImageLike = Union[np.ndarray, "sitk.Image", str, Path]
 
@@ -34,7 +35,40 @@ def describe(obj: Any) -> str:
     return type(obj).__name__
 
 
+# One-slot cache of the last image file read, on only inside :func:`reuse_reads` (batch workers, where
+# consecutive cases often share their image: the loop's K masks per radiograph).
+_LAST_READ: dict[str, Any] = {"on": False, "key": None, "image": None}
+
+
+@contextmanager
+def reuse_reads() -> Iterator[None]:
+    """Within the block, reading the same *image* file again (same path, size and modification time) reuses
+    the image read last instead of decoding the file again. Masks are always read. Each call gets its own copy
+    (SimpleITK images are copy-on-write), so nothing a caller changes reaches the cache."""
+    prev = _LAST_READ["on"]
+    _LAST_READ["on"] = True
+    try:
+        yield
+    finally:
+        _LAST_READ.update(on=prev, key=None, image=None)
+
+
 def _read(path: Path, role: str) -> sitk.Image:
+    if _LAST_READ["on"] and role == "image":
+        try:
+            st = path.stat()
+        except OSError:
+            st = None
+        if st is not None and path.is_file():
+            key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+            if key != _LAST_READ["key"]:
+                _LAST_READ.update(key=None, image=None)
+                _LAST_READ.update(image=_read_file(path, role), key=key)
+            return sitk.Image(_LAST_READ["image"])
+    return _read_file(path, role)
+
+
+def _read_file(path: Path, role: str) -> sitk.Image:
     if not path.exists():
         hint = f" (relative paths are resolved from {Path.cwd()})" if not path.is_absolute() else ""
         raise FileNotFoundError(f"{role} file not found: {path}; check the path{hint}.")
