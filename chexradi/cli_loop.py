@@ -5,6 +5,7 @@ file stays readable. Heavy imports (torch) happen inside the commands.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -110,6 +111,10 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
       chexradi iterate --data chestxray14:/data/cxr14 --out runs/cxr14 --device cuda --jobs 16
       chexradi iterate --data csv:labels.csv --out runs/mine --config loop.yaml
 
+    Several processes (CPU) or GPUs: `torchrun --nproc_per_node N -m chexradi iterate ...`
+    trains data-parallel (the global --batch-size is split over the N processes) and
+    shards heatmaps, radiomics and evaluation; rank 0 writes the results.
+
     Exit status: 0 done, 2 invalid settings or data (nothing trained), 130 interrupted
     (run the same command again to resume).
     """
@@ -148,7 +153,8 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; run the same command again to resume from {out}", err=True)
         click.get_current_context().exit(130)
-    _print_history(history, plot, out)
+    if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 reports
+        _print_history(history, plot, out)
 
 
 def _print_history(history: Any, plot: Optional[Path], out: Path) -> None:

@@ -26,7 +26,7 @@ from .._io import atomic_path, atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["write_images", "image_file", "extract_vectors", "Vectors", "read_vectors"]
+__all__ = ["write_images", "image_file", "extract_vectors", "Vectors", "read_vectors", "merge_shards"]
 
 _CARRIED = ("Image", "Mask", "split", "index", "class")
 
@@ -119,6 +119,10 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
         w = csv.DictWriter(fh, fieldnames=list(_CARRIED), lineterminator="\n")
         w.writeheader()
         w.writerows(cases)
+    if not cases:  # every mask empty: nothing to extract, every block NaN
+        with atomic_write(out_dir / "radiomics.csv", newline="") as fh:
+            csv.writer(fh, lineterminator="\n").writerow(_CARRIED)
+        return read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
     report = extract_batch(cases_csv, out=out_dir / "radiomics.csv", params=settings["params"],
                            engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress,
                            scheduler=settings.get("scheduler"))
@@ -128,6 +132,28 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
         logger.warning("radiomics: %d of %d case(s) failed (their blocks are NaN); see %s", report.n_failed,
                        report.n_total, out_dir / "radiomics.csv.meta.json")
     return vec
+
+
+def merge_shards(shard_dirs: Sequence[Path], out_dir: Path) -> None:
+    """Concatenate the ``cases.csv`` and ``radiomics.csv`` of the shards (one per rank of a distributed run,
+    each written by :func:`extract_vectors`) into ``out_dir``, in shard order. The feature columns are the
+    union (a shard whose cases all failed has none); a missing value is left blank."""
+    for name in ("cases.csv", "radiomics.csv"):
+        columns: list[str] = []
+        tables = []
+        for d in shard_dirs:
+            with open(d / name, newline="") as fh:
+                reader = csv.DictReader(fh)
+                rows = list(reader)
+                for c in reader.fieldnames or []:
+                    if c not in columns:
+                        columns.append(c)
+            tables.append(rows)
+        with atomic_write(out_dir / name, newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=columns, restval="", lineterminator="\n")
+            w.writeheader()
+            for rows in tables:
+                w.writerows(rows)
 
 
 def read_vectors(path: Path, *, counts: Mapping[str, int], class_names: Sequence[str]) -> Vectors:

@@ -27,7 +27,7 @@ from .._io import atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["Regions", "make_regions", "image_id", "mask_file"]
+__all__ = ["Regions", "make_regions", "write_regions", "image_id", "mask_file"]
 
 #: Images per chunk = heatmap batch size x this.
 _CHUNK_BATCHES = 8
@@ -66,6 +66,31 @@ class Regions:
     seconds_cam: float = 0.0
     seconds_masks: float = 0.0
 
+    @classmethod
+    def merged(cls, parts: Sequence["Regions"]) -> "Regions":
+        """The regions of disjoint shards (e.g. one per rank of a distributed run), in the given order.
+
+        Rows are sorted into ``(split order, index, class order)`` as one process writes them; counts add
+        up; ``mask_iou`` is the pair-weighted mean; the seconds are the slowest shard's (they ran at once).
+        """
+        out = cls()
+        iou_sum = 0.0
+        for p in parts:
+            out.rows.extend(p.rows)
+            out.boxes.update(p.boxes)
+            out.n_empty += p.n_empty
+            out.n_full += p.n_full
+            out.n_compared += p.n_compared
+            iou_sum += (p.mask_iou or 0.0) * p.n_compared
+            out.seconds_cam = max(out.seconds_cam, p.seconds_cam)
+            out.seconds_masks = max(out.seconds_masks, p.seconds_masks)
+        if out.n_compared:
+            out.mask_iou = iou_sum / out.n_compared
+        split_order = {s: i for i, s in enumerate(dict.fromkeys(r["split"] for p in parts for r in p.rows))}
+        class_order = {c: i for i, c in enumerate(dict.fromkeys(r["class"] for p in parts for r in p.rows))}
+        out.rows.sort(key=lambda r: (split_order[r["split"]], int(r["index"]), class_order[r["class"]]))
+        return out
+
 
 def image_id(ds: Any, i: int) -> str:
     """The image's id in its source (file name, or ``#i``)."""
@@ -93,10 +118,13 @@ def _read_mask(path: Path) -> Optional[np.ndarray]:
 
 def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], *,
                  settings: Mapping[str, Any], round_dir: Path, prev_round_dir: Optional[Path],
-                 device: Any = None, progress: Optional[bool] = None) -> Regions:
+                 device: Any = None, progress: Optional[bool] = None,
+                 indices: Optional[Mapping[str, range]] = None, write_rows: bool = True) -> Regions:
     """Heatmaps, masks, boxes and ``regions.csv`` for every image of ``splits`` (see the module docstring).
 
-    ``settings`` is the loop's resolved ``heatmap`` group.
+    ``settings`` is the loop's resolved ``heatmap`` group. ``indices`` (split -> range of image indices)
+    restricts the work to a shard (a rank of a distributed run); ``write_rows=False`` leaves ``regions.csv``
+    to the caller (:meth:`Regions.merged` then :func:`write_regions`).
     """
     from ..cam.masks import MaskWarning, heatmap_to_mask
     from ..data.lungs import save_mask
@@ -110,9 +138,9 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
     cam_log.setLevel(logging.ERROR)  # empty/full masks are counted here, not logged one by one
     try:
         for split, ds in splits.items():
-            n = len(ds)
-            for a in range(0, n, chunk):
-                part = Subset(ds, range(a, min(n, a + chunk)))
+            todo = range(len(ds)) if indices is None else indices.get(split, range(0))
+            for a in range(todo.start, todo.stop, chunk):
+                part = Subset(ds, range(a, min(todo.stop, a + chunk)))
                 t0 = time.perf_counter()
                 pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
                                heatmaps=settings["method"], target_layer=settings["target_layer"],
@@ -120,7 +148,8 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
                 assert pred.heatmaps is not None
                 t1 = time.perf_counter()
                 out.seconds_cam += t1 - t0
-                for j, idx in enumerate(pred.index.tolist()):
+                for j in range(len(part)):
+                    idx = a + j  # predict returns the part's items in order
                     iid = image_id(ds, idx)
                     for k, cls in enumerate(class_names):
                         with warnings.catch_warnings():
@@ -161,13 +190,15 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
         cam_log.setLevel(old_level)
     if out.n_compared:
         out.mask_iou = iou_sum / out.n_compared
-    _write_rows(round_dir / "regions.csv", out.rows)
+    if write_rows:
+        write_regions(round_dir / "regions.csv", out.rows)
     if out.n_empty or out.n_full:
         logger.info("%d empty and %d full mask(s) of %d", out.n_empty, out.n_full, len(out.rows))
     return out
 
 
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_regions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``regions.csv`` (atomically) from :attr:`Regions.rows`."""
     cols = ["split", "index", "image_id", "class", "prob", "x", "y", "w", "h", "threshold", "empty", "full", "mask"]
     with atomic_write(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")

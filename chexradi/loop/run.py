@@ -38,7 +38,7 @@ RUN_FORMAT = "chexradi-run/1"
 PathLike = Union[str, Path]
 
 #: run.json keys that may differ when resuming (they do not change the numbers).
-_FREE_KEYS = {"created", "versions", "rounds", "progress"}
+_FREE_KEYS = {"created", "versions", "rounds", "progress", "distributed"}
 _FREE_TRAIN = {"device", "amp", "num_workers"}
 _FREE_OTHER = {("radiomics", "jobs"), ("radiomics", "scheduler"), ("heatmap", "batch_size")}
 
@@ -137,7 +137,6 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         Bad settings (before any work), data without train/val splits, an ``out`` holding
         a run with other settings.
     """
-    from ..data.sources import open_data
     from ..nn import list_models
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
@@ -155,9 +154,26 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"out={run_dir} is a file; give a folder")
     spec = data if isinstance(data, str) else f"{type(data).__name__} object"
-    run_json = run_dir / "run.json"
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    from ..train import distributed as _distributed
+
+    dist = _distributed.init_from_env(groups["train"]["device"])
+    try:
+        return _iterate(data, spec, dist, model=model, rounds=rounds, groups=groups, run_dir=run_dir, resume=resume,
+                        seed=seed, size=size, on_error=on_error, progress=progress, on_round_end=on_round_end)
+    finally:
+        dist.close()
+
+
+def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups: dict[str, dict[str, Any]],
+             run_dir: Path, resume: bool, seed: int, size: Optional[int], on_error: str, progress: Optional[bool],
+             on_round_end: Optional[Callable[[dict[str, Any]], Any]]) -> History:
+    from ..data.sources import open_data
+
+    run_json = run_dir / "run.json"
+    if not dist.is_main:
+        progress = False  # one rank speaks
     splits = open_data(data, size=size, cache_dir=run_dir / "cache", seed=seed, on_error=on_error)
     if splits.train is None or splits.val is None:
         raise ValueError(f"data {spec!r} must have a train and a val split (got train={splits.train is not None}, "
@@ -172,15 +188,20 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     run = {"format": RUN_FORMAT, "data": spec, "model": model, "rounds": rounds, "seed": seed, "size": size,
            "class_names": class_names, "counts": {s: len(ds) for s, ds in parts.items()}, "eval_split": eval_split,
            **_jsonable(groups), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "versions": versions()}
+           "versions": versions(),
+           "distributed": {"world_size": dist.world_size, "backend": dist.backend}}
     _check_resume(run_json, run, resume)
     _check_weights_file(groups, run_dir, rounds)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if run_json.is_file():
-        old = json.loads(run_json.read_text())
-        run["created"] = old.get("created", run["created"])
-    with atomic_write(run_json) as fh:
-        json.dump(run, fh, indent=2)
+    if dist.is_distributed:  # every rank checked the same things; now they agree before anything is written
+        dist.barrier()
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_json.is_file():
+            old = json.loads(run_json.read_text())
+            run["created"] = old.get("created", run["created"])
+        with atomic_write(run_json) as fh:
+            json.dump(run, fh, indent=2)
+    dist.barrier()
 
     from .features import write_images
 
@@ -189,22 +210,28 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     done = len(history.rounds)
     if done:
         _say(progress, f"resuming {run_dir}: {done} round(s) finished")
-    if done < rounds:
+    if done < rounds and dist.is_main:
         t0 = time.perf_counter()
         n = write_images(parts, run_dir)
         if n:
             _say(progress, f"wrote {n} radiomics image(s) to {run_dir / 'images'} in "
                            f"{time.perf_counter() - t0:.1f} s")
+    dist.barrier()
+    if dist.is_distributed:
+        _say(progress, f"distributed run: {dist.world_size} processes ({dist.backend}); training is "
+                       f"data-parallel, heatmaps, radiomics and evaluation are sharded, rank 0 writes the results")
     bar = None if progress is False else progress
     for k in range(done, rounds):
         record = _run_round(k, parts, class_names, run=run, groups=groups, run_dir=run_dir, eval_split=eval_split,
-                            progress=bar, say=lambda m: _say(progress, m))
+                            progress=bar, say=lambda m: _say(progress, m), dist=dist)
         history.rounds.append(record)
-        history.to_json(run_dir / "history.json")
-        history.to_csv(run_dir / "history.csv")
+        if dist.is_main:
+            history.to_json(run_dir / "history.json")
+            history.to_csv(run_dir / "history.csv")
+        dist.barrier()
         if on_round_end is not None:
             on_round_end(dict(record))
-    if done >= rounds:
+    if done >= rounds and dist.is_main:
         history.to_json(run_dir / "history.json")
         history.to_csv(run_dir / "history.csv")
     return history
@@ -240,11 +267,15 @@ def _check_weights_file(groups: Mapping[str, Mapping[str, Any]], run_dir: Path, 
 
 def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run: Mapping[str, Any],
                groups: Mapping[str, Mapping[str, Any]], run_dir: Path, eval_split: str, progress: Optional[bool],
-               say: Callable[[str], None]) -> dict[str, Any]:
+               say: Callable[[str], None], dist: Any) -> dict[str, Any]:
     from ..metrics import localization_accuracy
-    from .features import extract_vectors
-    from .regions import make_regions
+    from .features import extract_vectors, merge_shards, read_vectors
+    from .regions import Regions, make_regions, write_regions
     from .training import evaluate, train_round
+
+    if dist.is_distributed:  # this rank's device (cuda:LOCAL_RANK on GPUs); the settings stay as given
+        groups = {**groups, "train": {**groups["train"], "device": str(dist.device(groups["train"]["device"]))}}
+    shards = {s: dist.shard(len(ds)) for s, ds in parts.items()}
 
     rdir = run_dir / f"round_{k}"
     prev = run_dir / f"round_{k - 1}" if k > 0 else None
@@ -260,8 +291,20 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         say(f"round {k}: radiomics inside round {k - 1}'s masks")
         t = time.perf_counter()
         rows = _read_regions(prev / "regions.csv")
-        v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
-                            out_dir=rdir / "radiomics", settings=groups["radiomics"], progress=progress)
+        if not dist.is_distributed:
+            v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
+                                out_dir=rdir / "radiomics", settings=groups["radiomics"], progress=progress)
+        else:  # each rank its shard of the images, into radiomics/rank<r>/; rank 0 concatenates them
+            mine = [r for r in rows if int(r["index"]) in shards[r["split"]]]
+            v = extract_vectors(mine, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
+                                out_dir=rdir / "radiomics" / f"rank{dist.rank}", settings=groups["radiomics"],
+                                progress=progress)
+            v.n_cases, v.n_failed = (int(dist.all_reduce_sum(v.n_cases)), int(dist.all_reduce_sum(v.n_failed)))
+            if dist.is_main:
+                merge_shards([rdir / "radiomics" / f"rank{r}" for r in range(dist.world_size)], rdir / "radiomics")
+            dist.barrier()
+            whole = read_vectors(rdir / "radiomics" / "radiomics.csv", counts=counts, class_names=class_names)
+            v.by_split, v.names = whole.by_split, whole.names
         seconds["radiomics"] = time.perf_counter() - t
         vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
         say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "
@@ -271,19 +314,28 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     rm = train_round(k, parts, model_name=run["model"], class_names=class_names, vectors=vec, train=groups["train"],
                      guidance=groups["guidance"], round_dir=rdir,
                      prev_best=(prev / "fit" / "best.pt") if prev is not None else None, seed=int(run["seed"]),
-                     progress=progress, meta={"data": run["data"], "size": run["size"]})
+                     progress=progress, meta={"data": run["data"], "size": run["size"]}, write=dist.is_main)
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    ev = evaluate(rm, parts[eval_split], eval_split, class_names, train=groups["train"], progress=progress)
+    ev = evaluate(rm, parts[eval_split], eval_split, class_names, train=groups["train"], progress=progress,
+                  dist=dist)
     seconds["evaluate"] = time.perf_counter() - t
     say(f"round {k}: heatmaps and masks for {sum(counts.values())} image(s) x {len(class_names)} class(es)")
     t = time.perf_counter()
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
-                       device=groups["train"]["device"], progress=progress)
+                       device=groups["train"]["device"], progress=progress,
+                       indices=shards if dist.is_distributed else None, write_rows=not dist.is_distributed)
+    if dist.is_distributed:  # every rank made its shard's masks; rank 0 gathers the rows
+        gathered = dist.all_gather_object(reg)
+        if dist.is_main:
+            reg = Regions.merged(gathered)
+            write_regions(rdir / "regions.csv", reg.rows)
     seconds["heatmaps"] = time.perf_counter() - t
     seconds["heatmaps_cam"], seconds["heatmaps_masks"] = reg.seconds_cam, reg.seconds_masks
-    loc = _localization(parts[eval_split], eval_split, reg.boxes, class_names, rdir, localization_accuracy)
-    _write_auc(rdir / "auc.csv", class_names, ev)
+    loc: dict[str, Any] = {}
+    if dist.is_main:
+        loc = _localization(parts[eval_split], eval_split, reg.boxes, class_names, rdir, localization_accuracy)
+        _write_auc(rdir / "auc.csv", class_names, ev)
     seconds["total"] = time.perf_counter() - t_round
     fit = rm.fit
     record = {
@@ -301,11 +353,14 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                   "features": str(rdir / "radiomics" / "radiomics.csv") if guided else None},
     }
     record = _jsonable(record)
-    with atomic_write(rdir / "round.json") as fh:
-        json.dump(record, fh, indent=2, allow_nan=False)
-    say(f"round {k} done in {seconds['total']:.1f} s: mean AUC image {_fmt(ev['mean_auc_image'])}, fused "
-        f"{_fmt(ev['mean_auc_fused'])}; localisation T(IoU)=0.1 {_fmt((loc.get('iou') or {}).get('0.1'))}; "
-        f"mask IoU vs previous {_fmt(reg.mask_iou)}")
+    if dist.is_distributed:  # the main rank's record (merged regions, localisation) for every rank
+        record = dist.broadcast_object(record if dist.is_main else None)
+    if dist.is_main:
+        with atomic_write(rdir / "round.json") as fh:
+            json.dump(record, fh, indent=2, allow_nan=False)
+    say(f"round {k} done in {seconds['total']:.1f} s: mean AUC image {_fmt(record['mean_auc_image'])}, fused "
+        f"{_fmt(record['mean_auc_fused'])}; localisation T(IoU)=0.1 "
+        f"{_fmt((record['loc_iou'] or {}).get('0.1'))}; mask IoU vs previous {_fmt(record['mask_iou'])}")
     return record
 
 

@@ -49,10 +49,12 @@ def _seeded(seed: int) -> None:
 def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_names: Sequence[str],
                 vectors: Optional[Mapping[str, np.ndarray]], train: Mapping[str, Any], guidance: Mapping[str, Any],
                 round_dir: Path, prev_best: Optional[Path], seed: int, progress: Optional[bool],
-                meta: Mapping[str, Any]) -> RoundModel:
+                meta: Mapping[str, Any], write: bool = True) -> RoundModel:
     """Train round ``k`` into ``round_dir/fit`` (resuming there); see the module docstring.
 
     ``vectors`` (split -> raw ``(N, D)`` radiomics) makes the round guided; None trains on images alone.
+    Under ``torchrun`` :func:`chexradi.train.fit` trains data-parallel; ``write=False`` (the ranks but the
+    first) leaves ``standardizer.json`` to rank 0.
     """
     from ..guidance import GuidanceDataset, RadiomicsGuidance, Standardizer
     from ..nn import create_model, load_model
@@ -76,8 +78,9 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
         for s, ds in splits.items():
             guided[s] = GuidanceDataset(ds, vectors[s], standardizer=std)
             nonfinite += std.n_nonfinite  # counted by the transform the dataset just made
-        with atomic_write(round_dir / "standardizer.json") as fh:
-            json.dump(std.state_dict(), fh)
+        if write:
+            with atomic_write(round_dir / "standardizer.json") as fh:
+                json.dump(std.state_dict(), fh)
         pos_weight = class_pos_weight(train["class_weights"], splits["train"], len(class_names))
         _seeded(round_seed + 1)
         objective = RadiomicsGuidance(model.num_features, std.dim, len(class_names),
@@ -97,10 +100,27 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
 
 
 def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *, train: Mapping[str, Any],
-             progress: Optional[bool]) -> dict[str, Any]:
-    """AUC per class and mean on ``ds`` for the image head and, in guided rounds, the fused head."""
+             progress: Optional[bool], dist: Any = None) -> dict[str, Any]:
+    """AUC per class and mean on ``ds`` for the image head and, in guided rounds, the fused head.
+
+    With ``dist`` (a :class:`chexradi.train.distributed.Dist` of several ranks) each rank scores its shard
+    of ``ds`` and the probabilities are gathered, so every rank returns the same numbers.
+    """
+    from torch.utils.data import Subset
+
     from ..metrics import auc_per_class
-    from ..train import predict
+    from ..train import predict as _predict
+
+    shard = dist.shard(len(ds)) if dist is not None and dist.is_distributed else None
+
+    def predict(model: nn.Module, data: Any, **kw: Any) -> Any:
+        if shard is None:
+            return _predict(model, data, **kw)
+        p = _predict(model, Subset(data, shard), **kw)
+        parts = dist.all_gather_object((p.probs, p.targets))
+        p.probs = np.concatenate([a for a, _ in parts])
+        p.targets = np.concatenate([b for _, b in parts])
+        return p
 
     def report(probs: np.ndarray, targets: np.ndarray) -> tuple[dict[str, Optional[float]], Optional[float]]:
         aucs = auc_per_class(targets, probs)

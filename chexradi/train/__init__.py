@@ -36,16 +36,26 @@ there. Together with the optimizer, scheduler, scaler and objective states in
 (on CPU bit for bit; on CUDA as far as the kernels are deterministic: cuDNN is
 put in deterministic mode during :func:`fit` and restored afterwards).
 
+Distributed: under ``torchrun``, :func:`chexradi.train.distributed.init_from_env`
+joins the process group (nccl on GPUs, gloo on CPU) and :func:`fit` then trains
+with DistributedDataParallel, the global batch split over the ranks, validation
+sharded and gathered, checkpoints written by rank 0 (see the "Distributed"
+paragraph of :func:`fit`). :mod:`.distributed` also gives the loop what it needs
+to shard other work (:meth:`~chexradi.train.distributed.Dist.shard`, gathers,
+broadcasts); without ``torchrun`` it is a no-op.
+
 Layout (data flows one way: :mod:`.fit` and :mod:`.predict` use the rest, never
 the reverse): :mod:`.objectives` (the protocol, masked BCE, class weights),
 :mod:`.data` (:class:`ArrayDataset`, item checks, loaders), :mod:`.runtime`
 (device, AMP, argument checks, random generators, optimizer), :mod:`.epochs`
 (one epoch of training and validation, the resumable progress),
-:mod:`.checkpoints` (``last.pt``, ``best.pt``, ``history.json``), :mod:`.fit`
-and :mod:`.predict`.
+:mod:`.checkpoints` (``last.pt``, ``best.pt``, ``history.json``), :mod:`.distributed`
+(the process group, sharding, collectives, the DDP wrapper), :mod:`.fit` and
+:mod:`.predict`.
 """
 from __future__ import annotations
 
+from . import distributed
 from .data import ArrayDataset
 from .fit import FitResult, fit
 from .objectives import (BALANCED_CLIP, BCEObjective, Objective, balanced_pos_weight, class_pos_weight,
@@ -53,4 +63,4 @@ from .objectives import (BALANCED_CLIP, BCEObjective, Objective, balanced_pos_we
 from .predict import Prediction, predict
 
 __all__ = ["fit", "predict", "FitResult", "Prediction", "ArrayDataset", "BCEObjective", "Objective",
-           "masked_bce_with_logits", "balanced_pos_weight", "class_pos_weight", "BALANCED_CLIP"]
+           "masked_bce_with_logits", "balanced_pos_weight", "class_pos_weight", "BALANCED_CLIP", "distributed"]

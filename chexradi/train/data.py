@@ -172,14 +172,63 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def _make_loader(data: Any, *, batch_size: int, shuffle: bool, seed: int, num_workers: int,
-                 pin_memory: bool) -> DataLoader:
+                 pin_memory: bool, batch_sampler: Optional[list[list[int]]] = None) -> DataLoader:
+    """A DataLoader over ``data`` (a DataLoader is returned as given); ``batch_sampler`` fixes the batches."""
     if isinstance(data, DataLoader):
         return data
     g = torch.Generator()
     g.manual_seed(seed)
+    if batch_sampler is not None:
+        return DataLoader(data, batch_sampler=batch_sampler, generator=g, num_workers=num_workers,
+                          worker_init_fn=_seed_worker if num_workers > 0 else None, pin_memory=pin_memory)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
                       worker_init_fn=_seed_worker if num_workers > 0 else None, pin_memory=pin_memory,
                       drop_last=False)
+
+
+def _shuffle_order(n: int, seed: int) -> list[int]:
+    """The order ``_make_loader(..., shuffle=True, seed=seed)`` visits ``n`` items in.
+
+    A DataLoader first draws its workers' base seed from its generator, then its
+    RandomSampler draws ``torch.randperm(n)`` from the same generator; this repeats
+    both draws.
+    """
+    g = torch.Generator()
+    g.manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=g)  # the DataLoader's base seed
+    return torch.randperm(n, generator=g).tolist()
+
+
+def _rank_batches(n: int, batch_size: int, seed: int, rank: int, world: int
+                  ) -> tuple[list[list[int]], list[tuple[float, int]]]:
+    """This rank's part of every global batch of one shuffled epoch, and how to weigh it.
+
+    The global batches are those one process takes (:func:`_shuffle_order`, cut
+    into ``batch_size`` pieces, the last one possibly short). A global batch of
+    ``L`` items is cut into ``world`` contiguous parts as equal as possible
+    (``batch_size // world`` each for a full batch); rank ``r`` takes part ``r``.
+    Each batch comes with ``(scale, n_real)``: the rank's loss is multiplied by
+    ``scale = n_real * world / L`` so that the mean of the ranks' gradients is the
+    gradient of the mean loss over the ``L`` items (1.0 for a full batch). When
+    ``L < world`` a rank without a part takes the batch's item ``r % L`` with
+    ``scale = 0``: it runs the step (every rank must) but adds nothing.
+    """
+    order = _shuffle_order(n, seed)
+    batches: list[list[int]] = []
+    weights: list[tuple[float, int]] = []
+    for start in range(0, n, batch_size):
+        glob = order[start:start + batch_size]
+        size = len(glob)
+        base, extra = divmod(size, world)
+        a = rank * base + min(rank, extra)
+        part = glob[a:a + base + (1 if rank < extra else 0)]
+        if part:
+            batches.append(part)
+            weights.append((len(part) * world / size, len(part)))
+        else:
+            batches.append([glob[rank % size]])
+            weights.append((0.0, 0))
+    return batches, weights
 
 
 def _to_device(batch: Any, name: str, device: torch.device, *, need_target: bool,

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from .. import metrics
 from .data import _to_device
+from .distributed import Dist, _DataParallel
 from .objectives import masked_bce_with_logits
 from .runtime import _autocast, _progress, _rng_states, _set_mode, _set_rng_states
 
@@ -29,6 +30,8 @@ class _Parts:
     device: torch.device
     amp_dtype: Optional[torch.dtype]
     show: bool
+    dist: Dist = field(default_factory=Dist)
+    parallel: Optional[_DataParallel] = None
 
     @property
     def pin(self) -> bool:
@@ -126,9 +129,59 @@ def _train_epoch(parts: _Parts, loader: DataLoader, run: _Progress, *, epoch: in
     return float(loss_sum) / seen
 
 
+def _train_epoch_distributed(parts: _Parts, loader: DataLoader, weights: list[tuple[float, int]],
+                             run: _Progress, *, epoch: int, total_steps: int, desc: str) -> float:
+    """:func:`_train_epoch` for one rank of a DDP run: ``loader`` gives this rank's part of each global batch.
+
+    ``weights`` holds ``(scale, n_real)`` per batch (see :func:`~chexradi.train.data._rank_batches`).
+    Every rank sees the same steps, the same non-finite check and the same mean
+    loss (summed over the ranks' real items).
+    """
+    model, objective, optimizer, scaler, dev = parts.model, parts.objective, parts.optimizer, parts.scaler, parts.device
+    par, d = parts.parallel, parts.dist
+    assert par is not None
+    _set_mode(model, objective, True)
+    par.ddp.train(True)
+    totals = torch.zeros(2, dtype=torch.float64)
+    steps = 0
+    for raw, (scale, n_real) in zip(_progress(loader, parts.show, desc), weights):
+        batch = _to_device(raw, "train", dev, need_target=True, non_blocking=parts.pin)
+        with _autocast(dev, parts.amp_dtype):
+            loss, _ = par.loss(batch)
+        if loss.dim() != 0:
+            raise ValueError(f"objective.loss must return a scalar loss, got shape {tuple(loss.shape)}")
+        value = loss.detach().double()
+        finite = bool(torch.isfinite(value))
+        stat = d.all_reduce_sum(np.array([float(value) * n_real if finite else 0.0, n_real, 0.0 if finite else 1.0]))
+        if stat[2] > 0:
+            raise FloatingPointError(f"the training loss is not finite on {int(stat[2])} rank(s) (here: "
+                                     f"{float(value)}) at epoch {epoch}, step {run.global_step + 1}; lower lr "
+                                     f"or check the inputs for NaN/inf")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss if scale == 1.0 else loss * scale).backward()
+        par.after_backward()
+        scaler.step(optimizer)
+        scaler.update()
+        parts.scheduler.step()
+        par.after_step()
+        run.global_step += 1
+        steps += 1
+        totals += torch.from_numpy(stat[:2])
+        if run.global_step >= total_steps:
+            break
+    if steps == 0 or totals[1] == 0:
+        raise ValueError("train gave no batches; pass a non-empty training set")
+    return float(totals[0] / totals[1])
+
+
 def _evaluate(parts: _Parts, loader: DataLoader, *, desc: str) -> tuple[float, np.ndarray, float]:
-    """Validation loss (masked BCE over all known targets), AUC per class and their mean (NaN: none)."""
-    model, objective, dev = parts.model, parts.objective, parts.device
+    """Validation loss (masked BCE over all known targets), AUC per class and their mean (NaN: none).
+
+    In a DDP run ``loader`` holds this rank's shard of the validation set; the
+    logits and targets of all shards are gathered (in rank order, i.e. item order)
+    so that every rank computes the same numbers.
+    """
+    model, objective, dev, d = parts.model, parts.objective, parts.device, parts.dist
     _set_mode(model, objective, False)
     logits_all, targets_all = [], []
     with torch.no_grad():
@@ -138,6 +191,10 @@ def _evaluate(parts: _Parts, loader: DataLoader, *, desc: str) -> tuple[float, n
                 logits = objective.logits(model, batch)
             logits_all.append(logits.float().cpu())
             targets_all.append(batch["target"].float().cpu())
+    if d.is_distributed:
+        mine = (torch.cat(logits_all), torch.cat(targets_all)) if logits_all else None
+        shards = [s for s in d.all_gather_object(mine) if s is not None]
+        logits_all, targets_all = [s[0] for s in shards], [s[1] for s in shards]
     if not logits_all:
         raise ValueError("val gave no batches; pass a non-empty validation set")
     logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)

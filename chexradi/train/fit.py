@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ..nn.device import resolve_device
 from .checkpoints import _best_weights, _json_float, _load_resume, _normalization, _write_epoch
-from .data import _check_data, _length, _make_loader, _peek
-from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_state
+from .data import _check_data, _length, _make_loader, _peek, _rank_batches
+from .distributed import Dist, _broadcast_buffers, _DataParallel, current
+from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_epoch_distributed, _train_state
 from .objectives import BCEObjective, Objective, _class_weights_setting, class_pos_weight
 from .runtime import (_adamw, _check_float, _check_int, _cosine_schedule, _check_progress, _cudnn_deterministic,
                       _derive_seeds, _objective_parameters, _progress_on, _resolve_amp, _seed_all)
@@ -49,7 +51,10 @@ class FitResult:
     best_path, last_path:
         ``out/best.pt`` and ``out/last.pt``, or None without ``out``.
     device, amp:
-        Where and how this call ran.
+        Where and how this call ran (in a DDP run: this rank's device).
+    world_size, backend:
+        Processes that trained (1 without torch.distributed) and the process
+        group's backend (None for one process).
     """
 
     history: list[dict[str, Any]]
@@ -61,6 +66,8 @@ class FitResult:
     last_path: Optional[Path]
     device: str
     amp: bool
+    world_size: int = 1
+    backend: Optional[str] = None
 
 
 def fit(
@@ -152,7 +159,9 @@ def fit(
     on_epoch_end:
         Called with each epoch's history dict after its checkpoints are written
         (logging, plotting; an exception it raises stops the run, which can
-        resume from ``last.pt``).
+        resume from ``last.pt``). In a DDP run it is called on every rank with the
+        same record (check :attr:`Dist.is_main <chexradi.train.distributed.Dist.is_main>`
+        to act once).
 
     Returns
     -------
@@ -163,7 +172,10 @@ def fit(
     ValueError
         Bad arguments, items without ``"image"``/``"target"``, shapes that do not
         fit the model, CUDA asked for but unavailable, or an ``out`` holding a run
-        of another model or other settings (the message names the file).
+        of another model or other settings (the message names the file). In a DDP
+        run also: ``batch_size`` not divisible by the world size, a DataLoader or
+        an iterable dataset (they cannot be sharded), ``WORLD_SIZE > 1`` in the
+        environment without an initialised process group.
     FileNotFoundError
         A resumed run whose ``best.pt`` is missing.
     FloatingPointError
@@ -180,6 +192,40 @@ def fit(
     ``last.pt`` carries ``train_state`` (epoch, global step, optimizer, scheduler,
     scaler and objective states, best score and epoch, epochs without
     improvement, history, RNG states, finished / stopped_early).
+
+    Distributed: when the default :mod:`torch.distributed` process group is
+    initialised with ``W > 1`` processes (``torchrun``, then
+    :func:`chexradi.train.distributed.init_from_env`; ``fit`` never initialises
+    one), every process calls ``fit`` with the same arguments and the training is
+    data-parallel with :class:`~torch.nn.parallel.DistributedDataParallel` around
+    the model and the objective (an ``nn.Module`` objective's parameters are
+    averaged by DDP, other objective parameters by hand). The global batch stays
+    ``batch_size`` (so the number of steps and the learning-rate schedule are
+    those of one process) and must be divisible by ``W``: each epoch's global
+    order is the permutation one process would use, and rank ``r`` takes the
+    ``r``-th contiguous ``batch_size / W`` items of every global batch. A short
+    last batch of ``L`` items is split as evenly as possible, each rank's loss
+    scaled by ``n_r W / L`` so that the averaged gradient is that of the mean
+    over the ``L`` items; when ``L < W`` a rank without an item repeats one with
+    weight 0 (every rank must step). For a loss that is a mean over items (BCE
+    with every target known) and a model without batch-norm the result equals
+    the single-process run up to floating-point rounding; batch-norm statistics
+    are computed per rank over ``batch_size / W`` images (its running statistics
+    are rank 0's, copied to every rank after each epoch), a masked BCE weighs
+    the ranks' known targets slightly differently and a batch-level loss such as
+    NT-Xent sees only the rank's part, so results then differ within the
+    run-to-run noise. Rank ``r`` seeds the Python/NumPy/torch generators with the
+    epoch seed plus ``r`` (dropout and augmentation differ by rank; rank 0 draws
+    like one process) and its loader workers likewise. Validation is sharded in
+    contiguous blocks and the logits gathered, so every rank computes the same
+    loss, AUC, early-stopping and best-epoch decisions; the history records are
+    rank 0's (its ``seconds``). Rank 0 alone writes ``out`` (other ranks wait at a
+    barrier after every epoch), so ``out`` must be on a file system every rank
+    sees: a resumed run reads ``last.pt`` on every rank, and at the end every rank
+    loads ``best.pt``. The saved weights are the plain model's (no ``module.``
+    prefix); the returned :class:`FitResult` and the final weights are the same
+    on every rank. The settings record ``world_size``, ``backend`` and whether DDP
+    needed ``find_unused_parameters`` (decided on the first step).
     """
     # -- validate everything before any work
     if not isinstance(model, nn.Module):
@@ -203,7 +249,8 @@ def fit(
     out_dir = None if out is None else Path(out)
     _check_fit_options(model, objective, cw_setting, out_dir, resume=resume, progress=progress, meta=meta,
                        on_epoch_end=on_epoch_end)
-    dev = resolve_device(device)
+    d = _distributed_setup(train, val, batch_size)
+    dev = resolve_device(device) if not d.is_distributed else d.device(device)
     use_amp, amp_dtype = _resolve_amp(amp, dev)
     _peek(train, "train", model, need_target=True)
     _peek(val, "val", model, need_target=True)
@@ -219,8 +266,10 @@ def fit(
         "seed": seed, "resume": resume, "num_workers": num_workers, "progress": progress,
         "max_steps": max_steps, "objective": type(objective).__qualname__,
         "optimizer": "AdamW", "schedule": "cosine per step to 0, no warm-up", "total_steps": total_steps,
-        "n_train": _length(train), "n_val": _length(val),
+        "n_train": _length(train), "n_val": _length(val), "world_size": d.world_size, "backend": d.backend,
     }
+    if d.is_distributed:
+        settings["find_unused_parameters"] = None  # decided by the first step
     full_meta: dict[str, Any] = {"class_names": list(getattr(model, "class_names", []) or []),
                                  "normalization": _normalization(), **dict(meta or {}), "fit": settings}
 
@@ -234,7 +283,7 @@ def fit(
     parts = _Parts(model=model, objective=objective, optimizer=optimizer,
                    scheduler=_cosine_schedule(optimizer, total_steps),
                    scaler=torch.amp.GradScaler("cuda", enabled=use_amp and dev.type == "cuda"),
-                   device=dev, amp_dtype=amp_dtype, show=_progress_on(progress))
+                   device=dev, amp_dtype=amp_dtype, show=_progress_on(progress) and d.is_main, dist=d)
     run = _Progress()
     best_state: Optional[dict[str, Tensor]] = None
     best_objective: Any = None
@@ -242,12 +291,14 @@ def fit(
     if out_dir is not None:
         last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     _seed_all(seed)
-    if last_path is not None and resume and last_path.is_file():
+    info = logger.info if d.is_main else logger.debug
+    has_last = last_path is not None and bool(d.broadcast_object(last_path.is_file()))
+    if last_path is not None and resume and has_last:
         run = _restore(parts, _load_resume(last_path, model, settings))
-        logger.info("resuming %s after epoch %d (best epoch %d, score %.4f)%s", last_path, run.epoch,
-                    run.best_epoch, run.best_score, "; the run had finished" if run.finished else "")
-    elif last_path is not None and last_path.is_file():
-        logger.info("resume=False: starting over in %s (existing checkpoints are overwritten)", out_dir)
+        info("resuming %s after epoch %d (best epoch %d, score %.4f)%s", last_path, run.epoch,
+             run.best_epoch, run.best_score, "; the run had finished" if run.finished else "")
+    elif has_last:
+        info("resume=False: starting over in %s (existing checkpoints are overwritten)", out_dir)
 
     # -- the epochs
     criterion = run.history[-1]["criterion"] if run.history else "val_mean_auc"
@@ -257,20 +308,28 @@ def fit(
             epoch = run.epoch + 1
             t0 = time.perf_counter()
             global_seed, order_seed = _derive_seeds(seed, epoch)
-            _seed_all(global_seed)
-            loader = _make_loader(train, batch_size=batch_size, shuffle=True, seed=order_seed,
-                                  num_workers=num_workers, pin_memory=pin)
-            train_loss = _train_epoch(parts, loader, run, epoch=epoch, total_steps=total_steps,
-                                      desc=f"epoch {epoch}/{epochs}")
+            if not d.is_distributed:
+                _seed_all(global_seed)
+                loader = _make_loader(train, batch_size=batch_size, shuffle=True, seed=order_seed,
+                                      num_workers=num_workers, pin_memory=pin)
+                train_loss = _train_epoch(parts, loader, run, epoch=epoch, total_steps=total_steps,
+                                          desc=f"epoch {epoch}/{epochs}")
+                val_data = val
+            else:
+                train_loss = _distributed_epoch(parts, train, run, seed=(global_seed, order_seed),
+                                                batch_size=batch_size, num_workers=num_workers, pin=pin,
+                                                total_steps=total_steps, desc=f"epoch {epoch}/{epochs}")
+                settings["find_unused_parameters"] = parts.parallel.find_unused if parts.parallel else None
+                val_data = Subset(val, list(d.shard(len(val))))
             last_lr = float(optimizer.param_groups[0]["lr"])
-            val_loader = _make_loader(val, batch_size=batch_size, shuffle=False, seed=order_seed,
+            val_loader = _make_loader(val_data, batch_size=batch_size, shuffle=False, seed=order_seed,
                                       num_workers=num_workers, pin_memory=pin)
             val_loss, aucs, mean = _evaluate(parts, val_loader, desc=f"val {epoch}")
             if math.isfinite(mean):
                 score, criterion = mean, "val_mean_auc"
             else:
                 score, criterion = -val_loss, "-val_loss"
-                if not warned_nan:
+                if not warned_nan and d.is_main:
                     logger.warning("validation mean AUC is undefined (every class has a single label in "
                                    "val); selecting the model on -val_loss instead")
                     warned_nan = True
@@ -282,20 +341,23 @@ def fit(
                 "score": _json_float(score), "criterion": criterion, "improved": bool(improved),
                 "lr": last_lr, "steps": run.global_step, "seconds": round(time.perf_counter() - t0, 3),
             }
+            record = d.broadcast_object(record)  # the same history on every rank (rank 0's seconds)
             run.history.append(record)
-            logger.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mean AUC %s, lr %.3g, %.1f s%s",
-                        epoch, epochs, train_loss, val_loss,
-                        "n/a" if not math.isfinite(mean) else f"{mean:.4f}", last_lr, record["seconds"],
-                        " (best)" if improved else "")
+            info("epoch %d/%d: train loss %.4f, val loss %.4f, val mean AUC %s, lr %.3g, %.1f s%s",
+                 epoch, epochs, train_loss, val_loss,
+                 "n/a" if not math.isfinite(mean) else f"{mean:.4f}", last_lr, record["seconds"],
+                 " (best)" if improved else "")
             if out_dir is not None:
-                _write_epoch(out_dir, model, full_meta, settings, _train_state(parts, run), improved=improved,
-                             criterion=criterion)
+                if d.is_main:
+                    _write_epoch(out_dir, model, full_meta, settings, _train_state(parts, run), improved=improved,
+                                 criterion=criterion)
+                d.barrier()  # no rank reads a checkpoint rank 0 is writing
             elif improved:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 best_objective = _objective_state(objective)
             if run.stopped_early:
-                logger.info("stopping early: no improvement of the %s in %d epoch(s); best epoch %d (%.4f)",
-                            criterion, patience, run.best_epoch, run.best_score)
+                info("stopping early: no improvement of the %s in %d epoch(s); best epoch %d (%.4f)",
+                     criterion, patience, run.best_epoch, run.best_score)
             if on_epoch_end is not None:
                 on_epoch_end(copy.deepcopy(record))
 
@@ -307,9 +369,54 @@ def fit(
         if best_objective is not None:
             objective.load_state_dict(best_objective)
     model.eval()
+    parts.parallel = None  # drop DDP (its hooks) before returning the plain model
     return FitResult(history=run.history, best_epoch=run.best_epoch, best_score=run.best_score,
                      criterion=criterion, stopped_early=run.stopped_early, best_path=best_path,
-                     last_path=last_path, device=str(dev), amp=use_amp)
+                     last_path=last_path, device=str(dev), amp=use_amp, world_size=d.world_size,
+                     backend=d.backend)
+
+
+def _distributed_setup(train: Any, val: Any, batch_size: int) -> Dist:
+    """The process group :func:`fit` runs in, checked to suit the data (one process: a trivial :class:`Dist`)."""
+    d = current()
+    if not d.is_distributed:
+        world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+        if world.isdigit() and int(world) > 1:
+            raise ValueError(f"WORLD_SIZE={world} (this process was started by torchrun) but no torch.distributed "
+                             f"process group is initialised; call chexradi.train.distributed.init_from_env() "
+                             f"before fit, or run a single process without torchrun")
+        return d
+    w = d.world_size
+    for name, data in (("train", train), ("val", val)):
+        if isinstance(data, DataLoader):
+            raise ValueError(f"{name} is a DataLoader, which fit cannot shard across the {w} processes of a "
+                             f"distributed run; pass its Dataset (fit batches and shards it)")
+        if isinstance(data, torch.utils.data.IterableDataset) or _length(data) is None:
+            raise ValueError(f"{name} has no length (an iterable dataset), which fit cannot shard across the "
+                             f"{w} processes of a distributed run; pass a map-style Dataset")
+    if batch_size % w:
+        raise ValueError(f"batch_size={batch_size} is not divisible by the world size {w}: in a distributed run "
+                         f"each of the {w} processes takes batch_size / {w} images of every batch; use a "
+                         f"batch_size that is a multiple of {w}")
+    return d
+
+
+def _distributed_epoch(parts: _Parts, train: Any, run: _Progress, *, seed: tuple[int, int], batch_size: int,
+                       num_workers: int, pin: bool, total_steps: int, desc: str) -> float:
+    """One training epoch of this rank of a DDP run; afterwards every rank holds rank 0's buffers."""
+    d = parts.dist
+    global_seed, order_seed = seed
+    _seed_all((global_seed + d.rank) % 2 ** 63)
+    batches, weights = _rank_batches(len(train), batch_size, order_seed, d.rank, d.world_size)
+    loader = _make_loader(train, batch_size=batch_size, shuffle=False, seed=(order_seed + d.rank) % 2 ** 63,
+                          num_workers=num_workers, pin_memory=pin, batch_sampler=batches)
+    if parts.parallel is None:
+        parts.parallel = _DataParallel(parts.model, parts.objective, parts.device, d,
+                                       _objective_parameters(parts.objective))
+    loss = _train_epoch_distributed(parts, loader, weights, run, epoch=run.epoch + 1, total_steps=total_steps,
+                                    desc=desc)
+    _broadcast_buffers([parts.model, parts.objective], d)
+    return loss
 
 
 def _check_fit_options(model: nn.Module, objective: Any, cw_setting: Any, out_dir: Optional[Path], *,
