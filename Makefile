@@ -3,6 +3,7 @@
 #   make demo   set up .venv, run `chexradi extract` on real radiographs, then the loop on the phantom
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
 #   make bench-loop  one round of the loop on the phantom, time per stage, radiomics' share (both engines)
+#   make bench-scaling  extraction time and memory as ROI size and bin count grow (both engines)
 #   make parity regenerate docs/parity.md from a same-process comparison
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop parity venv clean
+.PHONY: test demo bench bench-loop bench-scaling parity venv clean
 
 venv: $(STAMP)
 
@@ -32,6 +33,9 @@ bench: $(STAMP)
 
 bench-loop: $(STAMP)
 	$(BIN)/python benchmarks/bench_loop.py
+
+bench-scaling: $(STAMP)
+	$(BIN)/python benchmarks/bench_scaling.py
 
 parity: $(STAMP)
 	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md

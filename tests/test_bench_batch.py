@@ -1,0 +1,39 @@
+"""Smoke test of the batch throughput part of benchmarks/bench_extract.py (values only, never times)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = ["chexradi_jobs1", "chexradi_jobs2", "chexradi_dask2", "chexradi_cli1", "chexradi_cli2",
+        "pyradiomics_cli1", "pyradiomics_cli2", "pyengine_jobs1", "pyengine_jobs2"]
+
+
+def test_bench_extract_batch_quick(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_extract.py"), "--quick", "--batch-only",
+         "--batch-cases", "4", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "## batch: 4 radiographs 256x256" in proc.stdout
+    batch = json.loads(out.read_text())["batch"]
+    assert batch["cases"] == 4 and batch["size"] == [256, 256] and batch["features"] > 90
+    assert batch["startup_included"] is True and batch["per_image_speedup_jobs1"] > 0
+    rows = {r["key"]: r for r in batch["rows"]}
+    assert sorted(rows) == sorted(RUNS)
+    for key, r in rows.items():
+        assert r["seconds"] > 0 and r["cases_per_s"] > 0, key
+        assert r["peak_mb"] > 0 and r["x_pyradiomics"] > 0 and r["x_jobs1"] > 0, key
+        assert (r["case_ms_median"] is None) == key.startswith("pyradiomics_cli"), key
+    assert rows["chexradi_jobs2"]["jobs"] == rows["chexradi_dask2"]["jobs"] == 2
+    agree = batch["agreement"]
+    assert agree["chexradi_rows_identical"] is True
+    assert sorted(agree["chexradi_rows"]) == sorted(k for k in RUNS if k.startswith("chexradi"))
+    assert agree["max_rel_diff_chexradi_vs_pyradiomics_cli"] <= 1e-6
+    assert agree["max_rel_diff_engine_pyradiomics_vs_pyradiomics_cli"] <= 1e-6
+    assert agree["max_rel_diff_pyradiomics_cli_jobs1_vs_jobs2"] == 0.0
