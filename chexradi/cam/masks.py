@@ -155,6 +155,11 @@ def _as_heatmap(heatmap: ArrayLike, name: str = "heatmap") -> np.ndarray:
     if bad:
         raise ValueError(f"`{name}` has {bad} non-finite value(s) (NaN or inf); replace them, "
                          f"e.g. np.nan_to_num(heatmap), before thresholding")
+    with np.errstate(over="ignore"):
+        span = float(arr.max()) - float(arr.min())
+    if not np.isfinite(span):
+        raise ValueError(f"`{name}` spans {arr.min():.3g} to {arr.max():.3g}: the range overflows float64 and no "
+                         f"threshold can be computed; rescale the heatmap first, e.g. heatmap / np.abs(heatmap).max()")
     return arr
 
 

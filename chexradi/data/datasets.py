@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._io import atomic_path
-from .readers import image_shape_and_spacing, read_radiograph
+from .readers import image_shape_and_spacing, looks_complete, read_radiograph
 from .transforms import NORMALIZATION, to_model_input
 
 __all__ = [
@@ -172,8 +172,9 @@ class CXRDataset(Dataset):
         What to do with records whose file does not exist, checked at construction
         (one ``stat`` per file, no decoding): ``"fail"`` raises ``FileNotFoundError``
         naming the missing path(s); ``"skip"`` drops them and logs how many. Files that
-        exist but cannot be decoded are found by :meth:`validate` (header read), or raise
-        ``ValueError`` naming the path when read by ``__getitem__`` under either setting.
+        exist but cannot be decoded are found by :meth:`validate` (header read, plus a full
+        decode of files that look truncated), or raise ``ValueError`` naming the path when
+        read by ``__getitem__`` under either setting.
 
     Raises
     ------
@@ -298,6 +299,11 @@ class CXRDataset(Dataset):
     def validate(self) -> tuple[bool, list[tuple[Path, str]]]:
         """Check that every image exists and can be opened, reading headers only (no pixel decoding).
 
+        A file that looks cut short (:func:`~chexradi.data.readers.looks_complete`: a PNG
+        without its IEND chunk, a JPEG without its end marker, an uncompressed DICOM
+        shorter than its pixel data, as an interrupted copy leaves them) is decoded in
+        full and reported when that fails. NRRD/NIfTI pixel data are not checked here.
+
         Returns
         -------
         ok : bool
@@ -315,6 +321,12 @@ class CXRDataset(Dataset):
             except (OSError, ValueError) as exc:
                 bad.append((rec.path, str(exc)))
                 continue
+            if not looks_complete(rec.path):
+                try:
+                    read_radiograph(rec.path)
+                except (OSError, ValueError) as exc:
+                    bad.append((rec.path, str(exc)))
+                    continue
             rec.meta.setdefault("shape", tuple(shape))
         if bad:
             logger.warning("%d of %d image(s) failed validation (e.g. %s)", len(bad), len(self.records),
@@ -448,6 +460,16 @@ def _check_fraction(val_fraction: Any) -> float:
     if not 0.0 <= f < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1) (share of patients held out), got {val_fraction!r}.")
     return f
+
+
+def _check_class_names(class_names: Any, where: Path) -> tuple[str, ...]:
+    names = (class_names,) if isinstance(class_names, str) else tuple(class_names)
+    if not names or not all(isinstance(c, str) and c.strip() for c in names):
+        raise ValueError(f"{where}: class_names must be a non-empty list of class names, got {class_names!r}.")
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise ValueError(f"{where}: class_names lists {dup} more than once; give each class once.")
+    return names
 
 
 def _make(records: Sequence[Record], class_names: Sequence[str], **kw: Any) -> Optional[CXRDataset]:
@@ -671,7 +693,10 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     blank : {"nan", "zero"}
         A blank cell becomes NaN (unknown) or 0.
     class_names : sequence of str, optional
-        Order (and set) of classes when derived from ``Finding Labels``.
+        Order (and set) of classes: label columns to use when labels come from 0/1/-1
+        columns (a name that is not a label column raises ``ValueError``), or findings
+        when derived from ``Finding Labels`` (a name that no row mentions and that is not
+        a ChestX-ray14 class raises ``ValueError``: most likely a misspelling).
     boxes_csv : path, optional
         Boxes with the ``BBox_List_2017.csv`` columns or ``image,class,x,y,w,h`` (the
         phantom's ``boxes.csv``), in the pixel coordinates of each image file.
@@ -715,17 +740,31 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
             found = {t.strip() for r in rows for t in _cell(r, fi).split("|")}
             findings = found | set(CHESTXRAY14_CLASSES) | set(class_names or ())
             lidx = [j for j in lidx if header[j] in findings]
+        if class_names is not None and lidx:  # class_names picks and orders the label columns
+            wanted = _check_class_names(class_names, csv_path)
+            by_name = {header[j]: j for j in lidx}
+            unknown = [c for c in wanted if c not in by_name]
+            if unknown:
+                raise ValueError(f"{csv_path}: class_names {unknown} are not label columns of the table (its label "
+                                 f"columns: {', '.join(by_name)}); fix the names, or pass class_names=None to use "
+                                 "every label column.")
+            lidx = [by_name[c] for c in wanted]
         names = tuple(header[j] for j in lidx)
     from_findings = not lidx
     if from_findings:
         if fi is None:
             raise ValueError(f"{csv_path}: no label columns (1/0/-1/blank) and no 'Finding Labels' column; "
                              "pass label_cols=[...].")
+        seen = sorted({t.strip() for r in rows for t in _cell(r, fi).split("|") if t.strip()} - {NO_FINDING})
         if class_names is None:
-            seen = sorted({t.strip() for r in rows for t in _cell(r, fi).split("|") if t.strip()} - {NO_FINDING})
             names = CHESTXRAY14_CLASSES if set(seen) <= set(CHESTXRAY14_CLASSES) else tuple(seen)
         else:
-            names = tuple(class_names)
+            names = _check_class_names(class_names, csv_path)
+            unknown = [c for c in names if c not in seen and c not in CHESTXRAY14_CLASSES]
+            if unknown:
+                raise ValueError(f"{csv_path}: class_names {unknown} name no finding of the 'Finding Labels' column "
+                                 f"(found: {', '.join(seen) or 'none'}) and no ChestX-ray14 class; check the "
+                                 "spelling, or pass class_names=None to use the findings found.")
     records: list[Record] = []
     splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
     aliases = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

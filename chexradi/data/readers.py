@@ -7,6 +7,9 @@ read_radiograph(path) -> (image, spacing)
     pixel spacing (row, column) in mm.
 image_shape_and_spacing(path) -> (shape, spacing)
     The same facts from the header only, without decoding the pixels.
+looks_complete(path) -> bool
+    A cheap check (no decoding) that a PNG, JPEG or uncompressed DICOM file is not cut
+    short: False means "possibly truncated, decode it to be sure".
 
 NRRD (``.nrrd``, ``.nhdr``) and NIfTI (``.nii``, ``.nii.gz``) are read with SimpleITK,
 recognised by the end of the file name. A 2-D image, or a 3-D image with a single
@@ -25,7 +28,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-__all__ = ["read_radiograph", "image_shape_and_spacing", "PathLike"]
+__all__ = ["read_radiograph", "image_shape_and_spacing", "looks_complete", "PathLike"]
 
 logger = logging.getLogger("chexradi.data.readers")
 
@@ -154,10 +157,12 @@ def _read_dicom(p: Path) -> tuple[np.ndarray, tuple[float, float]]:
         raw = ds.pixel_array
     except Exception as exc:  # missing decoder, bad length, ...
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise ValueError(
-            f"Cannot decode the pixel data of {p} (transfer syntax {ts}): {exc}. For compressed DICOM install "
-            "a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg) or decompress the file first."
-        ) from exc
+        if getattr(ts, "is_compressed", True):
+            fix = ("For compressed DICOM install a decoder (pip install pylibjpeg pylibjpeg-libjpeg "
+                   "pylibjpeg-openjpeg) or decompress the file first.")
+        else:  # uncompressed: nothing to install; the pixel data are short or damaged
+            fix = "The file may be truncated or corrupt (an interrupted copy?); copy or export it again."
+        raise ValueError(f"Cannot decode the pixel data of {p} (transfer syntax {ts}): {exc}. {fix}") from exc
     spp = int(ds.get("SamplesPerPixel", 1))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
@@ -276,17 +281,61 @@ def _read_itk(p: Path) -> tuple[np.ndarray, tuple[float, float]]:
         arr = arr[..., 0]
     if arr.shape != shape:
         raise ValueError(f"{p}: expected a 2-D image of shape {shape}, got pixel data of shape {arr.shape}.")
-    return np.asarray(arr, dtype=np.float64), sp
+    image = np.asarray(arr, dtype=np.float64)
+    if p.name.lower().endswith((".nii", ".nii.gz")) and np.issubdtype(arr.dtype, np.floating):
+        _check_finite_count(_nifti_nonfinite(p), image.size, p)
+    return image, sp
+
+
+# NIfTI datatype codes of real floating-point pixels and their numpy types.
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+
+
+def _nifti_nonfinite(p: Path) -> int:
+    """Number of NaN/infinite values in the float pixel data of a NIfTI-1/-2 file, counted from the raw bytes.
+
+    SimpleITK's NIfTI reader (niftilib) replaces non-finite floats with 0 without a word, so
+    they cannot be seen in the array it returns.
+    """
+    import gzip
+    import struct
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    try:
+        with opener(p, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError):
+        return 0  # SimpleITK read it; nothing more to say
+    for endian in ("<", ">"):
+        size = struct.unpack(endian + "i", data[:4])[0] if len(data) >= 348 else 0
+        if size == 348:  # NIfTI-1: datatype at byte 70, vox_offset (float32) at 108
+            code = struct.unpack(endian + "h", data[70:72])[0]
+            offset = int(struct.unpack(endian + "f", data[108:112])[0])
+        elif size == 540 and len(data) >= 540:  # NIfTI-2: datatype at 12, vox_offset (int64) at 168
+            code = struct.unpack(endian + "h", data[12:14])[0]
+            offset = int(struct.unpack(endian + "q", data[168:176])[0])
+        else:
+            continue
+        kind = _NIFTI_FLOATS.get(code)
+        if kind is None or not 0 < offset < len(data):
+            return 0
+        width = int(kind[1])
+        body = data[offset: offset + (len(data) - offset) // width * width]
+        return int((~np.isfinite(np.frombuffer(body, dtype=endian + kind))).sum())
+    return 0
 
 
 def _check_finite(image: np.ndarray, p: Path) -> np.ndarray:
-    bad = ~np.isfinite(image)
-    if bad.any():
+    _check_finite_count(int((~np.isfinite(image)).sum()), image.size, p)
+    return image
+
+
+def _check_finite_count(n_bad: int, n: int, p: Path) -> None:
+    if n_bad:
         raise ValueError(
-            f"{p}: {int(bad.sum())} of {image.size} pixel(s) are NaN or infinite; a radiograph needs finite "
+            f"{p}: {n_bad} of {n} pixel(s) are NaN or infinite; a radiograph needs finite "
             "intensities. Replace them (e.g. numpy.nan_to_num) and save the file again."
         )
-    return image
 
 
 def read_radiograph(path: PathLike) -> tuple[np.ndarray, tuple[float, float]]:
@@ -363,3 +412,60 @@ def image_shape_and_spacing(p: Path) -> tuple[tuple[int, int], tuple[float, floa
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"Cannot read {p} as an image: {exc}.") from exc
     return (h, w), (1.0, 1.0)
+
+
+# PNG ends with an empty IEND chunk (length 0, type, CRC); JPEG with the EOI marker.
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_MAGIC = b"\xff\xd8"
+_JPEG_EOI = b"\xff\xd9"
+_JPEG_TAIL = 4096  # bytes searched for EOI (a few writers pad or append data after it)
+
+
+def looks_complete(path: PathLike) -> bool:
+    """Whether an image file looks complete, judged from its size and last bytes only (no decoding).
+
+    PNG: ends with the IEND chunk. JPEG: an EOI marker in its last 4 KiB. Uncompressed
+    DICOM: at least ``Rows x Columns x SamplesPerPixel x BitsAllocated / 8 x frames``
+    bytes follow the header. Other formats (compressed DICOM, NRRD, NIfTI) are
+    reported complete. False means *possibly* truncated (e.g. an interrupted copy or
+    download): decode the file (:func:`read_radiograph`) to be sure, since a valid
+    file may carry trailing data. A file that cannot be opened is reported incomplete.
+    """
+    p = Path(os.fspath(path))
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+            if head.startswith(_PNG_MAGIC):
+                fh.seek(max(0, size - len(_PNG_END)))
+                return fh.read() == _PNG_END
+            if head.startswith(_JPEG_MAGIC):
+                fh.seek(max(0, size - _JPEG_TAIL))
+                return _JPEG_EOI in fh.read()
+    except OSError:
+        return False
+    if _is_itk(p) or not (p.suffix.lower() in _DICOM_SUFFIXES or head[128:132] == b"DICM"):
+        return True
+    return _dicom_complete(p, size)
+
+
+def _dicom_complete(p: Path, size: int) -> bool:
+    import pydicom
+
+    try:
+        with open(p, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            header_end = fh.tell()
+    except Exception:  # noqa: BLE001 - pydicom raises many types on a damaged file
+        return False
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is not None and getattr(ts, "is_compressed", False):
+        return True  # encapsulated pixel data: no fixed length to check
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames
+                    * int(ds.BitsAllocated) // 8)
+    except (AttributeError, TypeError, ValueError):
+        return True  # not an image the size can be computed for; the decoder will tell
+    return size - header_end >= expected

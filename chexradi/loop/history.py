@@ -183,7 +183,7 @@ class History:
         if not run.is_file():
             raise FileNotFoundError(f"{run} not found: {d} is not a run folder of chexradi iterate "
                                     f"(give the --out folder of a run)")
-        settings = json.loads(run.read_text())
+        settings = read_run_json(run)
         rounds = []
         k = 0
         while (d / f"round_{k}" / "round.json").is_file():
@@ -194,6 +194,19 @@ class History:
                 raise ValueError(f"cannot read {p}: {exc}; delete the round folder and resume the run") from exc
             k += 1
         return cls(rounds=rounds, settings=settings, run_dir=d)
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """The settings of a run (``run.json``); ValueError naming the file when it is damaged."""
+    try:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path} ({exc}): the run's settings file is damaged (chexradi writes it "
+                         f"atomically, so it was edited or the disk failed); restore it from a copy, or give a "
+                         f"new out folder to start over") from None
+    return data
 
 
 def plot_history(history: Union[History, PathLike], path: Optional[PathLike] = None, *,

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from .._io import atomic_write
 from . import settings as _settings
-from .history import History
+from .history import History, read_run_json
 
 logger = logging.getLogger("chexradi.loop")
 
@@ -60,7 +60,7 @@ def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
 def _check_resume(run_json: Path, new: Mapping[str, Any], resume: bool) -> None:
     if not run_json.is_file():
         return
-    old = json.loads(run_json.read_text())
+    old = read_run_json(run_json)
     if not resume:
         raise ValueError(f"{run_json.parent} already holds a run; resume it (resume=True / drop --no-resume), "
                          f"or give a new out folder (or delete this one) to start over")
@@ -197,7 +197,7 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if run_json.is_file():
-            old = json.loads(run_json.read_text())
+            old = read_run_json(run_json)
             run["created"] = old.get("created", run["created"])
         with atomic_write(run_json) as fh:
             json.dump(run, fh, indent=2)

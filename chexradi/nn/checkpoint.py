@@ -63,14 +63,41 @@ def read_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, A
     if not p.is_file():
         raise FileNotFoundError(f"model checkpoint not found: {p} (pass the best.pt/last.pt written by "
                                 f"chexradi.train.fit or chexradi.nn.save_checkpoint)")
+    kind = _other_kind(p)
+    if kind is not None:
+        raise ValueError(f"{p} is {kind}, not a model checkpoint; pass the best.pt/last.pt written by "
+                         f"chexradi.train.fit (`chexradi heatmap MODEL.pt IMAGE...`: the checkpoint comes first)")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"cannot read model checkpoint {p}: {exc}; is it a complete chexradi checkpoint?") from exc
+        detail = (str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__).rstrip(".")
+        raise ValueError(f"cannot read model checkpoint {p} ({p.stat().st_size} bytes): {detail}. The file is "
+                         f"truncated or not a torch.save file (an interrupted copy or download?); copy it again, "
+                         f"or pass the best.pt/last.pt written by chexradi.train.fit") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
         raise ValueError(f"{p} is not a chexradi model checkpoint (expected format {FORMAT!r}); "
                          f"a plain torchvision state_dict goes to create_model(..., weights=PATH)")
     return ckpt
+
+
+# Leading bytes of files that are often passed where a checkpoint belongs.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"NRRD", "an NRRD image"),
+          (b"{", "a JSON/text file"), (b"\x1f\x8b", "a gzip file"))
+
+
+def _other_kind(p: Path) -> Optional[str]:
+    """What ``p`` is when its first bytes say it is an image or text rather than a torch file, else None."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return None
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return "a DICOM file"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
 
 
 def load_model(path: PathLike, *, map_location: Any = "cpu",
@@ -103,6 +130,8 @@ def load_model(path: PathLike, *, map_location: Any = "cpu",
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"the weights in {path} do not fit a {name} model: {str(exc).splitlines()[0]}") from exc
+        raise ValueError(f"the weights in {path} do not fit a {name} model: {str(exc).splitlines()[0]}; "
+                         f"its config and weights disagree (an edited or mixed-up file): use the checkpoint "
+                         f"as written by chexradi.train.fit") from exc
     model.eval()
     return model, ckpt

@@ -323,6 +323,13 @@ def check_output_path(out: PathLike, *, name: str = "out") -> Path:
     if p.is_dir():
         raise ValueError(f"{name}={out} is a directory; give a file path such as {Path(out) / 'features.csv'}.")
     parent = p.parent
+    try:  # the nearest existing ancestor must be a folder: a file there blocks mkdir with a cryptic "File exists"
+        blocker: Optional[Path] = next((a for a in (parent, *parent.parents) if a.exists()), None)
+    except OSError:  # e.g. no permission to look: mkdir below says why
+        blocker = None
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f"cannot create the folder of {name}={out} ({parent}): {blocker} is a file, not a folder; "
+                         "choose a writable location.")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

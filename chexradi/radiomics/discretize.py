@@ -15,6 +15,13 @@ Fixed bin count (``binCount``) uses ``numpy.histogram`` edges over the ROI
 with the last edge raised by 1 so that the maximum falls in the top bin.
 
 Only voxels inside the mask are discretized; voxels outside keep 0.
+
+PyRadiomics computes the edges from the ROI values in the image's own pixel type: for a
+``float32`` image ``min % binWidth``, ``max + 2 * binWidth`` and the ``numpy.histogram`` edges
+are float32 arithmetic, which moves the edges (and so the bins) away from a float64 computation.
+:func:`bin_edges` does the same arithmetic on whatever dtype it is given; ``discretize(...,
+value_dtype=...)`` casts the (float64) ROI values back to the image's original pixel type first
+(lossless) so that the edges are PyRadiomics' edges.
 """
 from __future__ import annotations
 
@@ -41,6 +48,9 @@ def bin_edges(values: np.ndarray, *, bin_width: float = 25.0, bin_count: Optiona
     Returns
     -------
     ndarray of float64 edges (length = number of bins + 1).
+
+    The arithmetic is done in the dtype of ``values`` (NumPy 2 promotion), as PyRadiomics does on
+    the image's pixel type: pass float32 values for a float32 image.
     """
     values = np.asarray(values)
     if values.size == 0:
@@ -49,8 +59,8 @@ def bin_edges(values: np.ndarray, *, bin_width: float = 25.0, bin_count: Optiona
         if int(bin_count) < 1:
             raise ValueError(f"binCount must be a positive integer, got {bin_count!r}.")
         edges = np.histogram(values, int(bin_count))[1]
-        edges[-1] += 1
-        return edges
+        edges[-1] += 1  # in the dtype of the edges (float32 for float32 values), as PyRadiomics
+        return edges.astype(np.float64)
     if not bin_width > 0:
         raise ValueError(f"binWidth must be > 0, got {bin_width!r}; use e.g. binWidth=25.")
     minimum = values.min()
@@ -60,7 +70,7 @@ def bin_edges(values: np.ndarray, *, bin_width: float = 25.0, bin_count: Optiona
     edges = np.arange(low, high, bin_width)
     if len(edges) == 1:  # flat region: one bin
         edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
-    return edges
+    return np.asarray(edges, dtype=np.float64)
 
 
 def discretize(
@@ -69,8 +79,13 @@ def discretize(
     *,
     bin_width: float = 25.0,
     bin_count: Optional[int] = None,
+    value_dtype: Optional[np.dtype] = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Discretize the voxels of ``image`` inside ``mask``.
+
+    ``value_dtype``: the pixel type the image had before it was cast to float64 (e.g.
+    ``float32``); the bin edges are then computed in that type, exactly as PyRadiomics computes
+    them on the image it reads. None: the dtype of ``image``.
 
     Returns
     -------
@@ -80,6 +95,8 @@ def discretize(
     """
     mask = np.asarray(mask, dtype=bool)
     values = image[mask]
+    if value_dtype is not None and np.dtype(value_dtype) != values.dtype:
+        values = values.astype(value_dtype)  # lossless: the values came from that type
     edges = bin_edges(values, bin_width=bin_width, bin_count=bin_count)
     binned = np.zeros(image.shape, dtype=np.int32)
     image_c = np.ascontiguousarray(image, dtype=np.float64)
@@ -89,7 +106,8 @@ def discretize(
 
 
 @numba.njit(cache=True, nogil=True)
-def _digitize_masked(image: np.ndarray, mask: np.ndarray, edges: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - numba
+def _digitize_masked(image: np.ndarray, mask: np.ndarray, edges: np.ndarray,
+                     out: np.ndarray) -> None:  # pragma: no cover - numba
     """``out[i] = numpy.digitize(image[i], edges)`` where ``mask[i]``: the number of edges <= value.
 
     The bin is first guessed from the mean edge spacing, then moved until

@@ -103,6 +103,27 @@ def _match_single_slice(img: sitk.Image, msk: sitk.Image) -> tuple[sitk.Image, s
     return img, msk
 
 
+def _check_finite_for_normalize(img: sitk.Image, msk: sitk.Image, label: int, image_in: Any) -> None:
+    """normalize=True z-scores with every pixel of the image: one NaN/inf anywhere spoils them all."""
+    if img.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    arr = sitk.GetArrayViewFromImage(img)
+    bad = ~np.isfinite(arr)
+    n = int(np.count_nonzero(bad))
+    if n == 0:
+        return
+    where = ""
+    if msk.GetSize() == img.GetSize():
+        inside = int(np.count_nonzero(bad & (sitk.GetArrayViewFromImage(msk) == label)))
+        if inside:
+            raise ValueError(f"image {imageio.describe(image_in)} has {inside} NaN/inf pixel(s) inside the ROI "
+                             f"(label {label}); fix the image or exclude those pixels from the mask.")
+        where = " outside the ROI"
+    raise ValueError(f"image {imageio.describe(image_in)} has {n} NaN/inf pixel(s){where}; normalize=True z-scores "
+                     "with every pixel of the image, so fix the image (e.g. set those pixels to a finite value) or "
+                     "set normalize=False.")
+
+
 class Extractor:
     """Reusable radiomics extractor.
 
@@ -169,6 +190,7 @@ class Extractor:
         check_label(msk, label, name=f"mask {imageio.describe(mask)}")
         raw = (img, msk)
         if s["normalize"]:
+            _check_finite_for_normalize(img, msk, label, image)
             img = normalize_image(img, scale=s["normalizeScale"], remove_outliers=s["removeOutliers"])
         if s["interpolator"] is not None and s["resampledPixelSpacing"] is not None:
             img, msk = resample(img, msk, spacing=s["resampledPixelSpacing"], interpolator=s["interpolator"],
@@ -183,13 +205,16 @@ class Extractor:
         values = image_arr[roi]
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             bad = int(np.count_nonzero(~np.isfinite(values)))
+            resampled = s["interpolator"] is not None and s["resampledPixelSpacing"] is not None
+            why = (" after resampling (resampledPixelSpacing interpolates the pixels around the ROI too)"
+                   if resampled else "")
             raise ValueError(f"image {imageio.describe(image)} has {bad} NaN/inf pixel(s) inside the ROI (label "
-                             f"{label}); fix the image or exclude those pixels from the mask.")
+                             f"{label}){why}; fix the image or exclude those pixels from the mask.")
         shape_mask = roi
         texture_mask = roi
         if s["resegmentRange"] is not None:
-            image_f = image_arr.astype(np.float64, copy=False)
-            texture_mask = resegment_mask(image_f, roi, resegment_range=s["resegmentRange"], mode=s["resegmentMode"])
+            # in the image's own pixel type, as PyRadiomics (a float32 image gives float32 thresholds)
+            texture_mask = resegment_mask(image_arr, roi, resegment_range=s["resegmentRange"], mode=s["resegmentMode"])
             box = bounding_box(texture_mask)
             sizes = [b.stop - b.start for b in box]
             ndims = sum(1 for n in sizes if n > 1)

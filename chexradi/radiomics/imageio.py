@@ -12,6 +12,7 @@ first). Vector masks (segmentation objects) give the channel ``label_channel``.
 """
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
@@ -75,12 +76,57 @@ def _read_file(path: Path, role: str) -> sitk.Image:
     if path.is_dir():
         raise ValueError(f"{role} {path} is a directory; pass a single image file (NRRD, NIfTI, PNG, JPEG, DICOM).")
     try:
-        return sitk.ReadImage(str(path))
+        img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = first[-1] if first else ""
-        raise ValueError(f"cannot read {role} {path}: not a readable image (truncated or unsupported format). "
-                         f"Re-export it as NRRD, NIfTI, PNG or DICOM. ({detail})") from None
+        if _dicom_without_pixels(path):
+            raise ValueError(f"{role} {path} is a DICOM file without pixel data (e.g. a structured report, a "
+                             "presentation state or a DICOMDIR); pass the DICOM file of the image itself.") from None
+        lines = str(exc).strip().splitlines()
+        # the reader's own words, without ITK's object address (e.g. "PNGImageIO: Error while reading file")
+        detail = re.sub(r"^(ITK ERROR|sitk::ERROR): |\(0x[0-9a-fA-F]+\)", "", lines[-1] if lines else "")
+        raise _unreadable(path, role, detail.strip()) from None
+    if _jpeg_truncated(path):
+        raise _unreadable(path, role, "the JPEG data ends before its end-of-image marker: the file was cut short")
+    return img
+
+
+def _dicom_without_pixels(path: Path) -> bool:
+    """True when ``path`` is a DICOM file (by its 'DICM' preamble or suffix) that holds no pixel data."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if head[128:132] != b"DICM" and path.suffix.lower() not in (".dcm", ".dicom", ".dic"):
+        return False
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=False, defer_size="1 KB")
+    except Exception:  # not DICOM after all, or too damaged to tell: the generic message applies
+        return False
+    return not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+
+
+def _jpeg_truncated(path: Path) -> bool:
+    """True when ``path`` is a JPEG whose last scan has no end-of-image marker (the file was cut short).
+
+    libjpeg only warns about a premature end of file and fills the missing rows with grey; such an
+    image must not reach the features."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(3) != b"\xff\xd8\xff":
+                return False  # not a JPEG: nothing more is read
+            data = fh.read()
+    except OSError:
+        return False
+    sos = data.rfind(b"\xff\xda")
+    return sos < 0 or data.find(b"\xff\xd9", sos) < 0
+
+
+def _unreadable(path: Path, role: str, detail: str) -> ValueError:
+    return ValueError(f"cannot read {role} {path}: not a readable image (truncated or unsupported format). "
+                      f"Re-export it as NRRD, NIfTI, PNG or DICOM.{f' ({detail})' if detail else ''}")
 
 
 def _from_array(array: np.ndarray, spacing: Optional[Sequence[float]], role: str) -> sitk.Image:

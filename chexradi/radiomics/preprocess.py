@@ -62,6 +62,7 @@ def roi_from_arrays(
     then all 0 and ``bin_edges`` empty).
     """
     settings = dict(settings or {})
+    value_dtype = np.asarray(image).dtype  # bin edges are computed in it, as PyRadiomics does (float32!)
     image = np.asarray(image, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
     if image.shape != mask.shape:
@@ -88,6 +89,7 @@ def roi_from_arrays(
             mask,
             bin_width=float(settings.get("binWidth", 25)),
             bin_count=settings.get("binCount"),
+            value_dtype=value_dtype if value_dtype.kind in "uif" else None,
         )
     else:
         binned, edges = np.zeros(image.shape, np.int32), np.zeros(0)
@@ -240,7 +242,7 @@ def _same_geometry(a: "sitk.Image", b: "sitk.Image", tol: float) -> Optional[str
     if not np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=0, atol=coord_tol):
         return f"image spacing {a.GetSpacing()} differs from mask spacing {b.GetSpacing()}"
     if not np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tol):
-        return "image and mask directions differ"
+        return f"image direction {a.GetDirection()} differs from mask direction {b.GetDirection()}"
     return None
 
 

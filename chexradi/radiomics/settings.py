@@ -258,22 +258,40 @@ class Settings:
 SourceLike = Union[None, Mapping[str, Any], str, Path, Settings]
 
 
+def _syntax_error(exc: Exception) -> str:
+    """Where and what a JSON / YAML parse error is: 'line L, column C: problem'."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    text = str(exc).strip().splitlines()
+    problem = getattr(exc, "problem", None) or (text[0] if text else type(exc).__name__)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return str(problem)
+
+
 def _read_param_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"parameter file not found: {path}; pass an existing YAML or JSON file.")
     if path.is_dir():
         raise ValueError(f"parameter file {path} is a directory; pass a YAML or JSON file.")
-    text = path.read_text(encoding="utf-8")
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        if path.suffix.lower() == ".json":
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"parameter file {path} is not a text file (not UTF-8); pass a {kind} parameter file "
+                         "(sections setting, featureClass, imageType).") from None
+    try:
+        if kind == "JSON":
             data = json.loads(text)
         else:
             import yaml
 
             data = yaml.safe_load(text)
     except Exception as exc:  # json.JSONDecodeError / yaml.YAMLError
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise ValueError(f"parameter file {path} is not valid {kind}: {exc}") from exc
+        raise ValueError(f"parameter file {path} is not valid {kind} ({_syntax_error(exc)}); fix the syntax "
+                         "there (a parameter file is a mapping with the sections setting, featureClass, "
+                         "imageType).") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):

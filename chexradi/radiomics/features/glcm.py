@@ -140,7 +140,15 @@ def probabilities(roi: ROI) -> np.ndarray:
     """
     norm = _weighting_norm(roi)
     counts, angles = matrices(roi)
-    p = counts[None]
+    # PyRadiomics drops the gray levels absent from the ROI with two np.delete calls (axis 1, then axis 2). With
+    # 0 or >= 2 levels to drop, np.delete indexes with a boolean mask, which leaves axis 2 outermost in memory;
+    # with exactly 1 it slices into a C-ordered array. The values are the same, but numpy's reductions over
+    # (1, 2) add in memory order, so the layout decides the last bit of e.g. HXY -- and Imc2 tests HXY2 == HXY
+    # (found by tests/test_fuzz.py). Same layout, same bits.
+    if roi.ng - len(roi.grey_levels) == 1:
+        p = np.ascontiguousarray(counts[None])
+    else:
+        p = np.delete(np.ascontiguousarray(counts[None]), np.empty(0, dtype=np.intp), 2)
     if roi.settings.get("symmetricalGLCM", True):
         p += np.transpose(p, (0, 2, 1, 3)).copy()
     if norm is not None:
