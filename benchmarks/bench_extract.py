@@ -18,7 +18,7 @@ the same SimpleITK images. We report, after Numba warm-up:
   tree, and a check that the outputs agree.
 
 Usage: python benchmarks/bench_extract.py [--repeat 5] [--quick] [--json PATH]
-           [--batch-cases 64] [--batch-jobs 2] [--skip-batch | --batch-only]
+           [--batch-cases 256] [--batch-jobs 2] [--skip-batch | --batch-only]
 """
 from __future__ import annotations
 
@@ -305,20 +305,26 @@ def _max_rel_diff_cells(a: dict[str, dict[str, str]], b: dict[str, dict[str, str
     return worst, where
 
 
+def _prepare_batch(folder: Path, n_cases: int, size: int, what: str) -> tuple[Path, list[str], Path]:
+    """Write the cases and the parameter file into ``folder`` and warm Numba up; (cases.csv, sources, params)."""
+    print(f"... {what}: writing {n_cases} cases {size}x{size}", file=sys.stderr, flush=True)
+    cases_csv, sources = write_batch_cases(folder, n_cases, size)
+    params = folder / "params.yaml"
+    params.write_text(BATCH_PARAMS)
+    # Numba warm-up (kernels compiled or loaded into the on-disk cache) on one of the cases, in this
+    # process; the worker processes then load the kernels from that cache.
+    logging.getLogger("radiomics").setLevel(logging.ERROR)  # PyRadiomics' GLCM notice, once per case
+    first = next(iter(_read_cases(cases_csv)))
+    Extractor(str(params)).execute(sitk.ReadImage(first[0]), sitk.ReadImage(first[1]))
+    return cases_csv, sources, params
+
+
 def bench_batch(n_cases: int, size: int, jobs2: int = 2) -> dict:
     from chexradi.radiomics.batch import extract_batch
 
     with tempfile.TemporaryDirectory(prefix="chexradi-bench-batch-") as tmp:
         folder = Path(tmp)
-        print(f"... batch: writing {n_cases} cases {size}x{size}", file=sys.stderr, flush=True)
-        cases_csv, sources = write_batch_cases(folder, n_cases, size)
-        params = folder / "params.yaml"
-        params.write_text(BATCH_PARAMS)
-        # Numba warm-up (kernels compiled or loaded into the on-disk cache) on one of the cases, in this
-        # process; the worker processes then load the kernels from that cache.
-        logging.getLogger("radiomics").setLevel(logging.ERROR)  # PyRadiomics' GLCM notice, once per case
-        first = next(iter(_read_cases(cases_csv)))
-        Extractor(str(params)).execute(sitk.ReadImage(first[0]), sitk.ReadImage(first[1]))
+        cases_csv, sources, params = _prepare_batch(folder, n_cases, size, "batch")
         rois = [int((sitk.GetArrayViewFromImage(sitk.ReadImage(m)) == 1).sum()) for _, m in _read_cases(cases_csv)]
 
         chexradi_cli = [sys.executable, "-m", "chexradi", "extract", "--batch", str(cases_csv), "--param", str(params)]
@@ -408,6 +414,43 @@ def bench_batch(n_cases: int, size: int, jobs2: int = 2) -> dict:
     }
 
 
+def bench_jobs_scaling(n_cases: int, size: int, jobs2: int = 2) -> dict:
+    """chexradi alone on a batch large enough that worker start-up is a small part: jobs 1, jobs N (process
+    pool) and a Dask LocalCluster of N workers; cases/s and speed-up over jobs 1."""
+    from chexradi.radiomics.batch import extract_batch
+
+    with tempfile.TemporaryDirectory(prefix="chexradi-bench-jobs-") as tmp:
+        folder = Path(tmp)
+        cases_csv, _, params = _prepare_batch(folder, n_cases, size, "jobs scaling")
+        rows, outputs = [], {}
+        for key, label, kw in (("jobs1", "chexradi processes", dict(jobs=1)),
+                               (f"jobs{jobs2}", "chexradi processes", dict(jobs=jobs2)),
+                               (f"dask{jobs2}", "chexradi dask LocalCluster", dict(jobs=jobs2, scheduler="dask"))):
+            out = folder / f"{key}.csv"
+            print(f"... jobs scaling: {label} jobs {kw['jobs']}", file=sys.stderr, flush=True)
+            res = _run_in_process(lambda: _check_report(extract_batch(str(cases_csv), out=str(out), params=str(params),
+                                                                      resume=False, progress=False, **kw), n_cases))
+            outputs[key] = _read_features(out)
+            case_s = _journal_case_seconds(out)
+            rows.append({"key": key, "run": label, "jobs": kw["jobs"], **res, "cases_per_s": n_cases / res["seconds"],
+                         "case_ms_median": float(np.median(case_s)) * 1e3 if case_s else None})
+    for r in rows:
+        r["x_jobs1"] = rows[0]["seconds"] / r["seconds"]
+    return {"cases": n_cases, "size": [size, size], "rows": rows,
+            "identical": all(o == outputs["jobs1"] for o in outputs.values())}
+
+
+def print_jobs_scaling(b: dict) -> None:
+    print(f"\n## jobs scaling: {b['cases']} radiographs {b['size'][0]}x{b['size'][1]}, chexradi only, start-up "
+          "included")
+    print(f"{'run':<32}{'jobs':>6}{'seconds':>9}{'cases/s':>9}{'x jobs1':>9}{'peak MB':>9}{'ms/case':>9}")
+    for r in b["rows"]:
+        ms = "-" if r["case_ms_median"] is None else f"{r['case_ms_median']:.1f}"
+        print(f"{r['run']:<32}{r['jobs']:>6}{r['seconds']:>9.2f}{r['cases_per_s']:>9.1f}{r['x_jobs1']:>9.2f}"
+              f"{r['peak_mb']:>9.0f}{ms:>9}")
+    print(f"Outputs identical: {b['identical']}")
+
+
 def _journal_case_seconds(out: Path) -> list[float]:
     """Per-case seconds (read + extract, in the worker) from a chexradi batch journal; [] when there is none."""
     from chexradi.radiomics.batch import journal_path
@@ -465,14 +508,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer cases (CI smoke run); batch: 8 cases at 256x256")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_extract.json")
     ap.add_argument("--batch-cases", type=int, default=None, metavar="N",
-                    help="cases in the batch throughput part (default 64; 8 with --quick)")
+                    help="cases in the batch throughput part (default 256; 8 with --quick)")
     ap.add_argument("--batch-jobs", type=int, default=2, metavar="N",
                     help="jobs of the parallel batch rows (default 2)")
+    ap.add_argument("--scaling-cases", type=int, default=None, metavar="N",
+                    help="cases of the chexradi-only jobs-scaling rows (default 1024; 16 with --quick; 0 skips)")
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--skip-batch", action="store_true", help="skip the batch throughput part")
     part.add_argument("--batch-only", action="store_true", help="only the batch throughput part")
     args = ap.parse_args()
-    n_batch = args.batch_cases if args.batch_cases is not None else (8 if args.quick else 64)
+    n_batch = args.batch_cases if args.batch_cases is not None else (8 if args.quick else 256)
     if n_batch < 1:
         ap.error("--batch-cases must be >= 1")
     batch_size = 256 if args.quick else 512
@@ -481,15 +526,20 @@ def main() -> None:
     warm = None
     if not args.batch_only:
         results, warm = run_per_case(args)
-    batch = None
+    batch = scaling = None
     if not args.skip_batch:
         batch = bench_batch(n_batch, batch_size, jobs2=args.batch_jobs)
+        n_scaling = args.scaling_cases if args.scaling_cases is not None else (16 if args.quick else 1024)
+        if n_scaling > 0:
+            scaling = bench_jobs_scaling(n_scaling, batch_size, jobs2=args.batch_jobs)
 
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {versions()}")
     if not args.batch_only:
         print_per_case(args, results, warm)
     if batch is not None:
         print_batch(batch)
+    if scaling is not None:
+        print_jobs_scaling(scaling)
 
     # The JSON keeps the parts this run did not do (e.g. "batch" after --skip-batch) from its previous content.
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -506,6 +556,8 @@ def main() -> None:
         payload.update({"repeat": args.repeat, "cases": results, "warmup": warm})
     if batch is not None:
         payload["batch"] = batch
+    if scaling is not None:
+        payload["jobs_scaling"] = scaling
     tmp = args.json.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(args.json)

@@ -16,12 +16,13 @@ def test_bench_extract_batch_quick(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_extract.py"), "--quick", "--batch-only",
-         "--batch-cases", "4", "--json", str(out)],
+         "--batch-cases", "4", "--scaling-cases", "6", "--json", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "## batch: 4 radiographs 256x256" in proc.stdout
-    batch = json.loads(out.read_text())["batch"]
+    payload = json.loads(out.read_text())
+    batch = payload["batch"]
     assert batch["cases"] == 4 and batch["size"] == [256, 256] and batch["features"] > 90
     assert batch["startup_included"] is True and batch["per_image_speedup_jobs1"] > 0
     rows = {r["key"]: r for r in batch["rows"]}
@@ -37,3 +38,7 @@ def test_bench_extract_batch_quick(tmp_path: Path) -> None:
     assert agree["max_rel_diff_chexradi_vs_pyradiomics_cli"] <= 1e-6
     assert agree["max_rel_diff_engine_pyradiomics_vs_pyradiomics_cli"] <= 1e-6
     assert agree["max_rel_diff_pyradiomics_cli_jobs1_vs_jobs2"] == 0.0
+    scaling = payload["jobs_scaling"]
+    assert scaling["cases"] == 6 and scaling["identical"] is True
+    assert [r["key"] for r in scaling["rows"]] == ["jobs1", "jobs2", "dask2"]
+    assert all(r["seconds"] > 0 and r["case_ms_median"] > 0 for r in scaling["rows"])
