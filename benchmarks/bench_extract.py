@@ -316,6 +316,7 @@ def _prepare_batch(folder: Path, n_cases: int, size: int, what: str) -> tuple[Pa
     logging.getLogger("radiomics").setLevel(logging.ERROR)  # PyRadiomics' GLCM notice, once per case
     first = next(iter(_read_cases(cases_csv)))
     Extractor(str(params)).execute(sitk.ReadImage(first[0]), sitk.ReadImage(first[1]))
+    os.sync()  # the files just written go to disk now, not while a timed batch runs
     return cases_csv, sources, params
 
 
