@@ -26,7 +26,8 @@ from .._io import atomic_path, atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["write_images", "image_file", "extract_vectors", "Vectors", "read_vectors", "merge_shards"]
+__all__ = ["write_images", "image_file", "extract_vectors", "extract_cases", "Vectors", "read_vectors",
+           "merge_shards"]
 
 _CARRIED = ("Image", "Mask", "split", "index", "class")
 
@@ -110,6 +111,18 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
     ``settings`` is the loop's resolved ``radiomics`` group. A re-run resumes from the
     journal.
     """
+    done = extract_cases(rows, run_dir=run_dir, mask_round_dir=mask_round_dir, out_dir=out_dir, settings=settings,
+                         progress=progress)
+    vec = read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
+    vec.n_cases, vec.n_failed, vec.seconds = done.n_cases, done.n_failed, done.seconds
+    return vec
+
+
+def extract_cases(rows: Sequence[Mapping[str, Any]], *, run_dir: Path, mask_round_dir: Path, out_dir: Path,
+                  settings: Mapping[str, Any], progress: Optional[bool] = None) -> Vectors:
+    """The extraction of :func:`extract_vectors` without reading the vectors back: writes ``out_dir`` and
+    returns the counts and seconds (``by_split`` and ``names`` empty). A distributed run uses it per rank,
+    then reads the merged file once (:func:`merge_shards`, :func:`read_vectors`)."""
     from ..radiomics.batch import extract_batch
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,16 +135,14 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
     if not cases:  # every mask empty: nothing to extract, every block NaN
         with atomic_write(out_dir / "radiomics.csv", newline="") as fh:
             csv.writer(fh, lineterminator="\n").writerow(_CARRIED)
-        return read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
+        return Vectors()
     report = extract_batch(cases_csv, out=out_dir / "radiomics.csv", params=settings["params"],
                            engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress,
                            scheduler=settings.get("scheduler"))
-    vec = read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
-    vec.n_cases, vec.n_failed, vec.seconds = report.n_total, report.n_failed, float(report.elapsed)
     if report.n_failed:
         logger.warning("radiomics: %d of %d case(s) failed (their blocks are NaN); see %s", report.n_failed,
                        report.n_total, out_dir / "radiomics.csv.meta.json")
-    return vec
+    return Vectors(n_cases=report.n_total, n_failed=report.n_failed, seconds=float(report.elapsed))
 
 
 def merge_shards(shard_dirs: Sequence[Path], out_dir: Path) -> None:

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
+import numpy as np
+
 from .._io import atomic_write
 from . import settings as _settings
 from .history import History, read_run_json
@@ -269,7 +271,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                groups: Mapping[str, Mapping[str, Any]], run_dir: Path, eval_split: str, progress: Optional[bool],
                say: Callable[[str], None], dist: Any) -> dict[str, Any]:
     from ..metrics import localization_accuracy
-    from .features import extract_vectors, merge_shards, read_vectors
+    from .features import extract_cases, extract_vectors, merge_shards, read_vectors
     from .regions import Regions, make_regions, write_regions
     from .training import evaluate, train_round
 
@@ -291,20 +293,21 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         say(f"round {k}: radiomics inside round {k - 1}'s masks")
         t = time.perf_counter()
         rows = _read_regions(prev / "regions.csv")
+        rad_dir = rdir / "radiomics"
+        if dist.is_distributed:  # each rank its shard of the images, into radiomics/rank<r>/
+            rows = [r for r in rows if int(r["index"]) in shards[r["split"]]]
         if not dist.is_distributed:
             v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
-                                out_dir=rdir / "radiomics", settings=groups["radiomics"], progress=progress)
-        else:  # each rank its shard of the images, into radiomics/rank<r>/; rank 0 concatenates them
-            mine = [r for r in rows if int(r["index"]) in shards[r["split"]]]
-            v = extract_vectors(mine, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
-                                out_dir=rdir / "radiomics" / f"rank{dist.rank}", settings=groups["radiomics"],
-                                progress=progress)
-            v.n_cases, v.n_failed = (int(dist.all_reduce_sum(v.n_cases)), int(dist.all_reduce_sum(v.n_failed)))
+                                out_dir=rad_dir, settings=groups["radiomics"], progress=progress)
+        else:  # rank 0 concatenates the shards; every rank reads the whole once
+            mine = extract_cases(rows, run_dir=run_dir, mask_round_dir=prev, out_dir=rad_dir / f"rank{dist.rank}",
+                                 settings=groups["radiomics"], progress=progress)
+            totals = dist.all_reduce_sum(np.array([mine.n_cases, mine.n_failed]))  # also waits for every shard
             if dist.is_main:
-                merge_shards([rdir / "radiomics" / f"rank{r}" for r in range(dist.world_size)], rdir / "radiomics")
+                merge_shards([rad_dir / f"rank{r}" for r in range(dist.world_size)], rad_dir)
             dist.barrier()
-            whole = read_vectors(rdir / "radiomics" / "radiomics.csv", counts=counts, class_names=class_names)
-            v.by_split, v.names = whole.by_split, whole.names
+            v = read_vectors(rad_dir / "radiomics.csv", counts=counts, class_names=class_names)
+            v.n_cases, v.n_failed = int(totals[0]), int(totals[1])
         seconds["radiomics"] = time.perf_counter() - t
         vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
         say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "

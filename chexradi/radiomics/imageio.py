@@ -13,6 +13,7 @@ first). Vector masks (segmentation objects) give the channel ``label_channel``.
 from __future__ import annotations
 
 import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
@@ -60,7 +61,7 @@ def _read(path: Path, role: str) -> sitk.Image:
             st = path.stat()
         except OSError:
             st = None
-        if st is not None and path.is_file():
+        if st is not None and stat.S_ISREG(st.st_mode):
             key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
             if key != _LAST_READ["key"]:
                 _LAST_READ.update(key=None, image=None)
