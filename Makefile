@@ -4,6 +4,7 @@
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
 #   make bench-loop  one round of the loop on the phantom, time per stage, radiomics' share (both engines)
 #   make bench-scaling  extraction time and memory as ROI size and bin count grow (both engines)
+#   make bench-reports  report labeler vs the IU X-ray human MeSH labels (P/R/F1, reports/s)
 #   make parity regenerate docs/parity.md from a same-process comparison
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling parity venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-reports parity venv clean
 
 venv: $(STAMP)
 
@@ -36,6 +37,9 @@ bench-loop: $(STAMP)
 
 bench-scaling: $(STAMP)
 	$(BIN)/python benchmarks/bench_scaling.py
+
+bench-reports: $(STAMP)
+	$(BIN)/python benchmarks/bench_reports.py
 
 parity: $(STAMP)
 	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md

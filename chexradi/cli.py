@@ -2,8 +2,9 @@
 
 Commands: ``extract`` (radiomics features of one case or of a batch),
 ``heatmap`` (a trained model's class heatmaps as overlays, masks and boxes),
-``phantom`` (a synthetic data set), and, in :mod:`chexradi.cli_loop`, ``iterate``
-(the radiomics-guided loop) and ``evaluate`` (reprint a finished run).
+``phantom`` (a synthetic data set), in :mod:`chexradi.cli_loop`, ``iterate``
+(the radiomics-guided loop) and ``evaluate`` (reprint a finished run), and, in
+:mod:`chexradi.cli_reports`, ``label-reports`` (labels mined from radiology reports).
 
 Exit codes: 0 success; 1 a case failed; 2 usage error, invalid settings or
 parameter file, or a cases/output problem found before any work; 130
@@ -499,6 +500,7 @@ def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes:
 
 
 from . import cli_loop  # noqa: E402,F401 - registers `iterate` and `evaluate` on the group
+from . import cli_reports  # noqa: E402,F401 - registers `label-reports`
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

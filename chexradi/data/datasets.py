@@ -89,6 +89,7 @@ MIMIC_CXR_CLASSES: tuple[str, ...] = (
 NO_FINDING = "No Finding"
 UNCERTAIN_POLICIES = ("nan", "zero", "one")
 ON_ERROR = ("fail", "skip")
+_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 #: ChestX-ray14 boxes are given in the 1024 x 1024 frame of the released images (rows, columns).
 CHESTXRAY14_BOX_FRAME = (1024, 1024)
 CACHE_DTYPES = ("float32", "float16")
@@ -676,14 +677,18 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         Default: the first of ``Image``, ``Image Index``, ``path``, ``Path``, ``image``.
     label_cols : sequence of str, optional
         Label columns coded 1/0/-1/blank. Default: every other column whose non-blank
-        values are all 1/0/-1 (the split and patient columns excluded). If there is none
+        values are all 1/0/-1 (the split, patient and ``report`` columns excluded, and a ``No Finding``
+        column too when there are others: it is their absence, not a class; name it in
+        ``class_names`` to train on it). If there is none
         and the table has ``Finding Labels`` ("A|B" or "No Finding", as in
         ``Data_Entry_2017.csv``), labels are derived from it over ``class_names``
         (default: :data:`CHESTXRAY14_CLASSES` when every label is one of them, else the
         sorted labels found). The phantom's ``labels.csv`` has both; its 0/1 columns win.
     split_col : str, optional
-        Column with ``train``/``val``/``test`` (``valid``/``validation`` accepted). Without
-        it every row is in ``train``, and ``val_fraction`` of the patients are held out.
+        Column with ``train``/``val``/``test`` (``valid``/``validation`` accepted). Default: a
+        column named ``split`` when every value in it is one of these (and ``val_fraction``
+        is 0), as ``chexradi label-reports`` writes it. Without one every row is in ``train``,
+        and ``val_fraction`` of the patients are held out.
     patient_col : str, optional
         Patient column, for the patient-level validation draw.
     root : path, optional
@@ -726,6 +731,10 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     else:
         ii = _col(header, ["Image", "Image Index", "path", "Path", "image"], csv_path, "image")
     si = _col(header, [split_col], csv_path, f"split ({split_col!r})") if split_col else None
+    if split_col is None and "split" in header and val_fraction == 0:
+        j = header.index("split")  # a split column whose values are all train/val/test is used as one
+        if all(_cell(r, j).lower() in _SPLIT_ALIASES for r in rows):
+            si = j
     pi = _col(header, [patient_col], csv_path, f"patient ({patient_col!r})") if patient_col else None
     fi = _col(header, ["Finding Labels"], csv_path, "'Finding Labels'", required=False)
     if label_cols is not None:
@@ -735,7 +744,10 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         names = tuple(header[j] for j in lidx)  # type: ignore[index]
     else:
         lidx = [j for j in range(len(header)) if j not in (ii, si, pi, fi) and header[j]
-                and _is_code_column(rows, j)]
+                and header[j] != "report" and _is_code_column(rows, j)]  # label-reports' report ids
+        if class_names is None and any(header[j] != NO_FINDING for j in lidx):
+            # "No Finding" is the absence of the others (as chexradi label-reports writes it), not a class
+            lidx = [j for j in lidx if header[j] != NO_FINDING]
         if fi is not None:  # with 'Finding Labels', only columns named after a finding are labels
             found = {t.strip() for r in rows for t in _cell(r, fi).split("|")}
             findings = found | set(CHESTXRAY14_CLASSES) | set(class_names or ())
@@ -767,7 +779,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
                                  "spelling, or pass class_names=None to use the findings found.")
     records: list[Record] = []
     splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
-    aliases = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+    aliases = _SPLIT_ALIASES
     for n, row in enumerate(rows, start=2):
         image_id = _cell(row, ii)
         where = f"{csv_path} line {n}"
