@@ -21,6 +21,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
+from .nrrd import read_simple_nrrd
+
 __all__ = ["ImageLike", "load_image", "load_mask", "describe", "reuse_reads"]
 
 ImageLike = Union[np.ndarray, "sitk.Image", str, Path]
@@ -76,6 +78,10 @@ def _read_file(path: Path, role: str) -> sitk.Image:
         raise FileNotFoundError(f"{role} file not found: {path}; check the path{hint}.")
     if path.is_dir():
         raise ValueError(f"{role} {path} is a directory; pass a single image file (NRRD, NIfTI, PNG, JPEG, DICOM).")
+    if path.suffix.lower() == ".nrrd":
+        fast = read_simple_nrrd(path)  # the loop's masks and images: same image, a fraction of the time
+        if fast is not None:
+            return fast
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:

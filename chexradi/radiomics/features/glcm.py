@@ -43,7 +43,11 @@ left out of its result.
 To give PyRadiomics' numbers to the last bit wherever a threshold is involved
 (``Correlation``'s :math:`\sigma_x\sigma_y = 0`, ``Imc2``'s :math:`HXY2 = HXY`,
 ``MCC``'s square root of a possibly negative eigenvalue), the coefficients use
-PyRadiomics' array layout ``(1, Ng, Ng, Na)`` and the same numpy reductions.
+PyRadiomics' array layout ``(1, Ng, Ng, Na)`` and the same numpy reductions; so do
+``Imc1``, ``JointEntropy``, ``JointAverage`` and ``ClusterShade`` (whose signed terms
+cancel). The other 17 features, sums of terms of one sign, come from one compiled pass
+(:func:`~chexradi.radiomics.kernels.glcm.glcm_plain_features`) and agree with
+PyRadiomics to rounding.
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..kernels.angles import generate_angles
-from ..kernels.glcm import glcm_counts, mcc_q
+from ..kernels.glcm import PLAIN_FEATURES, glcm_counts, glcm_plain_features, mcc_q
 from .base import ROI, nanmean, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "matrices", "plane_axis", "probabilities"]
@@ -197,6 +201,14 @@ class _Coefficients:
     @cached_property
     def uy(self):
         return np.sum(self.j4 * self.P, (1, 2), keepdims=True)
+
+    @cached_property
+    def plain(self) -> dict[str, np.ndarray]:
+        """The features without a threshold (:data:`PLAIN_FEATURES`), averaged over angles, from one kernel."""
+        per_angle = glcm_plain_features(np.ascontiguousarray(self.P[0]), self.roi.grey_levels.astype(np.float64),
+                                        int(self.Ng), _EPS)
+        means = nanmean(per_angle, 1)
+        return {name: means[k:k + 1] for k, name in enumerate(PLAIN_FEATURES)}
 
     def _binned_sum(self, index: np.ndarray, n: int) -> np.ndarray:
         """``out[0, k, a] = sum_{index[i, j] == k} P[0, i, j, a]`` (summed in row-major order)."""
@@ -453,6 +465,17 @@ FEATURES: dict[str, bool] = {
 }
 
 
+def _plain(name: str) -> Callable[[_Coefficients], np.ndarray]:
+    return lambda c: c.plain[name]
+
+
+#: What :func:`compute` runs: the kernel for the threshold-free features, numpy (PyRadiomics'
+#: reductions, to the bit) for those that test a threshold or cancel. ``_FUNCS`` keeps the numpy
+#: definition of every feature, for reference and for the tests that compare the two.
+_COMPUTE: dict[str, Callable[[_Coefficients], np.ndarray]] = {
+    name: (_plain(name) if name in PLAIN_FEATURES else f) for name, f in _FUNCS.items()}
+
+
 def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
     """GLCM features ``names`` of ``roi`` (bare names -> float).
 
@@ -471,4 +494,4 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         return {}
     c = _Coefficients(roi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {n: float(np.squeeze(_FUNCS[n](c)).real) for n in wanted}
+        return {n: float(np.squeeze(_COMPUTE[n](c)).real) for n in wanted}

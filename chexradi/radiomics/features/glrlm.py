@@ -25,8 +25,10 @@ Let :math:`N_r(\theta) = \sum_{i,j} P(i,j|\theta)` (the number of runs, NaN when
 :math:`p_g(i) = \sum_j P(i,j)`, :math:`p_r(j) = \sum_i P(i,j)`,
 :math:`N_p(\theta) = \sum_j j\,p_r(j)` and :math:`\epsilon` = ``numpy.spacing(1)``.
 Every feature is computed per angle and averaged over angles with ``nanmean``;
-its formula is in the docstring of its ``_<feature>`` function. GLRLM has no
-deprecated feature.
+its formula is in the docstring of its ``_<feature>`` function. :func:`compute`
+evaluates all of them in one compiled pass
+(:func:`~chexradi.radiomics.kernels.glrlm.glrlm_features`); the numpy functions are
+the reference it is tested against. GLRLM has no deprecated feature.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..kernels.angles import generate_angles
-from ..kernels.glrlm import glrlm_counts
+from ..kernels.glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
 from .base import ROI, nanmean, select_features
 from .glcm import plane_axis
 
@@ -261,4 +263,10 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         return {}
     c = _Coefficients(roi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {n: float(np.squeeze(_FUNCS[n](c))) for n in wanted}
+        # one compiled pass for all 16 (sums of one-signed terms; numpy's definitions above agree to rounding)
+        per_angle = glrlm_features(np.ascontiguousarray(c.P[0]), np.ascontiguousarray(c.pr[0]),
+                                   np.ascontiguousarray(c.pg[0]), np.ascontiguousarray(c.Nr[0], dtype=np.float64),
+                                   c.ivector, c.jvector, _EPS)
+        means = nanmean(per_angle, 1)
+    index = {name: k for k, name in enumerate(GLRLM_FEATURES)}
+    return {n: float(means[index[n]]) for n in wanted}

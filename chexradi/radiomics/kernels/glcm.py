@@ -18,6 +18,9 @@ store-to-load stalls.
 Coefficient with the same operation order as PyRadiomics' numpy code (no
 fast-math), i.e. bit-identical results, without its ``Ng**3`` temporaries.
 
+``glcm_plain_features`` computes, in one pass, the 17 features that test no threshold and
+sum terms of one sign, so a different summation order changes them only by rounding.
+
 The kernels are single-threaded: parallelise across cases.
 """
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["glcm_counts", "mcc_q", "padded_levels"]
+__all__ = ["glcm_counts", "mcc_q", "padded_levels", "glcm_plain_features", "PLAIN_FEATURES"]
 
 OUTSIDE_BOX = -2
 OUTSIDE_MASK = -1
@@ -130,3 +133,111 @@ def mcc_q(p, px, py, eps):
                 for j in range(ng):
                     q[a, i, j] += (pik * pt[a, k, j]) / den
     return q
+
+
+#: Rows of :func:`glcm_plain_features`' result, in order.
+PLAIN_FEATURES = ("Autocorrelation", "ClusterProminence", "ClusterTendency", "Contrast", "DifferenceAverage",
+                  "DifferenceEntropy", "DifferenceVariance", "JointEnergy", "Idm", "Idmn", "Id", "Idn",
+                  "InverseVariance", "MaximumProbability", "SumAverage", "SumEntropy", "SumSquares")
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 gives inf or NaN, as in numpy
+def glcm_plain_features(p, levels, ng, eps):
+    """The GLCM features that involve no threshold, per angle, in one pass over ``p``.
+
+    ``p`` is the normalised GLCM ``(Ng', Ng', Na)``, ``levels`` the gray level (value) of
+    each row, ``ng`` the largest gray level. Returns ``(len(PLAIN_FEATURES), Na)``; NaN
+    (a lone empty matrix) propagates as in numpy. Sums run in a different order
+    from numpy's, so values agree with PyRadiomics to rounding (about 1e-15 relative):
+    every sum here is of terms of one sign. The features that test a threshold or
+    cancel (Correlation, Imc1, Imc2, MCC, ClusterShade, JointEntropy) stay in numpy.
+    """
+    n = p.shape[0]
+    na = p.shape[2]
+    out = np.empty((17, na), np.float64)
+    px = np.empty(n)
+    padd = np.empty(2 * ng - 1)
+    psub = np.empty(ng)
+    for a in range(na):
+        # NaN (a lone empty matrix) flows through the sums as it does through numpy's: a bin of
+        # p_{x-y} or p_{x+y} that no cell reaches stays 0, so e.g. InverseVariance can stay finite.
+        ux = 0.0
+        uy = 0.0
+        auto = 0.0
+        contrast = 0.0
+        energy = 0.0
+        pmax = -np.inf
+        padd[:] = 0.0
+        psub[:] = 0.0
+        for i in range(n):
+            li = levels[i]
+            s = 0.0
+            for j in range(n):
+                v = p[i, j, a]
+                lj = levels[j]
+                s += v
+                ux += v * li
+                uy += v * lj
+                auto += v * li * lj
+                contrast += v * (li - lj) * (li - lj)
+                energy += v * v
+                if v > pmax or np.isnan(v):
+                    pmax = v if not np.isnan(pmax) else pmax
+                padd[int(li + lj) - 2] += v
+                psub[int(abs(li - lj))] += v
+            px[i] = s
+        prom = 0.0
+        tend = 0.0
+        var_x = 0.0
+        for i in range(n):
+            li = levels[i]
+            var_x += px[i] * (li - ux) * (li - ux)
+            for j in range(n):
+                c = levels[i] + levels[j] - ux - uy
+                c2 = c * c
+                tend += p[i, j, a] * c2
+                prom += p[i, j, a] * c2 * c2
+        da = 0.0
+        dent = 0.0
+        idm = 0.0
+        idmn = 0.0
+        idd = 0.0
+        idn = 0.0
+        iv = 0.0
+        for k in range(ng):
+            v = psub[k]
+            da += k * v
+            dent -= v * np.log2(v + eps)
+            idm += v / (1.0 + k * k)
+            idmn += v / (1.0 + (k * k) / (ng * ng))
+            idd += v / (1.0 + k)
+            idn += v / (1.0 + k / ng)
+            if k >= 1:
+                iv += v / (k * k)
+        dvar = 0.0
+        for k in range(ng):
+            dvar += psub[k] * (k - da) * (k - da)
+        sa = 0.0
+        sent = 0.0
+        for k in range(2 * ng - 1):
+            v = padd[k]
+            sa += (k + 2) * v
+            sent -= v * np.log2(v + eps)
+        out[0, a] = auto
+        out[1, a] = prom
+        out[2, a] = tend
+        out[3, a] = contrast
+        out[4, a] = da
+        out[5, a] = dent
+        out[6, a] = dvar
+        out[7, a] = energy
+        out[8, a] = idm
+        out[9, a] = idmn
+        out[10, a] = idd
+        out[11, a] = idn
+        out[12, a] = iv
+        out[13, a] = pmax
+        out[14, a] = sa
+        out[15, a] = sent
+        out[16, a] = var_x
+    return out

@@ -13,8 +13,8 @@ PyRadiomics' feature code later drops it as empty.
 One pass over the ROI voxels handles all angles: a voxel starts a run along
 ``a`` when its predecessor ``v - a`` does not hold the same gray level (the box
 is padded with ``-2`` and non-ROI voxels hold ``-1``, so no bounds checks are
-needed); the run is then followed forward. Single-threaded: parallelise across
-cases.
+needed); the run is then followed forward. ``glrlm_features`` computes all 16
+features from the matrix in one pass. Single-threaded: parallelise across cases.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from .glcm import OUTSIDE_BOX, padded_levels
 
-__all__ = ["glrlm_counts"]
+__all__ = ["glrlm_counts", "glrlm_features", "GLRLM_FEATURES"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,3 +107,95 @@ def glrlm_counts(binned, mask, angles, lut, n_levels, n_runs):
             for g in range(n_levels):
                 counts[g * n_runs * na + a] = 0
     return counts.reshape((n_levels, n_runs, na)).astype(np.float64)
+
+
+#: Rows of :func:`glrlm_features`' result, in order.
+GLRLM_FEATURES = ("ShortRunEmphasis", "LongRunEmphasis", "GrayLevelNonUniformity",
+                  "GrayLevelNonUniformityNormalized", "RunLengthNonUniformity", "RunLengthNonUniformityNormalized",
+                  "RunPercentage", "GrayLevelVariance", "RunVariance", "RunEntropy", "LowGrayLevelRunEmphasis",
+                  "HighGrayLevelRunEmphasis", "ShortRunLowGrayLevelEmphasis", "ShortRunHighGrayLevelEmphasis",
+                  "LongRunLowGrayLevelEmphasis", "LongRunHighGrayLevelEmphasis")
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 gives inf or NaN, as in numpy
+def glrlm_features(p, pr, pg, nr, iv, jv, eps):
+    """Every GLRLM feature per angle in one pass, PyRadiomics' formulas term for term.
+
+    ``p`` ``(Ng', Nr', Na)`` is the run matrix without empty run lengths, ``pr``
+    ``(Nr', Na)`` and ``pg`` ``(Ng', Na)`` its marginals, ``nr`` ``(Na)`` the number of
+    runs (NaN for a lone empty matrix), ``iv``/``jv`` the gray levels and run lengths.
+    Returns ``(len(GLRLM_FEATURES), Na)``. Every sum is of terms of one sign, so the
+    different summation order changes values only by rounding; NaN and empty sums
+    behave as in numpy (an empty sum is 0).
+    """
+    ng = p.shape[0]
+    nrl = p.shape[1]
+    na = p.shape[2]
+    out = np.empty((16, na), np.float64)
+    for a in range(na):
+        n = nr[a]
+        sre = 0.0
+        lre = 0.0
+        rln = 0.0
+        npx = 0.0
+        for j in range(nrl):
+            v = pr[j, a]
+            j2 = jv[j] * jv[j]
+            sre += v / j2
+            lre += v * j2
+            rln += v * v
+            npx += v * jv[j]
+        gln = 0.0
+        lgl = 0.0
+        hgl = 0.0
+        for i in range(ng):
+            v = pg[i, a]
+            i2 = iv[i] * iv[i]
+            gln += v * v
+            lgl += v / i2
+            hgl += v * i2
+        ui = 0.0
+        for i in range(ng):
+            ui += (pg[i, a] / n) * iv[i]
+        glv = 0.0
+        for i in range(ng):
+            glv += (pg[i, a] / n) * (iv[i] - ui) * (iv[i] - ui)
+        uj = 0.0
+        for j in range(nrl):
+            uj += (pr[j, a] / n) * jv[j]
+        rv = 0.0
+        for j in range(nrl):
+            rv += (pr[j, a] / n) * (jv[j] - uj) * (jv[j] - uj)
+        ent = 0.0
+        srl = 0.0
+        srh = 0.0
+        lrl = 0.0
+        lrh = 0.0
+        for i in range(ng):
+            i2 = iv[i] * iv[i]
+            for j in range(nrl):
+                v = p[i, j, a]
+                j2 = jv[j] * jv[j]
+                q = v / n
+                ent += q * np.log2(q + eps)
+                srl += v / (i2 * j2)
+                srh += v * i2 / j2
+                lrl += v * j2 / i2
+                lrh += v * (j2 * i2)
+        out[0, a] = sre / n
+        out[1, a] = lre / n
+        out[2, a] = gln / n
+        out[3, a] = gln / (n * n)
+        out[4, a] = rln / n
+        out[5, a] = rln / (n * n)
+        out[6, a] = n / npx
+        out[7, a] = glv
+        out[8, a] = rv
+        out[9, a] = -ent
+        out[10, a] = lgl / n
+        out[11, a] = hgl / n
+        out[12, a] = srl / n
+        out[13, a] = srh / n
+        out[14, a] = lrl / n
+        out[15, a] = lrh / n
+    return out

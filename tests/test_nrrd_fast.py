@@ -1,0 +1,124 @@
+"""The plain-NRRD fast path of the radiomics reader gives SimpleITK's image, or steps aside."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import SHARED_DATA
+
+from chexradi.radiomics.imageio import load_image, load_mask
+from chexradi.radiomics.nrrd import read_simple_nrrd
+
+DTYPES = (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64)
+
+
+def same(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetPixelID() == b.GetPixelID() and a.GetSize() == b.GetSize() and a.GetSpacing() == b.GetSpacing()
+            and a.GetOrigin() == b.GetOrigin() and a.GetDirection() == b.GetDirection()
+            and a.GetNumberOfComponentsPerPixel() == b.GetNumberOfComponentsPerPixel()
+            and np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b), equal_nan=True))
+
+
+def _image(dtype, ndim: int, seed: int) -> sitk.Image:
+    rng = np.random.default_rng(seed)
+    shape = (4, 7, 9)[3 - ndim:]
+    arr = (rng.normal(size=shape) * 60).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        arr.flat[3] = np.nan
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing([0.3 + 0.1 * i for i in range(ndim)])
+    img.SetOrigin([1.5 * i - 2.25 for i in range(ndim)])
+    if seed % 2:  # flips and a permutation of the axes: still along the coordinate axes
+        d = np.eye(ndim)[::-1] * np.array([-1] + [1] * (ndim - 1))
+        img.SetDirection(d.ravel().tolist())
+    return img
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+def test_written_files_read_the_same(tmp_path: Path, dtype, ndim: int, compress: bool):
+    for seed in (0, 1):
+        path = tmp_path / f"x{seed}.nrrd"
+        sitk.WriteImage(_image(dtype, ndim, seed), str(path), compress)
+        fast = read_simple_nrrd(path)
+        assert fast is not None, path.read_bytes()[:300]
+        assert same(fast, sitk.ReadImage(str(path)))
+
+
+def test_pyradiomics_cases_and_real_files_read_the_same():
+    files = sorted((SHARED_DATA / "pyradiomics-cases").glob("*.nrrd"))
+    if not files:
+        pytest.skip(f"PyRadiomics test cases not available under {SHARED_DATA}")
+    for f in files:
+        fast = read_simple_nrrd(f)
+        assert fast is not None and same(fast, sitk.ReadImage(str(f))), f
+
+
+def test_big_endian_and_comments(tmp_path: Path):
+    arr = (np.arange(12, dtype=np.int16) * 300 - 1000).reshape(3, 4)
+    head = ("NRRD0004\n# written by hand\ntype: short\ndimension: 2\nspace dimension: 2\nsizes: 4 3\n"
+            "space directions: (0.5,0) (0,2)\nkinds: domain domain\nendian: big\nencoding: gzip\n"
+            "space origin: (1,-3)\n\n")
+    path = tmp_path / "be.nrrd"
+    path.write_bytes(head.encode() + gzip.compress(arr.astype(">i2").tobytes()))
+    fast = read_simple_nrrd(path)
+    assert fast is not None and same(fast, sitk.ReadImage(str(path)))
+    assert np.array_equal(sitk.GetArrayFromImage(fast), arr) and fast.GetSpacing() == (0.5, 2.0)
+
+
+def _hand(tmp_path: Path, name: str, extra: str = "", *, data: bytes = bytes(12), dirs: str = "(1,0) (0,1)",
+          sizes: str = "4 3") -> Path:
+    head = (f"NRRD0004\ntype: unsigned char\ndimension: 2\nspace dimension: 2\nsizes: {sizes}\n"
+            f"space directions: {dirs}\n{extra}encoding: raw\n\n")
+    path = tmp_path / name
+    path.write_bytes(head.encode() + data)
+    return path
+
+
+@pytest.mark.parametrize("case", ["oblique", "key-value", "unknown-field", "short-data", "long-data", "vector",
+                                  "detached", "bad-type", "sizes-mismatch"])
+def test_anything_else_goes_to_simpleitk(tmp_path: Path, case: str):
+    path = {
+        "oblique": lambda: _hand(tmp_path, "a.nrrd", dirs="(0.8,0.6) (-0.6,0.8)"),
+        "key-value": lambda: _hand(tmp_path, "a.nrrd", "modality:=CT\n"),
+        "unknown-field": lambda: _hand(tmp_path, "a.nrrd", "spacings: 1 1\n"),
+        "short-data": lambda: _hand(tmp_path, "a.nrrd", data=bytes(11)),
+        "long-data": lambda: _hand(tmp_path, "a.nrrd", data=bytes(13)),
+        "vector": lambda: _hand(tmp_path, "a.nrrd", "kinds: domain vector\n"),
+        "detached": lambda: _hand(tmp_path, "a.nrrd", "data file: a.raw\n", data=b""),
+        "bad-type": lambda: _hand(tmp_path, "a.nrrd").with_name("a.nrrd"),
+        "sizes-mismatch": lambda: _hand(tmp_path, "a.nrrd", sizes="4 3 1"),
+    }[case]()
+    if case == "bad-type":
+        path.write_bytes(path.read_bytes().replace(b"unsigned char", b"block"))
+    assert read_simple_nrrd(path) is None
+
+
+def test_truncated_file_keeps_simpleitks_error(tmp_path: Path):
+    path = tmp_path / "cut.nrrd"
+    sitk.WriteImage(_image(np.int16, 2, 0), str(path), True)
+    path.write_bytes(path.read_bytes()[:-20])
+    assert read_simple_nrrd(path) is None
+    with pytest.raises(ValueError, match="cannot read image .*cut.nrrd: not a readable image"):
+        load_image(str(path))
+
+
+def test_loader_uses_it_for_masks_and_images(tmp_path: Path, monkeypatch):
+    path = tmp_path / "m.nrrd"
+    m = np.zeros((9, 11), np.uint8)
+    m[2:6, 3:9] = 1
+    sitk.WriteImage(sitk.GetImageFromArray(m), str(path), True)
+    calls = []
+
+    def no_sitk(*a, **k):
+        calls.append(a)
+        raise AssertionError("SimpleITK's reader was used")
+
+    monkeypatch.setattr(sitk, "ReadImage", no_sitk)
+    assert np.array_equal(sitk.GetArrayFromImage(load_mask(str(path))), m)
+    assert np.array_equal(sitk.GetArrayFromImage(load_image(str(path))), m)
+    assert not calls
