@@ -1,7 +1,8 @@
-"""The compiled GLCM and GLRLM feature passes against the numpy definitions they replace.
+"""The compiled GLCM, GLRLM and GLSZM/GLDM feature passes against the numpy definitions they replace.
 
-``glcm.compute`` takes 17 threshold-free features from one compiled pass and ``glrlm.compute``
-all 16; the numpy functions (``_FUNCS``) are PyRadiomics' formulas term for term. Both must
+``glcm.compute`` takes 17 threshold-free features from one compiled pass, ``glrlm.compute``
+all 16, and GLSZM/GLDM the 15 features they share (``zones.compiled``); the numpy functions
+(``_FUNCS``) are PyRadiomics' formulas term for term. Both must
 agree to rounding on every kind of ROI, and the threshold-sensitive GLCM features must still
 come from numpy. Parity with PyRadiomics itself is in test_glcm.py, test_glrlm.py and
 test_fuzz.py.
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import CASE_KINDS, random_case
 
-from chexradi.radiomics.features import glcm, glrlm
+from chexradi.radiomics.features import glcm, gldm, glrlm, glszm, zones
 from chexradi.radiomics.kernels.glcm import PLAIN_FEATURES
 from chexradi.radiomics.kernels.glrlm import GLRLM_FEATURES
 from chexradi.radiomics.preprocess import roi_from_arrays
@@ -51,6 +52,13 @@ def test_compiled_passes_equal_numpy_definitions(kind: str, ndim: int, k: int):
             if fast is not None:
                 c = glcm._Coefficients(roi)
                 _agree(fast, {n: float(np.squeeze(f(c)).real) for n, f in glcm._FUNCS.items()})
+            for mod in (glszm, gldm):
+                try:
+                    fast = mod.compute(roi, list(mod._FUNCS))
+                except ValueError:
+                    continue
+                c = zones.Marginals(*mod.matrix(roi))
+                _agree(fast, {n: float(f(c)) for n, f in mod._FUNCS.items()})
             try:
                 fast = glrlm.compute(roi, list(glrlm._FUNCS))
             except ValueError:
@@ -66,3 +74,5 @@ def test_which_features_are_compiled():
     kept = set(glcm._FUNCS) - set(PLAIN_FEATURES)
     assert kept == {"Correlation", "Imc1", "Imc2", "MCC", "ClusterShade", "JointEntropy", "JointAverage"}
     assert all(glcm._COMPUTE[n] is glcm._FUNCS[n] for n in kept)
+    assert set(gldm._FUNCS.values()) <= set(zones.COMPILED)
+    assert set(glszm._FUNCS.values()) - set(zones.COMPILED) == {glszm._zone_percentage}  # its "1 if 0" stays

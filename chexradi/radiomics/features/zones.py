@@ -11,13 +11,15 @@ names (Small Area Emphasis / Small Dependence Emphasis, ...). With
 
 each function below takes the :class:`Marginals` of a matrix and returns one
 feature value; its formula is in its docstring. The class modules map their
-feature names onto these functions.
+feature names onto these functions and evaluate them with :func:`compiled`, one
+compiled pass for all of them (they are sums of terms of one sign, so only
+rounding differs from the numpy expressions here).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Marginals"]
+__all__ = ["Marginals", "COMPILED", "compiled"]
 
 _EPS = np.spacing(1)
 
@@ -113,3 +115,21 @@ def large_low_gray_emphasis(c: Marginals) -> float:
 def large_high_gray_emphasis(c: Marginals) -> float:
     r""":math:`\sum_{i,j} P(i,j)\,i^2 j^2 / N_z`."""
     return np.sum(c.P * c.i[:, None] ** 2 * c.j[None, :] ** 2) / c.Nz
+
+
+#: The functions :func:`compiled` evaluates in one pass, in the kernel's order.
+COMPILED = (small_emphasis, large_emphasis, gray_nonuniformity, gray_nonuniformity_normalized, size_nonuniformity,
+            size_nonuniformity_normalized, gray_variance, size_variance, entropy, low_gray_emphasis,
+            high_gray_emphasis, small_low_gray_emphasis, small_high_gray_emphasis, large_low_gray_emphasis,
+            large_high_gray_emphasis)
+
+
+def compiled(c: Marginals) -> dict:
+    """Every function of :data:`COMPILED` -> its value, from one compiled pass
+    (:func:`~chexradi.radiomics.kernels.zones.zone_features`); the numpy functions above are the reference
+    it is tested against."""
+    from ..kernels.zones import zone_features
+
+    vals = zone_features(np.ascontiguousarray(c.P, dtype=np.float64), np.ascontiguousarray(c.i, dtype=np.float64),
+                         np.ascontiguousarray(c.j, dtype=np.float64), float(c.Nz), _EPS)
+    return {f: float(v) for f, v in zip(COMPILED, vals)}
