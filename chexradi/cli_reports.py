@@ -86,6 +86,7 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     invalid label set (nothing written).
     """
     from .reports import VocabularyError, label_reports, load_label_set
+    from .reports.text import IMPRESSION_SYNONYMS
 
     try:
         ls = load_label_set(labels)
@@ -110,7 +111,7 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     if not read:
         raise ConfigError("--sections: name at least one section, e.g. findings,impression.")
     if "impression" in read:
-        read += ["conclusion", "conclusions", "summary", "opinion", "interpretation"]
+        read += list(IMPRESSION_SYNONYMS)
     t0 = time.perf_counter()
     table = label_reports(list(sources), format=fmt, labels=ls, jobs=jobs, sections=read, text_col=text_col,
                           id_col=id_col, image_col=image_col, explain=explain,

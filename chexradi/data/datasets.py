@@ -779,7 +779,6 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
                                  "spelling, or pass class_names=None to use the findings found.")
     records: list[Record] = []
     splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
-    aliases = _SPLIT_ALIASES
     for n, row in enumerate(rows, start=2):
         image_id = _cell(row, ii)
         where = f"{csv_path} line {n}"
@@ -797,7 +796,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         if si is None:
             splits["train"].append(rec)
         else:
-            s = aliases.get(_cell(row, si).lower())
+            s = _SPLIT_ALIASES.get(_cell(row, si).lower())
             if s is None:
                 raise ValueError(f"{where}: split value {_cell(row, si)!r} is not train, val or test.")
             splits[s].append(rec)

@@ -140,13 +140,23 @@ def split_of(report_id: str, fractions: Sequence[float]) -> str:
     return "val" if u < fractions[0] + fractions[1] else "test"
 
 
-def _label_chunk(args: tuple) -> list[tuple[str, Any, Any]]:
-    """Worker: label a chunk of (id, text) pairs -> (id, values or error message, evidence)."""
-    items, spec, sections, explain = args
+_WORKER: dict[str, LabelSet] = {}
+
+
+def _init_worker(label_set: LabelSet) -> None:
+    """Pool initializer: the label set reaches each worker once, not with every chunk."""
+    _WORKER["labels"] = label_set
+
+
+def _label_chunk(items: Sequence[tuple[str, str]], sections: tuple[str, ...], explain: bool,
+                 label_set: Optional[LabelSet] = None) -> list[tuple[str, Any, Any]]:
+    """Label a chunk of (id, text) pairs -> (id, values or error message, evidence); in a worker the label set
+    is the one :func:`_init_worker` received."""
+    ls = label_set if label_set is not None else _WORKER["labels"]
     out = []
     for rid, text in items:
         try:
-            res = label(text, spec, sections=sections)
+            res = label(text, ls, sections=sections)
         except ValueError as exc:
             out.append((rid, None, str(exc)))
             continue
@@ -165,13 +175,13 @@ def _chunks(reports: Iterable[Report], size: int) -> Iterator[list[Report]]:
         yield buf
 
 
-def _progress(total: Optional[int], progress: Optional[bool]) -> Any:
+def _progress(progress: Optional[bool]) -> Any:
     show = sys.stderr.isatty() if progress is None else bool(progress)
     if not show:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="reports", unit="report", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(desc="reports", unit="report", file=sys.stderr, dynamic_ncols=True)
 
 
 def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Optional[str] = None,
@@ -217,7 +227,6 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
         raise ValueError(f"jobs={jobs!r}: pass a whole number >= 0 (0: one per CPU).")
     if jobs == 0:
         jobs = os.cpu_count() or 1
-    spec: Any = labels if isinstance(labels, str) else (str(labels) if not isinstance(labels, LabelSet) else ls)
     if isinstance(source, (str, os.PathLike)):
         source = [source]
     table = ReportTable(ls.columns, label_set=ls.name)
@@ -248,18 +257,19 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
                 prefix = f"{src}: "
                 errors.append((pos, ReportError("", str(src), msg[len(prefix):] if msg.startswith(prefix) else msg)))
 
-    bar = _progress(None, progress)
+    bar = _progress(progress)
     pool = None
     try:
-        tasks = ((chunk, ([(r.id, r.text) for r in chunk], spec, tuple(sections), explain))
+        tasks = ((chunk, ([(r.id, r.text) for r in chunk], tuple(sections), explain))
                  for chunk in _chunks(stream(), _CHUNK))
         if jobs > 1:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn" if sys.platform == "darwin" else None).Pool(jobs)
-            pending: Iterator[tuple[list[Report], list]] = _ordered(pool, tasks)
+            pool = mp.get_context("spawn" if sys.platform == "darwin" else None).Pool(
+                jobs, initializer=_init_worker, initargs=(ls,))
+            pending: Iterator[tuple[list[Report], list]] = _ordered(pool, tasks, window=4 * jobs)
         else:
-            pending = ((chunk, _label_chunk(args)) for chunk, args in tasks)
+            pending = ((chunk, _label_chunk(*args, label_set=ls)) for chunk, args in tasks)
         for chunk, results in pending:
             for rep, (rid, values, extra) in zip(chunk, results):
                 if values is None:
@@ -281,17 +291,17 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
     return table
 
 
-def _ordered(pool: Any, tasks: Iterator[tuple[list[Report], tuple]]) -> Iterator[tuple[list[Report], list]]:
-    """Submit chunks a few at a time (bounded memory) and yield results in input order."""
+def _ordered(pool: Any, tasks: Iterator[tuple[list[Report], tuple]], *,
+             window: int) -> Iterator[tuple[list[Report], list]]:
+    """Keep at most ``window`` chunks in flight (bounded memory) and yield results in input order."""
     from collections import deque
 
-    window: deque = deque()
-    limit = 4 * max(1, getattr(pool, "_processes", 2))
+    inflight: deque = deque()
     for chunk, args in tasks:
-        window.append((chunk, pool.apply_async(_label_chunk, (args,))))
-        if len(window) >= limit:
-            c, fut = window.popleft()
+        inflight.append((chunk, pool.apply_async(_label_chunk, args)))
+        if len(inflight) >= window:
+            c, fut = inflight.popleft()
             yield c, fut.get()
-    while window:
-        c, fut = window.popleft()
+    while inflight:
+        c, fut = inflight.popleft()
         yield c, fut.get()

@@ -98,10 +98,6 @@ def _triggers(text: str, ls: LabelSet) -> list[_Trigger]:
     return found
 
 
-def _words_between(text: str, a: int, b: int) -> int:
-    return len(_WORD.findall(text, a, b)) if b > a else 0
-
-
 def _scope(t: _Trigger, text: str, bounds: list[_Trigger], side: str) -> tuple[int, int]:
     """Character range a trigger reaches on one side (``"after"`` or ``"before"``)."""
     mw = t.rule.max_words

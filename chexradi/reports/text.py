@@ -15,10 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-__all__ = ["Section", "Sentence", "find_sections", "sections_to_read", "sentences", "READ_SECTIONS", "SKIP_SECTIONS"]
+__all__ = ["Section", "Sentence", "find_sections", "sections_to_read", "sentences", "READ_SECTIONS", "SKIP_SECTIONS",
+           "IMPRESSION_SYNONYMS"]
 
+#: Headers that mean the Impression.
+IMPRESSION_SYNONYMS = ("conclusion", "conclusions", "summary", "opinion", "interpretation")
 #: Section names read when present (Findings and Impression, and the Impression's synonyms).
-READ_SECTIONS = ("findings", "impression", "conclusion", "conclusions", "summary", "opinion", "interpretation")
+READ_SECTIONS = ("findings", "impression") + IMPRESSION_SYNONYMS
 #: Sections never read: they state the question, not the answer ("r/o pneumonia").
 SKIP_SECTIONS = ("indication", "indications", "history", "clinical history", "clinical information",
                  "reason for exam", "reason for examination", "reason for study", "comparison", "comparisons",
