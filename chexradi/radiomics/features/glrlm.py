@@ -244,6 +244,9 @@ _FUNCS: dict[str, Callable[[_Coefficients], np.ndarray]] = {
     "LongRunHighGrayLevelEmphasis": _lrhgle,
 }
 
+#: Feature name -> its row in :func:`~chexradi.radiomics.kernels.glrlm.glrlm_features`' result.
+_INDEX = {name: k for k, name in enumerate(GLRLM_FEATURES)}
+
 #: Feature name -> deprecated? (same set and flags as PyRadiomics' RadiomicsGLRLM: none deprecated)
 FEATURES: dict[str, bool] = {name: False for name in sorted(_FUNCS)}
 
@@ -268,5 +271,4 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
                                    np.ascontiguousarray(c.pg[0]), np.ascontiguousarray(c.Nr[0], dtype=np.float64),
                                    c.ivector, c.jvector, _EPS)
         means = nanmean(per_angle, 1)
-    index = {name: k for k, name in enumerate(GLRLM_FEATURES)}
-    return {n: float(means[index[n]]) for n in wanted}
+    return {n: float(means[_INDEX[n]]) for n in wanted}

@@ -81,6 +81,4 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
     wanted = select_features("GLSZM", FEATURES, _FUNCS, names)
     if not wanted:
         return {}
-    c = zones.Marginals(*matrix(roi))
-    fast = zones.compiled(c)  # the shared features in one compiled pass; the rest (if any) in numpy
-    return {n: fast[_FUNCS[n]] if _FUNCS[n] in fast else float(_FUNCS[n](c)) for n in wanted}
+    return zones.evaluate(zones.Marginals(*matrix(roi)), _FUNCS, wanted)

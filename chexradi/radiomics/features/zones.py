@@ -17,9 +17,11 @@ rounding differs from the numpy expressions here).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-__all__ = ["Marginals", "COMPILED", "compiled"]
+__all__ = ["Marginals", "COMPILED", "compiled", "evaluate"]
 
 _EPS = np.spacing(1)
 
@@ -130,6 +132,13 @@ def compiled(c: Marginals) -> dict:
     it is tested against."""
     from ..kernels.zones import zone_features
 
-    vals = zone_features(np.ascontiguousarray(c.P, dtype=np.float64), np.ascontiguousarray(c.i, dtype=np.float64),
-                         np.ascontiguousarray(c.j, dtype=np.float64), float(c.Nz), _EPS)
+    f64 = (lambda a: np.ascontiguousarray(a, dtype=np.float64))
+    vals = zone_features(f64(c.P), f64(c.pg), f64(c.pj), f64(c.i), f64(c.j), float(c.Nz), _EPS)
     return {f: float(v) for f, v in zip(COMPILED, vals)}
+
+
+def evaluate(c: Marginals, funcs: dict, names: Sequence[str]) -> dict[str, float]:
+    """``names`` (mapped to functions by ``funcs``) -> values: :func:`compiled` for the shared features, the
+    numpy function for any other (GLSZM's ZonePercentage)."""
+    fast = compiled(c)
+    return {n: fast[funcs[n]] if funcs[n] in fast else float(funcs[n](c)) for n in names}

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from .glcm import OUTSIDE_BOX, padded_levels
+from .zones import zone_features
 
 __all__ = ["glrlm_counts", "glrlm_features", "GLRLM_FEATURES"]
 
@@ -119,83 +120,25 @@ GLRLM_FEATURES = ("ShortRunEmphasis", "LongRunEmphasis", "GrayLevelNonUniformity
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")  # x / 0 gives inf or NaN, as in numpy
 def glrlm_features(p, pr, pg, nr, iv, jv, eps):
-    """Every GLRLM feature per angle in one pass, PyRadiomics' formulas term for term.
+    """Every GLRLM feature per angle, PyRadiomics' formulas term for term.
 
     ``p`` ``(Ng', Nr', Na)`` is the run matrix without empty run lengths, ``pr``
-    ``(Nr', Na)`` and ``pg`` ``(Ng', Na)`` its marginals, ``nr`` ``(Na)`` the number of
-    runs (NaN for a lone empty matrix), ``iv``/``jv`` the gray levels and run lengths.
-    Returns ``(len(GLRLM_FEATURES), Na)``. Every sum is of terms of one sign, so the
-    different summation order changes values only by rounding; NaN and empty sums
-    behave as in numpy (an empty sum is 0).
+    ``(Nr', Na)`` and ``pg`` ``(Ng', Na)`` its marginals, ``nr`` ``(Na)`` the number of runs
+    (NaN for a lone empty matrix), ``iv``/``jv`` the gray levels and run lengths. Per angle,
+    15 features are GLSZM's and GLDM's formulas on that angle's matrix
+    (:func:`~chexradi.radiomics.kernels.zones.zone_features`, with ``N_r`` for ``N_z``);
+    RunPercentage is ``N_r / sum_j j p_r(j)``. Returns ``(len(GLRLM_FEATURES), Na)``. Every
+    sum is of terms of one sign, so the summation order changes values only by rounding;
+    NaN and empty sums behave as in numpy.
     """
-    ng = p.shape[0]
-    nrl = p.shape[1]
     na = p.shape[2]
     out = np.empty((16, na), np.float64)
     for a in range(na):
-        n = nr[a]
-        sre = 0.0
-        lre = 0.0
-        rln = 0.0
+        z = zone_features(np.ascontiguousarray(p[:, :, a]), pg[:, a], pr[:, a], iv, jv, nr[a], eps)
         npx = 0.0
-        for j in range(nrl):
-            v = pr[j, a]
-            j2 = jv[j] * jv[j]
-            sre += v / j2
-            lre += v * j2
-            rln += v * v
-            npx += v * jv[j]
-        gln = 0.0
-        lgl = 0.0
-        hgl = 0.0
-        for i in range(ng):
-            v = pg[i, a]
-            i2 = iv[i] * iv[i]
-            gln += v * v
-            lgl += v / i2
-            hgl += v * i2
-        ui = 0.0
-        for i in range(ng):
-            ui += (pg[i, a] / n) * iv[i]
-        glv = 0.0
-        for i in range(ng):
-            glv += (pg[i, a] / n) * (iv[i] - ui) * (iv[i] - ui)
-        uj = 0.0
-        for j in range(nrl):
-            uj += (pr[j, a] / n) * jv[j]
-        rv = 0.0
-        for j in range(nrl):
-            rv += (pr[j, a] / n) * (jv[j] - uj) * (jv[j] - uj)
-        ent = 0.0
-        srl = 0.0
-        srh = 0.0
-        lrl = 0.0
-        lrh = 0.0
-        for i in range(ng):
-            i2 = iv[i] * iv[i]
-            for j in range(nrl):
-                v = p[i, j, a]
-                j2 = jv[j] * jv[j]
-                q = v / n
-                ent += q * np.log2(q + eps)
-                srl += v / (i2 * j2)
-                srh += v * i2 / j2
-                lrl += v * j2 / i2
-                lrh += v * (j2 * i2)
-        out[0, a] = sre / n
-        out[1, a] = lre / n
-        out[2, a] = gln / n
-        out[3, a] = gln / (n * n)
-        out[4, a] = rln / n
-        out[5, a] = rln / (n * n)
-        out[6, a] = n / npx
-        out[7, a] = glv
-        out[8, a] = rv
-        out[9, a] = -ent
-        out[10, a] = lgl / n
-        out[11, a] = hgl / n
-        out[12, a] = srl / n
-        out[13, a] = srh / n
-        out[14, a] = lrl / n
-        out[15, a] = lrh / n
+        for j in range(pr.shape[0]):
+            npx += pr[j, a] * jv[j]
+        out[:6, a] = z[:6]
+        out[6, a] = nr[a] / npx
+        out[7:, a] = z[6:]
     return out

@@ -1,6 +1,7 @@
 """Numba kernel for the features shared by GLSZM and GLDM (:mod:`chexradi.radiomics.features.zones`).
 
-``zone_features`` computes the 15 shared features of one ``P(i, j)`` matrix in one pass,
+``zone_features`` computes the 15 shared features of one ``P(i, j)`` matrix in one pass
+(GLRLM's kernel uses it too, per angle: its formulas are the same with runs for zones),
 PyRadiomics' formulas term for term. Every sum is of terms of one sign, so the summation
 order (different from numpy's pairwise sums) changes values only by rounding.
 """
@@ -13,14 +14,17 @@ __all__ = ["zone_features"]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def zone_features(p, iv, jv, nz, eps):
+def zone_features(p, pg, pj, iv, jv, nz, eps):
     """``(15,)``: small, large emphasis; gray, size non-uniformity and their normalised forms;
     gray, size variance; entropy; low, high gray emphasis; small-low, small-high, large-low,
-    large-high gray emphasis (the order of ``features.zones.COMPILED``)."""
+    large-high gray emphasis (the order of ``features.zones.COMPILED``).
+
+    ``p`` ``(Ng, Ns)`` is the matrix, ``pg``/``pj`` its marginals over sizes and over gray
+    levels as the caller's numpy computed them (so that, e.g., a flat ROI's gray variance is 0
+    exactly, as in numpy), ``iv``/``jv`` the gray levels and sizes, ``nz`` the number of zones.
+    """
     ng = p.shape[0]
     ns = p.shape[1]
-    pj = np.zeros(ns)
-    pg = np.zeros(ng)
     ent = 0.0
     slg = 0.0
     shg = 0.0
@@ -31,8 +35,6 @@ def zone_features(p, iv, jv, nz, eps):
         for j in range(ns):
             v = p[i, j]
             j2 = jv[j] * jv[j]
-            pj[j] += v
-            pg[i] += v
             q = v / nz
             ent += q * np.log2(q + eps)
             slg += v / (i2 * j2)
