@@ -73,6 +73,78 @@ def test_which_features_are_compiled():
     # those that test a threshold or cancel keep PyRadiomics' numpy reductions, to the bit
     kept = set(glcm._FUNCS) - set(PLAIN_FEATURES)
     assert kept == {"Correlation", "Imc1", "Imc2", "MCC", "ClusterShade", "JointEntropy", "JointAverage"}
-    assert all(glcm._COMPUTE[n] is glcm._FUNCS[n] for n in kept)
+    assert all(glcm._COMPUTE[n] is glcm._FUNCS[n] for n in kept - {"MCC"})
+    assert glcm._COMPUTE["MCC"] is glcm._mcc_symmetric  # falls back to glcm._mcc near 0 (tested below)
     assert set(gldm._FUNCS.values()) <= set(zones.COMPILED)
     assert set(glszm._FUNCS.values()) - set(zones.COMPILED) == {glszm._zone_percentage}  # its "1 if 0" stays
+
+
+def _mcc_both(roi, monkeypatch) -> tuple[float, float, int]:
+    """(symmetric path, PyRadiomics' eigvals path, how often the symmetric path fell back)."""
+    calls = []
+    reference = glcm._mcc
+
+    def counted(c):
+        calls.append(1)
+        return reference(c)
+
+    monkeypatch.setattr(glcm, "_mcc", counted)
+    c = glcm._Coefficients(roi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fast = float(np.squeeze(glcm._mcc_symmetric(c)).real)
+        n_fallback = len(calls)
+        slow = float(np.squeeze(reference(c)).real)
+    return fast, slow, n_fallback
+
+
+@pytest.mark.parametrize("settings", [{"binWidth": 8}, {"binWidth": 3, "symmetricalGLCM": False},
+                                      {"binWidth": 8, "weightingNorm": "manhattan"}])
+def test_mcc_symmetric_eigenproblem_gives_pyradiomics_eigenvalues(settings, monkeypatch):
+    """A textured 2-D ROI with ~30 gray levels: the symmetric path is taken (no fallback) and equals
+    numpy.linalg.eigvals on Q to rounding; the general routine's first eigenvalue is 1 (a check that Q is
+    the matrix we think), and its second is the one whose root is MCC."""
+    rng = np.random.default_rng(3)
+    image = np.cumsum(rng.normal(0, 6, (60, 60)), axis=1) + 128
+    mask = np.zeros((60, 60), np.uint8)
+    mask[5:55, 8:50] = 1
+    roi = roi_from_arrays(image, mask, spacing=(1.0, 1.0), settings=dict(settings))
+    fast, slow, n_fallback = _mcc_both(roi, monkeypatch)
+    assert n_fallback == 0
+    assert 0.05 < slow < 1.0
+    assert abs(fast - slow) <= 1e-13 * slow
+    c = glcm._Coefficients(roi)
+    q = glcm.mcc_q(np.ascontiguousarray(c.P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
+                   np.ascontiguousarray(c.py[0, 0, :, :]), glcm._EPS)
+    ev = np.sort(np.linalg.eigvals(q).real, axis=1)
+    assert np.allclose(ev[:, -1], 1.0, atol=1e-12)
+    assert abs(np.mean(np.sqrt(ev[:, -2])) - slow) <= 1e-12
+
+
+def test_mcc_falls_back_where_pyradiomics_rounding_decides(monkeypatch):
+    """Where the second eigenvalue at some angle is 0 in exact arithmetic (this 4 x 5 binary image; eigvals
+    gives 5.6e-17 there), the symmetric path hands over to eigvals, so the result is PyRadiomics' to the bit."""
+    image = np.array([[9, 9, 9, 9, 1], [1, 1, 9, 1, 1], [1, 1, 9, 9, 1], [9, 9, 9, 1, 1]], dtype=float)
+    mask = np.ones_like(image, dtype=np.uint8)
+    roi = roi_from_arrays(image, mask, spacing=(1.0, 1.0), settings={"binWidth": 4})
+    c = glcm._Coefficients(roi)
+    q = glcm.mcc_q(np.ascontiguousarray(c.P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
+                   np.ascontiguousarray(c.py[0, 0, :, :]), glcm._EPS)
+    assert np.min(np.abs(np.sort(np.linalg.eigvals(q).real, axis=1)[:, -2])) < 1e-15
+    fast, slow, n_fallback = _mcc_both(roi, monkeypatch)
+    assert n_fallback == 1
+    assert fast == slow and 0.1 < fast < 0.2
+
+
+def test_mcc_level_without_pair_at_an_angle(monkeypatch):
+    """Without symmetricalGLCM a level found only in the last column has no pair at the angle pointing
+    right: a zero row and column in Q, a zero eigenvalue. The symmetric path keeps it (no fallback)."""
+    rng = np.random.default_rng(5)
+    image = np.cumsum(rng.normal(0, 4, (40, 40)), axis=1) + 100
+    image[0, -1] = 400  # a level of its own, in the top-right corner
+    mask = np.ones_like(image, dtype=np.uint8)
+    roi = roi_from_arrays(image, mask, spacing=(1.0, 1.0), settings={"binWidth": 25, "symmetricalGLCM": False})
+    c = glcm._Coefficients(roi)
+    assert np.any(c.px[0, :, 0, :] == 0)
+    fast, slow, n_fallback = _mcc_both(roi, monkeypatch)
+    assert n_fallback == 0
+    assert abs(fast - slow) <= 1e-13 * slow

@@ -41,13 +41,15 @@ by :func:`compute` and, as in PyRadiomics (which calculates no value for them),
 left out of its result.
 
 To give PyRadiomics' numbers to the last bit wherever a threshold is involved
-(``Correlation``'s :math:`\sigma_x\sigma_y = 0`, ``Imc2``'s :math:`HXY2 = HXY`,
-``MCC``'s square root of a possibly negative eigenvalue), the coefficients use
-PyRadiomics' array layout ``(1, Ng, Ng, Na)`` and the same numpy reductions; so do
-``Imc1``, ``JointEntropy``, ``JointAverage`` and ``ClusterShade`` (whose signed terms
-cancel). The other 17 features, sums of terms of one sign, come from one compiled pass
-(:func:`~chexradi.radiomics.kernels.glcm.glcm_plain_features`) and agree with
-PyRadiomics to rounding.
+(``Correlation``'s :math:`\sigma_x\sigma_y = 0`, ``Imc2``'s :math:`HXY2 = HXY`), the
+coefficients use PyRadiomics' array layout ``(1, Ng, Ng, Na)`` and the same numpy
+reductions; so do ``Imc1``, ``JointEntropy``, ``JointAverage`` and ``ClusterShade``
+(whose signed terms cancel). The other 17 features, sums of terms of one sign, come from
+one compiled pass (:func:`~chexradi.radiomics.kernels.glcm.glcm_plain_features`) and agree
+with PyRadiomics to rounding. ``MCC`` takes its eigenvalues from a symmetric problem
+(:func:`_mcc_symmetric`; the same values to rounding, about 3x faster) except where the
+square root of a possibly negative eigenvalue makes PyRadiomics' own routine decide
+(:func:`_mcc`).
 """
 from __future__ import annotations
 
@@ -387,6 +389,41 @@ def _mcc(c: _Coefficients):
     return nanmean(np.sqrt(ev[:, :, -2]), 1).real
 
 
+#: Below this second eigenvalue :func:`_mcc_symmetric` hands over to :func:`_mcc`: near zero, whether
+#: PyRadiomics' general eigenvalue routine returns a tiny negative (NaN, dropped from the mean), a tiny
+#: complex (real part 0) or a tiny positive value is a matter of rounding that only the same routine repeats.
+_MCC_SYMMETRIC_MIN = 1e-6
+
+
+def _mcc_symmetric(c: _Coefficients):
+    r"""MCC as :func:`_mcc`, from a symmetric eigenvalue problem (about 3x faster).
+
+    :math:`Q = D_x^{-1} P D_y^{-1} P^T` (with :math:`\epsilon` in the denominators) is similar,
+    through :math:`D_x^{1/2}`, to the symmetric :math:`D_x^{-1/2} P D_y^{-1} P^T D_x^{-1/2}`; the
+    :math:`\epsilon` terms make the transformed :math:`Q` symmetric only to about
+    :math:`\epsilon / (p_x p_y)`, and that skew part moves its eigenvalues only at second order. So
+    the symmetric part of :math:`D_x^{1/2} Q D_x^{-1/2}` has :math:`Q`'s eigenvalues to rounding, and
+    ``eigvalsh`` finds them. A matrix holding NaN gives NaN, as in :func:`_mcc`; a second
+    eigenvalue under :data:`_MCC_SYMMETRIC_MIN` at any angle sends the ROI to :func:`_mcc`.
+    """
+    P = c.P
+    q = mcc_q(np.ascontiguousarray(P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
+              np.ascontiguousarray(c.py[0, 0, :, :]), _EPS)
+    if not np.all(np.isfinite(q)):
+        return np.array([np.nan])
+    if P.shape[1] < 2:
+        return np.array([1.0])
+    px = c.px[0, :, 0, :].T  # (Na, Ng)
+    # a level without a pair at an angle (p_x(i) = 0; only without symmetricalGLCM) has a zero row and column
+    # in Q: any scale keeps them zero
+    d = np.sqrt(np.where(px > 0, px, 1.0))
+    s = q * (d[:, :, None] / d[:, None, :])
+    lam2 = np.linalg.eigvalsh(0.5 * (s + s.transpose(0, 2, 1)))[:, -2]
+    if not np.all(lam2 >= _MCC_SYMMETRIC_MIN):
+        return _mcc(c)
+    return nanmean(np.sqrt(lam2)[None], 1)
+
+
 def _idmn(c: _Coefficients):
     r""":math:`\sum_{k=0}^{N_g-1} \frac{p_{x-y}(k)}{1+k^2/N_g^2}`"""
     return nanmean(np.sum(c.pxSuby / (1 + ((c.kDiff[None, :, None] ** 2) / (c.Ng ** 2))), 1), 1)
@@ -474,6 +511,7 @@ def _plain(name: str) -> Callable[[_Coefficients], np.ndarray]:
 #: definition of every feature, for reference and for the tests that compare the two.
 _COMPUTE: dict[str, Callable[[_Coefficients], np.ndarray]] = {
     name: (_plain(name) if name in PLAIN_FEATURES else f) for name, f in _FUNCS.items()}
+_COMPUTE["MCC"] = _mcc_symmetric
 
 
 def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
