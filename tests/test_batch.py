@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 import chexradi
-from chexradi.radiomics import batch as batch_mod
+from chexradi.radiomics import workers as workers_mod
 from chexradi.radiomics.batch import extract_batch, journal_path, load_cases, meta_path
 
 # A few classes keep the tests fast; the CLI tests also run the default (every class) once.
@@ -449,17 +449,17 @@ def test_worker_cache_builds_one_extractor_per_process(tmp_path: Path) -> None:
     settings = chexradi.load_settings(featureClass=FC)
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     level = logging.getLogger("chexradi").level
-    batch_mod._init_worker(settings, "numba", 1, logging.WARNING)
+    workers_mod._init_worker(settings, "numba", 1, logging.WARNING)
     try:
-        first = batch_mod._worker_extractor()
-        rec = batch_mod._worker_task(str(tmp_path / rows[0]["Image"]), str(tmp_path / rows[0]["Mask"]), None,
-                                     "extract")
-        assert batch_mod._worker_extractor() is first
+        first = workers_mod._worker_extractor()
+        rec = workers_mod._worker_task(str(tmp_path / rows[0]["Image"]), str(tmp_path / rows[0]["Mask"]), None,
+                                       "extract")
+        assert workers_mod._worker_extractor() is first
         assert rec["status"] == "ok"
         assert rec["features"] == chexradi.extract(str(tmp_path / rows[0]["Image"]), str(tmp_path / rows[0]["Mask"]),
                                                    featureClass=FC)
     finally:
-        batch_mod._WORKER.clear()
+        workers_mod._WORKER.clear()
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         logging.getLogger("chexradi").setLevel(level)
 

@@ -27,7 +27,7 @@ from .._io import atomic_path, atomic_write
 logger = logging.getLogger("chexradi.loop")
 
 __all__ = ["write_images", "image_file", "extract_vectors", "extract_cases", "Vectors", "read_vectors",
-           "merge_shards"]
+           "merge_shards", "RadiomicsWorkers"]
 
 _CARRIED = ("Image", "Mask", "split", "index", "class")
 
@@ -102,24 +102,59 @@ def _cases(rows: Sequence[Mapping[str, Any]], run_dir: Path, round_dir: Path) ->
              "class": r["class"]} for r in rows if not r.get("empty")]
 
 
+class RadiomicsWorkers:
+    """The radiomics worker processes of a run (a :class:`~chexradi.radiomics.workers.WorkerPool`), when
+    the ``radiomics`` group asks for several local processes (``jobs`` 0 or > 1, no ``scheduler``).
+
+    The loop starts them while a round's masks are being made (their start-up, about 0.7 s of one core
+    each, then overlaps mask making, which uses one core), every guided round's extraction uses them, and
+    the run closes them at its end. :meth:`start` may be called any number of times.
+    """
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.pool: Any = None
+
+    @property
+    def wanted(self) -> bool:
+        import os
+
+        jobs = int(self.settings["jobs"]) or (os.cpu_count() or 1)
+        return jobs > 1 and not self.settings.get("scheduler")
+
+    def start(self) -> Any:
+        """Start the workers unless running or not wanted; returns the pool (None when not wanted)."""
+        if self.pool is None and self.wanted:
+            from ..radiomics.workers import WorkerPool
+
+            self.pool = WorkerPool(self.settings["params"], engine=self.settings["engine"],
+                                   jobs=int(self.settings["jobs"]))
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
 def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, int], class_names: Sequence[str],
                     run_dir: Path, mask_round_dir: Path, out_dir: Path, settings: Mapping[str, Any],
-                    progress: Optional[bool] = None) -> Vectors:
+                    progress: Optional[bool] = None, pool: Any = None) -> Vectors:
     """Extract the features of every non-empty mask in ``rows`` (a round's regions) and build the vectors.
 
     ``cases.csv``, ``radiomics.csv`` (+ journal and metadata) go to ``out_dir``;
-    ``settings`` is the loop's resolved ``radiomics`` group. A re-run resumes from the
-    journal.
+    ``settings`` is the loop's resolved ``radiomics`` group; ``pool`` the run's
+    :class:`RadiomicsWorkers` pool, if any. A re-run resumes from the journal.
     """
     done = extract_cases(rows, run_dir=run_dir, mask_round_dir=mask_round_dir, out_dir=out_dir, settings=settings,
-                         progress=progress)
+                         progress=progress, pool=pool)
     vec = read_vectors(out_dir / "radiomics.csv", counts=counts, class_names=class_names)
     vec.n_cases, vec.n_failed, vec.seconds = done.n_cases, done.n_failed, done.seconds
     return vec
 
 
 def extract_cases(rows: Sequence[Mapping[str, Any]], *, run_dir: Path, mask_round_dir: Path, out_dir: Path,
-                  settings: Mapping[str, Any], progress: Optional[bool] = None) -> Vectors:
+                  settings: Mapping[str, Any], progress: Optional[bool] = None, pool: Any = None) -> Vectors:
     """The extraction of :func:`extract_vectors` without reading the vectors back: writes ``out_dir`` and
     returns the counts and seconds (``by_split`` and ``names`` empty). A distributed run uses it per rank,
     then reads the merged file once (:func:`merge_shards`, :func:`read_vectors`)."""
@@ -138,7 +173,7 @@ def extract_cases(rows: Sequence[Mapping[str, Any]], *, run_dir: Path, mask_roun
         return Vectors()
     report = extract_batch(cases_csv, out=out_dir / "radiomics.csv", params=settings["params"],
                            engine=settings["engine"], jobs=int(settings["jobs"]), resume=True, progress=progress,
-                           scheduler=settings.get("scheduler"))
+                           scheduler=settings.get("scheduler"), pool=pool)
     if report.n_failed:
         logger.warning("radiomics: %d of %d case(s) failed (their blocks are NaN); see %s", report.n_failed,
                        report.n_total, out_dir / "radiomics.csv.meta.json")

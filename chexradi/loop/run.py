@@ -223,16 +223,24 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
         _say(progress, f"distributed run: {dist.world_size} processes ({dist.backend}); training is "
                        f"data-parallel, heatmaps, radiomics and evaluation are sharded, rank 0 writes the results")
     bar = None if progress is False else progress
-    for k in range(done, rounds):
-        record = _run_round(k, parts, class_names, run=run, groups=groups, run_dir=run_dir, eval_split=eval_split,
-                            progress=bar, say=lambda m: _say(progress, m), dist=dist)
-        history.rounds.append(record)
-        if dist.is_main:
-            history.to_json(run_dir / "history.json")
-            history.to_csv(run_dir / "history.csv")
-        dist.barrier()
-        if on_round_end is not None:
-            on_round_end(dict(record))
+    from .features import RadiomicsWorkers
+
+    workers = RadiomicsWorkers(groups["radiomics"])
+    try:
+        for k in range(done, rounds):
+            next_guided = k + 1 < rounds and bool(groups["guidance"]["enabled"])
+            record = _run_round(k, parts, class_names, run=run, groups=groups, run_dir=run_dir,
+                                eval_split=eval_split, progress=bar, say=lambda m: _say(progress, m), dist=dist,
+                                workers=workers, next_guided=next_guided)
+            history.rounds.append(record)
+            if dist.is_main:
+                history.to_json(run_dir / "history.json")
+                history.to_csv(run_dir / "history.csv")
+            dist.barrier()
+            if on_round_end is not None:
+                on_round_end(dict(record))
+    finally:
+        workers.close()
     if done >= rounds and dist.is_main:
         history.to_json(run_dir / "history.json")
         history.to_csv(run_dir / "history.csv")
@@ -269,7 +277,8 @@ def _check_weights_file(groups: Mapping[str, Mapping[str, Any]], run_dir: Path, 
 
 def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run: Mapping[str, Any],
                groups: Mapping[str, Mapping[str, Any]], run_dir: Path, eval_split: str, progress: Optional[bool],
-               say: Callable[[str], None], dist: Any) -> dict[str, Any]:
+               say: Callable[[str], None], dist: Any, workers: Any = None, next_guided: bool = False
+               ) -> dict[str, Any]:
     from ..metrics import localization_accuracy
     from .features import extract_cases, extract_vectors, merge_shards, read_vectors
     from .regions import Regions, make_regions, write_regions
@@ -294,14 +303,15 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         t = time.perf_counter()
         rows = _read_regions(prev / "regions.csv")
         rad_dir = rdir / "radiomics"
+        pool = workers.start() if workers is not None else None  # already running unless this run resumed here
         if dist.is_distributed:  # each rank its shard of the images, into radiomics/rank<r>/
             rows = [r for r in rows if int(r["index"]) in shards[r["split"]]]
         if not dist.is_distributed:
             v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
-                                out_dir=rad_dir, settings=groups["radiomics"], progress=progress)
+                                out_dir=rad_dir, settings=groups["radiomics"], progress=progress, pool=pool)
         else:  # rank 0 concatenates the shards; every rank reads the whole once
             mine = extract_cases(rows, run_dir=run_dir, mask_round_dir=prev, out_dir=rad_dir / f"rank{dist.rank}",
-                                 settings=groups["radiomics"], progress=progress)
+                                 settings=groups["radiomics"], progress=progress, pool=pool)
             totals = dist.all_reduce_sum(np.array([mine.n_cases, mine.n_failed]))  # also waits for every shard
             if dist.is_main:
                 merge_shards([rad_dir / f"rank{r}" for r in range(dist.world_size)], rad_dir)
@@ -325,6 +335,8 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     seconds["evaluate"] = time.perf_counter() - t
     say(f"round {k}: heatmaps and masks for {sum(counts.values())} image(s) x {len(class_names)} class(es)")
     t = time.perf_counter()
+    if next_guided and workers is not None:
+        workers.start()  # the next round's radiomics workers start up while the masks are made
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
                        device=groups["train"]["device"], progress=progress,
                        indices=shards if dist.is_distributed else None, write_rows=not dist.is_distributed)

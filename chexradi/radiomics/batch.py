@@ -11,8 +11,10 @@ How a batch runs
    extractor), the cases (columns, empty file, labels, duplicate rows), the
    output folder (must be writable) and, when resuming, the journal (it must
    have been written with the same settings and engine).
-2. Cases run in ``jobs`` worker processes (``spawn`` start method: safe with
-   numba and SimpleITK's threads; each worker builds its extractor once). With
+2. Cases run in ``jobs`` worker processes (:mod:`~chexradi.radiomics.workers`;
+   ``spawn`` start method: safe with numba and SimpleITK's threads; each worker
+   builds its extractor once), or in the workers of a
+   :class:`~chexradi.radiomics.workers.WorkerPool` given as ``pool=``. With
    ``jobs=1`` they run in this process. With ``scheduler="dask"`` they run on a
    local Dask cluster of ``jobs`` workers, with ``scheduler="dask:ADDRESS"`` on
    a running Dask cluster (see :mod:`chexradi.radiomics.dask_backend`).
@@ -42,20 +44,16 @@ import datetime as _dt
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
-import traceback
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
+from .workers import WorkerPool, process_case, run_in_pool
 
 __all__ = [
     "BatchReport",
@@ -81,9 +79,6 @@ _RESERVED_PREFIXES = ("original_", "diagnostics_")
 # this many lines or seconds can be lost to a power cut (they are recomputed on resume).
 _FSYNC_EVERY_LINES = 256
 _FSYNC_EVERY_S = 1.0
-# Cases per task sent to a worker (process pool or Dask): fewer round trips; consecutive cases that share
-# their image read it once. A task's results reach the journal when the whole task finishes.
-_MAX_CASES_PER_TASK = 32
 
 PathLike = Union[str, "os.PathLike[str]"]
 CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
@@ -480,149 +475,6 @@ class _Journal:
 
 
 # ---------------------------------------------------------------------------------------------
-# running cases (in this process or in workers)
-# ---------------------------------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
-
-
-def configure_worker(threads: int, log_level: int, tag: str = "worker") -> None:
-    """In a worker process: SimpleITK thread limit and the `chexradi` logger (to stderr, tagged)."""
-    import SimpleITK as sitk
-
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(threads)))
-    root = logging.getLogger("chexradi")
-    root.setLevel(log_level)
-    if log_level < logging.WARNING and not root.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter(f"%(levelname)s %(name)s [{tag} %(process)d]: %(message)s"))
-        root.addHandler(h)
-
-
-def _init_worker(settings: Any, engine: str, threads: int, log_level: int) -> None:
-    """Process-pool initializer: thread limits, logging, and the extractor built once per process."""
-    configure_worker(threads, log_level)
-    _WORKER["settings"] = settings
-    _WORKER["engine"] = engine
-    _WORKER.pop("extractor", None)
-
-
-def _worker_extractor() -> Any:
-    ext = _WORKER.get("extractor")
-    if ext is None:
-        from .extractor import Extractor
-
-        ext = Extractor(_WORKER["settings"], engine=_WORKER["engine"])
-        _WORKER["extractor"] = ext
-    return ext
-
-
-def _process_case(ext: Any, image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
-    """Run one case; never raises for a bad case: returns {"status": "ok"|"failed", ...}."""
-    t0 = time.perf_counter()
-    try:
-        if mode == "validate":
-            case = ext.prepare(image, mask, label=label)
-            out: dict[str, Any] = {"status": "ok", "voxels": case.voxels, "ndim": case.ndim, "label": case.label}
-        else:
-            out = {"status": "ok", "features": ext.execute(image, mask, label=label)}
-    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:  # bad input: the expected failures
-        out = {"status": "failed", "reason": str(exc) or type(exc).__name__}
-    except Exception as exc:  # anything else is recorded too (the batch goes on), with its type and traceback
-        out = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-    out["seconds"] = round(time.perf_counter() - t0, 6)
-    return out
-
-
-def _ping() -> int:
-    return os.getpid()
-
-
-def _worker_task(image: str, mask: str, label: Optional[int], mode: str) -> dict[str, Any]:
-    return _process_case(_worker_extractor(), image, mask, label, mode)
-
-
-def _process_cases(ext: Any, items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
-    """:func:`_process_case` for each ``(image, mask, label)``; an image file shared by consecutive cases is
-    read once."""
-    from .imageio import reuse_reads
-
-    with reuse_reads():
-        return [_process_case(ext, image, mask, label, mode) for image, mask, label in items]
-
-
-def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
-    return _process_cases(_worker_extractor(), items, mode)
-
-
-def task_chunks(todo: Sequence[Case], workers: int) -> list[list[Case]]:
-    """``todo`` in input order, cut into tasks of at most ``_MAX_CASES_PER_TASK`` cases, small enough that
-    every worker gets about 8 tasks (so the last tasks do not leave workers idle)."""
-    size = max(1, min(_MAX_CASES_PER_TASK, len(todo) // (8 * max(1, workers))))
-    return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
-
-
-def _items(chunk: Sequence[Case]) -> list[tuple[str, str, Optional[int]]]:
-    return [(c.image, c.mask, c.label) for c in chunk]
-
-
-def _run_in_pool(todo: Sequence[Case], *, settings: Any, engine: str, jobs: int, mode: str,
-                 on_result: Callable[[Case, dict[str, Any]], None]) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    level = logging.getLogger("chexradi").getEffectiveLevel()
-    queue: deque[list[Case]] = deque(task_chunks(todo, jobs))
-    max_inflight = 2 * jobs
-    while queue:
-        executor = ProcessPoolExecutor(max_workers=min(jobs, sum(len(c) for c in queue)), mp_context=ctx,
-                                       initializer=_init_worker, initargs=(settings, engine, threads, level))
-        try:
-            executor.submit(_ping).result()
-        except BrokenProcessPool:
-            executor.shutdown(wait=False, cancel_futures=True)
-            raise RuntimeError(
-                "the batch's worker processes could not start (they use the 'spawn' start method, which re-imports "
-                "your __main__ module). Run from a script file whose top level is guarded by "
-                "`if __name__ == '__main__':` (not from stdin), or use jobs=1. The workers' error is on stderr."
-            ) from None
-        inflight: dict[Future, list[Case]] = {}
-        broken = False
-        try:
-            while queue or inflight:
-                while queue and not broken and len(inflight) < max_inflight:
-                    chunk = queue.popleft()
-                    try:
-                        fut = executor.submit(_worker_chunk, _items(chunk), mode)
-                    except BrokenProcessPool:
-                        queue.appendleft(chunk)
-                        broken = True
-                        break
-                    inflight[fut] = chunk
-                if not inflight:
-                    break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    chunk = inflight.pop(fut)
-                    try:
-                        recs = fut.result()
-                    except BrokenProcessPool as exc:
-                        broken = True
-                        recs = [{"status": "failed", "reason": "the worker process died while this case was running "
-                                 f"(crash or out of memory; {exc}); it is retried when the batch is run again"}
-                                ] * len(chunk)
-                    except Exception as exc:  # e.g. a result that could not be sent back
-                        recs = [{"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}] * len(chunk)
-                    for case, rec in zip(chunk, recs):
-                        on_result(case, dict(rec))
-        except BaseException:
-            executor.shutdown(wait=False, cancel_futures=True)
-            raise
-        executor.shutdown(wait=True, cancel_futures=True)
-        if broken:
-            logger.warning("a worker process died; starting a new pool for the %d remaining case(s)",
-                           sum(len(c) for c in queue))
-
-
-# ---------------------------------------------------------------------------------------------
 # outputs
 # ---------------------------------------------------------------------------------------------
 def _finite_or_none(v: Any) -> Any:
@@ -762,6 +614,7 @@ def extract_batch(
     resume: bool = True,
     validate_only: bool = False,
     progress: Optional[bool] = None,
+    pool: Optional[WorkerPool] = None,
     **settings: Any,
 ) -> BatchReport:
     """Radiomics features of many (image, mask) cases, in processes, resumable.
@@ -796,6 +649,9 @@ def extract_batch(
         compute nothing and write nothing.
     progress : show a progress bar on stderr (default: only when stderr is a
         terminal).
+    pool : a :class:`~chexradi.radiomics.workers.WorkerPool` started earlier
+        (built with the same settings and engine): its workers run the cases
+        and stay running afterwards; ``jobs`` is then the pool's.
     **settings : PyRadiomics settings by name, overriding ``params``.
 
     Returns
@@ -844,6 +700,17 @@ def extract_batch(
 
     ext = Extractor(params, engine=engine, **settings)  # settings are validated here, before any case
     settings_obj = ext.settings
+    if pool is not None:
+        if not isinstance(pool, WorkerPool):
+            raise ValueError(f"pool={pool!r} is not a WorkerPool; give chexradi.radiomics.workers.WorkerPool(...) "
+                             "or leave it out.")
+        if sched_kind == "dask":
+            raise ValueError("pool= runs the cases in local worker processes; it cannot be combined with "
+                             f"scheduler={scheduler!r}. Drop one of them.")
+        if not pool.matches(settings_obj, engine):
+            raise ValueError("pool= was started with other settings or another engine than this batch's; build the "
+                             "WorkerPool with the batch's params/settings and engine.")
+        jobs = pool.jobs
     case_list = load_cases(cases, label=int(settings_obj["label"]))
     n_total = len(case_list)
     source = str(Path(cases).absolute()) if isinstance(cases, (str, os.PathLike)) else f"{n_total} cases (list)"
@@ -911,9 +778,10 @@ def extract_batch(
 
                     with reuse_reads():
                         for case in todo:
-                            on_result(case, _process_case(ext, case.image, case.mask, case.label, mode))
+                            on_result(case, process_case(ext, case.image, case.mask, case.label, mode))
                 else:
-                    _run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode, on_result=on_result)
+                    run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode, on_result=on_result,
+                                pool=pool)
         finally:
             if bar is not None:
                 bar.close()

@@ -1,7 +1,7 @@
 """Run the cases of a batch on a Dask cluster (``extract_batch(..., scheduler="dask")``).
 
-:func:`run_on_dask` has the contract of ``batch._run_in_pool``: it runs every
-case of ``todo`` and hands each record (the dict ``batch._process_case``
+:func:`run_on_dask` has the contract of ``workers.run_in_pool``: it runs every
+case of ``todo`` and hands each record (the dict ``workers.process_case``
 returns) to ``on_result`` in this process, as the cases finish, so the journal
 (hence resume) works exactly as with worker processes.
 
@@ -12,7 +12,7 @@ returns) to ``on_result`` in this process, as the cases finish, so the journal
   closed). Its workers need chexradi installed, with the same versions, and
   must see the image and mask paths of the cases file.
 
-Cases go in tasks of a few consecutive cases (``batch.task_chunks``; an image
+Cases go in tasks of a few consecutive cases (``workers.task_chunks``; an image
 shared by consecutive cases is read once). At most a few tasks per worker thread
 are in flight at a time, whatever the number of cases, so memory stays bounded. A task that raises, or whose
 worker dies, is retried once by Dask; if it still fails, the case is recorded
@@ -89,18 +89,18 @@ _EXTRACTORS: dict[str, Any] = {}
 def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_level: int,
                items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
     """Run a few cases ``(image, mask, label)`` on a Dask worker; returns the records of
-    ``batch._process_case``, in order."""
-    from .batch import _process_cases
+    ``workers.process_case``, in order."""
+    from .workers import process_cases
 
     ext = _EXTRACTORS.get(settings_key)
     if ext is None:
-        from .batch import configure_worker
+        from .workers import configure_worker
         from .extractor import Extractor
 
         configure_worker(threads, log_level, "dask worker")
         ext = Extractor(settings, engine=engine)
         _EXTRACTORS[settings_key] = ext
-    return _process_cases(ext, items, mode)
+    return process_cases(ext, items, mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,12 +181,12 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
         n_threads = sum(client.nthreads().values()) or 1
         max_inflight = _INFLIGHT_PER_THREAD * n_threads
         tag = uuid.uuid4().hex[:8]
-        from .batch import _items, task_chunks
+        from .workers import task_chunks, task_items
 
         queue = list(reversed(task_chunks(todo, n_threads)))  # pop() from the end: cases in input order
 
         def submit(chunk: list["Case"]) -> Any:
-            return client.submit(_dask_task, settings, settings_key, engine, threads, level, _items(chunk), mode,
+            return client.submit(_dask_task, settings, settings_key, engine, threads, level, task_items(chunk), mode,
                                  key=f"chexradi-{mode}-{tag}-rows{chunk[0].row}-{chunk[-1].row}", retries=1,
                                  pure=False)
 
