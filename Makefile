@@ -4,6 +4,7 @@
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
 #   make bench-loop  one round of the loop on the phantom, time per stage, radiomics' share (both engines)
 #   make bench-scaling  extraction time and memory as ROI size and bin count grow (both engines)
+#   make bench-memory  the batch driver's memory as the number of cases grows (values held vs read back)
 #   make bench-reports  report labeler vs the IU X-ray human MeSH labels (P/R/F1, reports/s)
 #   make parity regenerate docs/parity.md from a same-process comparison
 PYTHON ?= python3
@@ -12,7 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-reports parity venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +38,9 @@ bench-loop: $(STAMP)
 
 bench-scaling: $(STAMP)
 	$(BIN)/python benchmarks/bench_scaling.py
+
+bench-memory: $(STAMP)
+	$(BIN)/python benchmarks/bench_batch_memory.py
 
 bench-reports: $(STAMP)
 	$(BIN)/python benchmarks/bench_reports.py

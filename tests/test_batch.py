@@ -484,3 +484,69 @@ def test_feature_columns_stable_for_mixed_2d_3d(tmp_path: Path) -> None:
         assert two_d["original_shape_VoxelVolume"] == "" and two_d["original_shape2D_PixelSurface"] != ""
     assert headers[0] == headers[1] == ["Image", "Mask", "original_shape_VoxelVolume", "original_shape2D_PixelSurface",
                                         "original_firstorder_Mean"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_values_beyond_the_held_limit_are_read_back_from_the_journal(tmp_path: Path, monkeypatch, fmt) -> None:
+    """The driver keeps the values of at most _HELD_RESULTS cases in memory and reads the others back from the
+    journal at the end: the output is the same whether 0, 3 or all values were held, and a resumed batch
+    (every value read back) writes it again."""
+    from chexradi.radiomics import batch
+
+    cases, _ = make_batch(tmp_path, n_good=7, bad=("missing",))
+    ref = extract_batch(cases, out=tmp_path / f"ref.{fmt}", featureClass=FC, fmt=fmt)
+    assert ref.n_ok == 7
+
+    def same(path: Path) -> bool:  # CSV: every byte; JSON: the records (its metadata names the file and times)
+        if fmt == "csv":
+            return path.read_bytes() == (tmp_path / "ref.csv").read_bytes()
+        return json.loads(path.read_text())["records"] == json.loads((tmp_path / "ref.json").read_text())["records"]
+
+    reads: list[int] = []
+    real = batch._Journal.read_features
+
+    def counted(self, offset):
+        reads.append(offset)
+        return real(self, offset)
+
+    monkeypatch.setattr(batch._Journal, "read_features", counted)
+    for held in (0, 3):
+        monkeypatch.setattr(batch, "_HELD_RESULTS", held)
+        reads.clear()
+        rep = extract_batch(cases, out=tmp_path / f"h{held}.{fmt}", featureClass=FC, fmt=fmt)
+        assert (rep.n_ok, rep.n_failed) == (7, 1)
+        assert len(reads) == 7 - held and len(set(reads)) == len(reads)
+        assert same(tmp_path / f"h{held}.{fmt}")
+    reads.clear()
+    monkeypatch.setattr(batch, "_HELD_RESULTS", 10_000)
+    # resumes: the 7 ok cases come from the journal, the missing one is retried
+    rep = extract_batch(cases, out=tmp_path / f"h3.{fmt}", featureClass=FC, fmt=fmt)
+    assert rep.n_skipped_resumed == 7 and len(reads) == 7
+    assert same(tmp_path / f"h3.{fmt}")
+
+
+def test_journal_index_points_at_each_cases_last_ok_line(tmp_path: Path) -> None:
+    """A resumed journal keeps, per case, the offset of its last ok line (a case done twice, e.g. after
+    --no-resume was not used and the journal was appended to, reads its latest values)."""
+    from chexradi.radiomics import batch
+
+    cases, rows = make_batch(tmp_path, n_good=3)
+    extract_batch(cases, out=tmp_path / "o.csv", featureClass=FC)
+    jp = journal_path(tmp_path / "o.csv")
+    lines = jp.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    changed = dict(last, features={k: -1.0 for k in last["features"]})
+    jp.write_bytes(b"".join(lines) + (json.dumps(changed) + "\n").encode())
+    header = json.loads(lines[0])
+    j = batch._Journal(jp, header, resume=True)
+    try:
+        assert set(j.done) == {json.loads(line)["key"] for line in lines[1:]}
+        offset, names = j.done[last["key"]]
+        assert offset == sum(len(line) for line in lines)  # the appended line, not the first one
+        assert names == tuple(last["features"]) and j.read_features(offset) == changed["features"]
+        for line in lines[1:-1]:
+            rec = json.loads(line)
+            assert j.read_features(j.done[rec["key"]][0]) == rec["features"]
+        assert len({id(n) for _, n in j.done.values()}) == 1  # one shared tuple of names
+    finally:
+        j.close()

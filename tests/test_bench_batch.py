@@ -42,3 +42,21 @@ def test_bench_extract_batch_quick(tmp_path: Path) -> None:
     assert scaling["cases"] == 6 and scaling["identical"] is True
     assert [r["key"] for r in scaling["rows"]] == ["jobs1", "jobs2", "dask2"]
     assert all(r["seconds"] > 0 and r["case_ms_median"] > 0 for r in scaling["rows"])
+
+
+def test_bench_batch_memory_quick(tmp_path: Path) -> None:
+    """benchmarks/bench_batch_memory.py: every mode (all values held, the default, none held) writes the same
+    output (the script asserts it), and the JSON has each mode's memory and time."""
+    out = tmp_path / "m.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_batch_memory.py"), "--n", "30,60", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "outputs identical in every mode" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["n"] for r in rows] == [30, 60]
+    for r in rows:
+        for mode in ("all held", "default", "none held"):
+            assert r[mode]["ok"] == r["n"] and r[mode]["seconds"] > 0 and r[mode]["driver_growth_mb"] >= 0
+        assert len({r[m]["sha256"] for m in ("all held", "default", "none held")}) == 1

@@ -50,7 +50,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
 from .workers import WorkerPool, process_case, run_in_pool
@@ -79,6 +79,10 @@ _RESERVED_PREFIXES = ("original_", "diagnostics_")
 # this many lines or seconds can be lost to a power cut (they are recomputed on resume).
 _FSYNC_EVERY_LINES = 256
 _FSYNC_EVERY_S = 1.0
+# The feature values of at most this many cases are kept in memory (about 17 kB each) to write the output; the
+# values of the others are read back from the journal (about 0.1 ms a case), so the driver's memory stays
+# bounded however many cases a batch has (about 1 kB a case remains: the case list and the journal index).
+_HELD_RESULTS = 10_000
 
 PathLike = Union[str, "os.PathLike[str]"]
 CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
@@ -281,7 +285,8 @@ def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
     if dups:
         parts = []
         for (img, msk, lab), rows in dups[:5]:
-            rs = ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+            rs = (", ".join(map(str, rows[:-1])) + f" and {rows[-1]}" if len(rows) <= 8
+                  else ", ".join(map(str, rows[:8])) + f" and {len(rows) - 8} more")
             parts.append(f"rows {rs} (Image {img}, Mask {msk}, label {lab})")
         more = f" and {len(dups) - 5} more group(s)" if len(dups) > 5 else ""
         raise ValueError(f"{where} has duplicate cases (same Image, Mask and Label): {'; '.join(parts)}{more}. "
@@ -366,25 +371,32 @@ def _diff(old: Any, new: Any) -> list[str]:
 
 
 class _Journal:
-    """Append-only JSON-lines journal; one line per finished case, fsynced."""
+    """Append-only JSON-lines journal; one line per finished case, fsynced.
+
+    Of the cases done by an earlier run only where each last ok line starts (its byte offset) and
+    the feature names are kept (:attr:`done`); :meth:`read_features` reads a case's values back
+    when the output is written."""
 
     def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:
         self.path = path
-        self.done: dict[str, dict[str, Any]] = {}  # key -> last ok record
+        self.done: dict[str, tuple[int, tuple[str, ...]]] = {}  # key -> (offset of its last ok line, names)
         self.n_lines = 0
+        self._size = 0
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._reader: Any = None
         self._unsynced = 0
         self._synced_at = time.monotonic()
         self._fh = open(path, "a+b")
         try:
             self._lock()
             self._fh.seek(0)
-            data = self._fh.read()
-            keep = 0
-            if resume and data:
-                keep = self._load(data, header)
+            keep = self._load(header) if resume else 0
             self._fh.truncate(keep)
             self._fh.seek(0, os.SEEK_END)
+            self._size = keep
             if keep == 0:
+                self.done.clear()
+                self.n_lines = 0
                 self._write(header)
         except BaseException:
             self._fh.close()
@@ -401,31 +413,43 @@ class _Journal:
             raise ValueError(f"another chexradi batch is writing {self.path}; wait for it to finish or use a "
                              "different --out / out=.") from None
 
-    def _load(self, data: bytes, header: dict[str, Any]) -> int:
-        """Parse an existing journal; returns the byte length to keep (complete, valid lines)."""
-        lines = data.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]
-        if tail:
-            logger.info("journal %s: ignoring an incomplete last line (%d bytes) left by an interrupted run",
-                        self.path, len(tail))
+    def names(self, features: Mapping[str, Any]) -> tuple[str, ...]:
+        """The feature names of a result, as one shared tuple per distinct list of names."""
+        t = tuple(features)
+        return self._names.setdefault(t, t)
+
+    def _load(self, header: dict[str, Any]) -> int:
+        """Read an existing journal line by line (from the start of ``self._fh``); returns the byte length to
+        keep (complete, valid lines) and fills :attr:`done`."""
         keep = 0
-        records = []
-        for i, line in enumerate(complete):
+        for i, line in enumerate(self._fh):
+            if not line.endswith(b"\n"):
+                logger.info("journal %s: ignoring an incomplete last line (%d bytes) left by an interrupted run",
+                            self.path, len(line))
+                break
             try:
-                rec = json.loads(line.decode("utf-8"))
+                rec = json.loads(line)
                 if not isinstance(rec, dict):
                     raise ValueError("not an object")
             except (ValueError, UnicodeDecodeError):
-                if i == len(complete) - 1:
+                rest = self._fh.read()
+                if b"\n" not in rest:  # the last complete line (maybe before an incomplete one)
                     logger.info("journal %s: ignoring a damaged last line (line %d)", self.path, i + 1)
+                    if rest:
+                        logger.info("journal %s: ignoring an incomplete last line (%d bytes) left by an interrupted "
+                                    "run", self.path, len(rest))
                     break
                 raise ValueError(f"journal {self.path} is damaged at line {i + 1} (not a JSON record); use a new "
                                  "--out / out=, or --no-resume / resume=False to recompute every case.") from None
-            records.append(rec)
-            keep += len(line) + 1
-        if not records:
-            return 0
-        head = records[0]
+            if i == 0:
+                self._check_header(rec, header)
+            elif rec.get("type") == "case" and rec.get("status") == "ok" and isinstance(rec.get("key"), str):
+                self.done[rec["key"]] = (keep, self.names(rec.get("features") or {}))
+            keep += len(line)
+            self.n_lines += 1
+        return keep
+
+    def _check_header(self, head: dict[str, Any], header: dict[str, Any]) -> None:
         if head.get("type") != "header" or head.get("kind") != _JOURNAL_KIND:
             raise ValueError(f"{self.path} exists but is not a chexradi batch journal; use a new --out / out=, or "
                              "--no-resume / resume=False to overwrite it.")
@@ -441,21 +465,27 @@ class _Journal:
         if head.get("versions") != header.get("versions"):
             logger.warning("journal %s was written with other package versions (%s); resuming anyway",
                            self.path, head.get("versions"))
-        for rec in records[1:]:
-            if rec.get("type") == "case" and rec.get("status") == "ok" and isinstance(rec.get("key"), str):
-                self.done[rec["key"]] = rec
-        self.n_lines = len(records)
-        return keep
 
-    def _write(self, record: dict[str, Any], *, sync: bool = True) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        self._fh.write(line.encode("utf-8"))
+    def _write(self, record: dict[str, Any], *, sync: bool = True) -> int:
+        """Append one line; returns its byte offset."""
+        data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        offset = self._size
+        self._fh.write(data)
         self._fh.flush()  # in the OS from here on: a killed process loses nothing
+        self._size += len(data)
         self.n_lines += 1
         self._unsynced += 1
         now = time.monotonic()
         if sync or self._unsynced >= _FSYNC_EVERY_LINES or now - self._synced_at >= _FSYNC_EVERY_S:
             self.sync()
+        return offset
+
+    def read_features(self, offset: int) -> dict[str, Any]:
+        """The features of the ok case whose line starts at ``offset``."""
+        if self._reader is None:
+            self._reader = open(self.path, "rb")
+        self._reader.seek(offset)
+        return json.loads(self._reader.readline())["features"]
 
     def sync(self) -> None:
         """fsync the lines written so far (also against a power cut)."""
@@ -464,14 +494,16 @@ class _Journal:
             self._unsynced = 0
         self._synced_at = time.monotonic()
 
-    def append(self, record: dict[str, Any]) -> None:
-        self._write(record, sync=False)
+    def append(self, record: dict[str, Any]) -> int:
+        return self._write(record, sync=False)
 
     def close(self) -> None:
         try:
             self.sync()
         finally:
             self._fh.close()
+            if self._reader is not None:
+                self._reader.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,15 +515,15 @@ def _finite_or_none(v: Any) -> Any:
     return v
 
 
-def _feature_columns(feature_dicts: Sequence[Mapping[str, float]], classes: Sequence[str] = ()) -> list[str]:
-    """Union of the feature names of all cases, in a stable order.
+def _feature_columns(name_lists: Iterable[Iterable[str]], classes: Sequence[str] = ()) -> list[str]:
+    """Union of the feature names of all cases (each case's names, or its feature dict), in a stable order.
 
     Names ``<imageType>_<class>_<Feature>`` are ordered by image type (first seen), then class in the
     extractor's order (``classes``; shape classes first), then the order the extractor returns them. Cases
     with fewer features (a 2-D case has shape2D, a 3-D case shape) do not change the order.
     """
     seen: dict[str, int] = {}
-    for d in feature_dicts:
+    for d in name_lists:
         for k in d:
             seen.setdefault(k, len(seen))
     order = [c for c in classes if c.startswith("shape")] + [c for c in classes if not c.startswith("shape")]
@@ -517,7 +549,7 @@ def _csv_cell(v: Any) -> str:
 
 
 def _write_csv(path: Path, columns: list[str], features: list[str],
-               rows: list[tuple[Case, Mapping[str, float]]]) -> None:
+               rows: Iterable[tuple[Case, Mapping[str, float]]]) -> None:
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns + features)
@@ -526,15 +558,21 @@ def _write_csv(path: Path, columns: list[str], features: list[str],
 
 
 def _write_json(path: Path, metadata: dict[str, Any], columns: list[str], features: list[str],
-                rows: list[tuple[Case, Mapping[str, float]]]) -> None:
-    records = []
-    for case, feats in rows:
-        rec = {c: case.columns.get(c) for c in columns}
-        rec.update({f: _finite_or_none(feats.get(f)) for f in features})
-        records.append(rec)
+                rows: Iterable[tuple[Case, Mapping[str, float]]]) -> None:
+    """``{"metadata": ..., "records": [...]}`` with one-space indents, as ``json.dump(..., indent=1)`` writes it,
+    one record at a time."""
+    def dumps(obj: Any, depth: int) -> str:
+        return json.dumps(obj, indent=1, allow_nan=False, default=str).replace("\n", "\n" + " " * depth)
+
     with atomic_write(path) as fh:
-        json.dump({"metadata": metadata, "records": records}, fh, indent=1, allow_nan=False, default=str)
-        fh.write("\n")
+        fh.write('{\n "metadata": ' + dumps(metadata, 1) + ',\n "records": [')
+        n = 0
+        for case, feats in rows:
+            rec = {c: case.columns.get(c) for c in columns}
+            rec.update({f: _finite_or_none(feats.get(f)) for f in features})
+            fh.write(("\n  " if n == 0 else ",\n  ") + dumps(rec, 2))
+            n += 1
+        fh.write("\n ]\n}\n" if n else "]\n}\n")
 
 
 def write_meta(path: PathLike, meta: Mapping[str, Any]) -> None:
@@ -731,12 +769,15 @@ def extract_batch(
         done = journal.done
 
     try:
-        results: dict[str, dict[str, Any]] = {}
+        # key -> (journal offset, feature names, the features or None) of an ok case (True when only validating);
+        # beyond _HELD_RESULTS cases the values are left in the journal and read back at the end
+        results: dict[str, Any] = {}
+        held = 0
         resumed = 0
         todo: list[Case] = []
         for c in case_list:
             if c.key in done:
-                results[c.key] = done[c.key]
+                results[c.key] = (*done[c.key], None)
                 resumed += 1
             else:
                 todo.append(c)
@@ -747,13 +788,20 @@ def extract_batch(
         bar = _progress_bar(n_total, resumed, "validate" if validate_only else "extract", progress)
 
         def on_result(case: Case, rec: dict[str, Any]) -> None:
+            offset = None
             if journal is not None:
                 entry = {"type": "case", "key": case.key, "row": case.row, "image": case.image, "mask": case.mask,
                          "label": case.label}
                 entry.update(rec)
-                journal.append(entry)
+                offset = journal.append(entry)
+            nonlocal held
             if rec["status"] == "ok":
-                results[case.key] = rec
+                if journal is None:
+                    results[case.key] = True
+                else:
+                    keep = held < _HELD_RESULTS
+                    held += keep
+                    results[case.key] = (offset, journal.names(rec["features"]), rec["features"] if keep else None)
                 logger.debug("row %d done in %.3f s", case.row, rec.get("seconds", 0.0))
             else:
                 label = case.label if case.label is not None else int(settings_obj["label"])
@@ -795,13 +843,14 @@ def extract_batch(
             return report
 
         assert out_path is not None and journal is not None
-        ok_rows = [(c, results[c.key]["features"]) for c in case_list if c.key in results]
+        ok_cases = [c for c in case_list if c.key in results]
+        name_lists = list({id(results[c.key][1]): results[c.key][1] for c in ok_cases}.values())  # input order
         columns: list[str] = []
         for c in case_list:
             for k in c.columns:
                 if k not in columns:
                     columns.append(k)
-        features = _feature_columns([f for _, f in ok_rows], list(settings_obj.feature_classes))
+        features = _feature_columns(name_lists, list(settings_obj.feature_classes))
         mpath = meta_path(out_path)
         meta = {
             "kind": "chexradi-batch-output",
@@ -820,6 +869,8 @@ def extract_batch(
             "elapsed_s": round(elapsed, 3),
             "failures": [f.to_dict() for f in fail_list],
         }
+        ok_rows = ((c, results[c.key][2] if results[c.key][2] is not None else journal.read_features(results[c.key][0]))
+                   for c in ok_cases)  # the values not held are read back one case at a time
         if fmt == "csv":
             _write_csv(out_path, columns, features, ok_rows)
         else:
