@@ -594,3 +594,35 @@ def test_heatmap_region_box(tmp_path):
             n_box += 1
         assert np.array_equal(m, want), x
     assert n_box > 0
+
+
+# --------------------------------------------------------------------------- regions files
+def test_merge_region_files_gives_one_process_order(tmp_path):
+    """Two ranks' row files (each a contiguous block of every split's images) joined split by split give the
+    rows in one process's order; read_regions streams them back with `empty` as a bool."""
+    from chexradi.loop.regions import REGION_COLUMNS, merge_region_files, read_regions
+
+    def row(split, i, cls, empty=False):
+        return [split, i, f"{split}{i}.png", cls, 0.5, "", "", "", "", 0.1, empty, False,
+                f"masks/{split}/{i:06d}_{cls}.nrrd"]
+
+    one_process = [row(s, i, c, empty=(i == 3)) for s, n in (("train", 5), ("val", 3), ("test", 2))
+                   for i in range(n) for c in ("A", "B")]
+    blocks = {"train": (range(0, 3), range(3, 5)), "val": (range(0, 2), range(2, 3)),
+              "test": (range(0, 1), range(1, 2))}
+    files = []
+    for r in range(2):
+        path = tmp_path / f"regions.rank{r}.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(REGION_COLUMNS)
+            w.writerows(x for x in one_process if x[1] in blocks[x[0]][r])
+        files.append(path)
+    merge_region_files(files, tmp_path / "regions.csv", ["train", "val", "test"])
+    got = read_rows(tmp_path / "regions.csv")
+    assert [(x["split"], int(x["index"]), x["class"]) for x in got] == [(x[0], x[1], x[3]) for x in one_process]
+    streamed = read_regions(tmp_path / "regions.csv")
+    assert not isinstance(streamed, list)
+    assert [x["empty"] for x in streamed] == [x[10] for x in one_process]
+    with pytest.raises(FileNotFoundError, match="delete the round folder"):
+        read_regions(tmp_path / "nope" / "regions.csv")

@@ -98,7 +98,8 @@ def test_every_rank_returns_the_same_history(runs):
 
 
 def test_regions_are_gathered_once_and_equal_one_process_heatmaps(runs, tmp_path):
-    """Rank shards of the heatmap stage, merged on rank 0, equal the whole data done in one process."""
+    """Rank shards of the heatmap stage (each rank writes its rows to a file, rank 0 joins them) equal the
+    whole data done in one process."""
     out, _, _ = runs
     splits = open_data(SPEC)
     parts = {"train": splits.train, "val": splits.val, "test": splits.test}
@@ -110,7 +111,8 @@ def test_regions_are_gathered_once_and_equal_one_process_heatmaps(runs, tmp_path
     got = read_rows(out / "round_0" / "regions.csv")
     want = read_rows(tmp_path / "regions.csv")
     k = len(splits.class_names)
-    assert len(got) == sum(COUNTS.values()) * k == len(reg.rows)
+    assert len(got) == sum(COUNTS.values()) * k == reg.n_rows
+    assert not list((out / "round_0").glob("regions.rank*.csv"))  # each rank's rows file, joined then removed
     assert [(r["split"], r["index"], r["class"]) for r in got] == [(r["split"], r["index"], r["class"]) for r in want]
     for a, b in zip(got, want):
         for col in ("image_id", "empty", "full", "x", "y", "w", "h", "mask"):

@@ -18,7 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -96,10 +96,12 @@ class Vectors:
     seconds: float = 0.0
 
 
-def _cases(rows: Sequence[Mapping[str, Any]], run_dir: Path, round_dir: Path) -> list[dict[str, Any]]:
-    return [{"Image": str((run_dir / image_file(r["split"], int(r["index"]))).resolve()),
-             "Mask": str((round_dir / r["mask"]).resolve()), "split": r["split"], "index": int(r["index"]),
-             "class": r["class"]} for r in rows if not r.get("empty")]
+def _cases(rows: Iterable[Mapping[str, Any]], run_dir: Path, round_dir: Path) -> Iterator[dict[str, Any]]:
+    run_dir, round_dir = run_dir.resolve(), round_dir.resolve()
+    for r in rows:
+        if not r.get("empty"):
+            yield {"Image": str(run_dir / image_file(r["split"], int(r["index"]))), "Mask": str(round_dir / r["mask"]),
+                   "split": r["split"], "index": int(r["index"]), "class": r["class"]}
 
 
 class RadiomicsWorkers:
@@ -137,7 +139,7 @@ class RadiomicsWorkers:
             self.pool = None
 
 
-def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, int], class_names: Sequence[str],
+def extract_vectors(rows: Iterable[Mapping[str, Any]], *, counts: Mapping[str, int], class_names: Sequence[str],
                     run_dir: Path, mask_round_dir: Path, out_dir: Path, settings: Mapping[str, Any],
                     progress: Optional[bool] = None, pool: Any = None) -> Vectors:
     """Extract the features of every non-empty mask in ``rows`` (a round's regions) and build the vectors.
@@ -153,7 +155,7 @@ def extract_vectors(rows: Sequence[Mapping[str, Any]], *, counts: Mapping[str, i
     return vec
 
 
-def extract_cases(rows: Sequence[Mapping[str, Any]], *, run_dir: Path, mask_round_dir: Path, out_dir: Path,
+def extract_cases(rows: Iterable[Mapping[str, Any]], *, run_dir: Path, mask_round_dir: Path, out_dir: Path,
                   settings: Mapping[str, Any], progress: Optional[bool] = None, pool: Any = None) -> Vectors:
     """The extraction of :func:`extract_vectors` without reading the vectors back: writes ``out_dir`` and
     returns the counts and seconds (``by_split`` and ``names`` empty). A distributed run uses it per rank,
@@ -161,13 +163,15 @@ def extract_cases(rows: Sequence[Mapping[str, Any]], *, run_dir: Path, mask_roun
     from ..radiomics.batch import extract_batch
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = _cases(rows, run_dir, mask_round_dir)
     cases_csv = out_dir / "cases.csv"
-    with atomic_write(cases_csv, newline="") as fh:
+    n_cases = 0
+    with atomic_write(cases_csv, newline="") as fh:  # the rows are read one at a time
         w = csv.DictWriter(fh, fieldnames=list(_CARRIED), lineterminator="\n")
         w.writeheader()
-        w.writerows(cases)
-    if not cases:  # every mask empty: nothing to extract, every block NaN
+        for case in _cases(rows, run_dir, mask_round_dir):
+            w.writerow(case)
+            n_cases += 1
+    if not n_cases:  # every mask empty: nothing to extract, every block NaN
         with atomic_write(out_dir / "radiomics.csv", newline="") as fh:
             csv.writer(fh, lineterminator="\n").writerow(_CARRIED)
         return Vectors()

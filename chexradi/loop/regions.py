@@ -6,8 +6,13 @@ set) are thresholded into masks (:func:`chexradi.cam.masks.heatmap_to_mask`) for
 class the model scores. Each mask is written as ``masks/<split>/<index>_<k>.nrrd``
 (label 1, at the network input's 1 x 1 pixel grid; with ``region="box"`` the filled
 bounding box of the kept component instead), and one row per (image, class) goes to
-``regions.csv``. When the previous round's masks exist, the IoU between the two masks
-of each (image, class) is averaged into "how far the masks moved".
+``regions.csv`` as it is made (nothing per row is kept in memory but the boxes of the
+split the caller evaluates on). When the previous round's masks exist, the IoU between
+the two masks of each (image, class) is averaged into "how far the masks moved".
+
+A distributed run's ranks each write the rows of their shard to ``regions.rank<r>.csv``;
+:func:`merge_region_files` concatenates them, split by split, into the ``regions.csv`` one
+process would write.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 from torch import nn
@@ -27,7 +32,12 @@ from .._io import atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["Regions", "make_regions", "write_regions", "image_id", "mask_file"]
+__all__ = ["Regions", "make_regions", "merge_region_files", "read_regions", "image_id", "mask_file",
+           "REGION_COLUMNS"]
+
+#: Columns of ``regions.csv``.
+REGION_COLUMNS = ["split", "index", "image_id", "class", "prob", "x", "y", "w", "h", "threshold", "empty", "full",
+                  "mask"]
 
 #: Images per chunk = heatmap batch size x this.
 _CHUNK_BATCHES = 8
@@ -39,12 +49,14 @@ class Regions:
 
     Attributes
     ----------
-    rows : list of dict
-        One per (split, image, class): ``split``, ``index``, ``image_id``, ``class``,
-        ``prob``, ``x``, ``y``, ``w``, ``h`` (None without a box), ``threshold``,
-        ``empty``, ``full``, ``mask`` (path relative to the round folder).
+    n_rows : int
+        Rows written, one per (split, image, class) (:data:`REGION_COLUMNS`: ``split``,
+        ``index``, ``image_id``, ``class``, ``prob``, ``x``, ``y``, ``w``, ``h`` (blank
+        without a box), ``threshold``, ``empty``, ``full``, ``mask``, the path relative to
+        the round folder).
     boxes : dict
-        ``(split, index, class) -> [(x, y, w, h)]`` (empty list when the mask is empty).
+        ``(split, index, class) -> [(x, y, w, h)]`` (empty list when the mask is empty), for
+        the images of ``boxes_for`` only.
     n_empty, n_full : int
         Masks that came out empty / covering the whole image.
     mask_iou : float or None
@@ -57,7 +69,7 @@ class Regions:
         masks, boxes and files (thresholds, components, NRRD writes, mask IoU).
     """
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    n_rows: int = 0
     boxes: dict[tuple[str, int, str], list[tuple[float, float, float, float]]] = field(default_factory=dict)
     n_empty: int = 0
     n_full: int = 0
@@ -68,15 +80,14 @@ class Regions:
 
     @classmethod
     def merged(cls, parts: Sequence["Regions"]) -> "Regions":
-        """The regions of disjoint shards (e.g. one per rank of a distributed run), in the given order.
-
-        Rows are sorted into ``(split order, index, class order)`` as one process writes them; counts add
-        up; ``mask_iou`` is the pair-weighted mean; the seconds are the slowest shard's (they ran at once).
+        """The regions of disjoint shards (e.g. one per rank of a distributed run): counts add up; boxes are
+        merged; ``mask_iou`` is the pair-weighted mean; the seconds are the slowest shard's (they ran at once).
+        The rows are in the shards' files (:func:`merge_region_files`).
         """
         out = cls()
         iou_sum = 0.0
         for p in parts:
-            out.rows.extend(p.rows)
+            out.n_rows += p.n_rows
             out.boxes.update(p.boxes)
             out.n_empty += p.n_empty
             out.n_full += p.n_full
@@ -86,9 +97,6 @@ class Regions:
             out.seconds_masks = max(out.seconds_masks, p.seconds_masks)
         if out.n_compared:
             out.mask_iou = iou_sum / out.n_compared
-        split_order = {s: i for i, s in enumerate(dict.fromkeys(r["split"] for p in parts for r in p.rows))}
-        class_order = {c: i for i, c in enumerate(dict.fromkeys(r["class"] for p in parts for r in p.rows))}
-        out.rows.sort(key=lambda r: (split_order[r["split"]], int(r["index"]), class_order[r["class"]]))
         return out
 
 
@@ -119,89 +127,122 @@ def _read_mask(path: Path) -> Optional[np.ndarray]:
 def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], *,
                  settings: Mapping[str, Any], round_dir: Path, prev_round_dir: Optional[Path],
                  device: Any = None, progress: Optional[bool] = None,
-                 indices: Optional[Mapping[str, range]] = None, write_rows: bool = True) -> Regions:
+                 indices: Optional[Mapping[str, range]] = None, rows_file: str = "regions.csv",
+                 boxes_for: Optional[str] = None) -> Regions:
     """Heatmaps, masks, boxes and ``regions.csv`` for every image of ``splits`` (see the module docstring).
 
     ``settings`` is the loop's resolved ``heatmap`` group. ``indices`` (split -> range of image indices)
-    restricts the work to a shard (a rank of a distributed run); ``write_rows=False`` leaves ``regions.csv``
-    to the caller (:meth:`Regions.merged` then :func:`write_regions`).
+    restricts the work to a shard (a rank of a distributed run), whose rows go to ``rows_file`` (in the
+    round folder; :func:`merge_region_files` joins the shards). Boxes are kept for the images of the split
+    ``boxes_for`` (None: every split).
     """
-    from ..cam.masks import MaskWarning, heatmap_to_mask
-    from ..data.lungs import save_mask
-    from ..train import predict
-
     out = Regions()
     iou_sum = 0.0
     chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
     cam_log = logging.getLogger("chexradi.cam")
     old_level = cam_log.level
     cam_log.setLevel(logging.ERROR)  # empty/full masks are counted here, not logged one by one
-    try:
-        for split, ds in splits.items():
-            todo = range(len(ds)) if indices is None else indices.get(split, range(0))
-            for a in range(todo.start, todo.stop, chunk):
-                part = Subset(ds, range(a, min(todo.stop, a + chunk)))
-                t0 = time.perf_counter()
-                pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
-                               heatmaps=settings["method"], target_layer=settings["target_layer"],
-                               progress=progress)
-                assert pred.heatmaps is not None
-                t1 = time.perf_counter()
-                out.seconds_cam += t1 - t0
-                for j in range(len(part)):
-                    idx = a + j  # predict returns the part's items in order
-                    iid = image_id(ds, idx)
-                    for k, cls in enumerate(class_names):
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", MaskWarning)
-                            res = heatmap_to_mask(pred.heatmaps[j, k], method=settings["threshold"],
-                                                  value=settings["value"], sigma=settings["sigma"],
-                                                  keep=settings["keep"], min_size=settings["min_size"])
-                        out.n_empty += int(res.empty)
-                        out.n_full += int(res.full)
-                        box = None
-                        if res.boxes:
-                            b = max(res.boxes, key=lambda bb: bb.score)
-                            box = (float(b.x), float(b.y), float(b.w), float(b.h))
-                        mask = res.mask.astype(bool)
-                        if settings["region"] == "box":
-                            mask = np.zeros_like(mask)
-                            for b in res.boxes:
-                                mask[b.y:b.y + b.h, b.x:b.x + b.w] = True
-                        rel = mask_file(split, idx, k)
-                        save_mask(mask.astype(np.uint8), (1.0, 1.0), round_dir / rel)
-                        if prev_round_dir is not None:
-                            prev = _read_mask(prev_round_dir / rel)
-                            if prev is not None and prev.shape == mask.shape:
-                                union = np.count_nonzero(prev | mask)
-                                if union:
-                                    iou_sum += np.count_nonzero(prev & mask) / union
-                                    out.n_compared += 1
-                        out.boxes[(split, idx, cls)] = [box] if box is not None else []
-                        out.rows.append({
-                            "split": split, "index": idx, "image_id": iid, "class": cls,
-                            "prob": float(pred.probs[j, k]),
-                            "x": None if box is None else box[0], "y": None if box is None else box[1],
-                            "w": None if box is None else box[2], "h": None if box is None else box[3],
-                            "threshold": float(res.threshold), "empty": bool(res.empty), "full": bool(res.full),
-                            "mask": rel})
-                out.seconds_masks += time.perf_counter() - t1
-    finally:
-        cam_log.setLevel(old_level)
+    with atomic_write(round_dir / rows_file, newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(REGION_COLUMNS)
+        try:
+            iou_sum = _regions(model, splits, class_names, settings, round_dir, prev_round_dir, device, progress,
+                               indices, boxes_for, chunk, out, writer)
+        finally:
+            cam_log.setLevel(old_level)
     if out.n_compared:
         out.mask_iou = iou_sum / out.n_compared
-    if write_rows:
-        write_regions(round_dir / "regions.csv", out.rows)
     if out.n_empty or out.n_full:
-        logger.info("%d empty and %d full mask(s) of %d", out.n_empty, out.n_full, len(out.rows))
+        logger.info("%d empty and %d full mask(s) of %d", out.n_empty, out.n_full, out.n_rows)
     return out
 
 
-def write_regions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``regions.csv`` (atomically) from :attr:`Regions.rows`."""
-    cols = ["split", "index", "image_id", "class", "prob", "x", "y", "w", "h", "threshold", "empty", "full", "mask"]
-    with atomic_write(path, newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: ("" if r[c] is None else r[c]) for c in cols})
+def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], settings: Mapping[str, Any],
+             round_dir: Path, prev_round_dir: Optional[Path], device: Any, progress: Optional[bool],
+             indices: Optional[Mapping[str, range]], boxes_for: Optional[str], chunk: int, out: Regions,
+             writer: Any) -> float:
+    """The work of :func:`make_regions`: fills ``out``, writes each row with ``writer``; returns the IoU sum."""
+    from ..cam.masks import MaskWarning, heatmap_to_mask
+    from ..data.lungs import save_mask
+    from ..train import predict
+
+    iou_sum = 0.0
+    for split, ds in splits.items():
+        todo = range(len(ds)) if indices is None else indices.get(split, range(0))
+        for a in range(todo.start, todo.stop, chunk):
+            part = Subset(ds, range(a, min(todo.stop, a + chunk)))
+            t0 = time.perf_counter()
+            pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
+                           heatmaps=settings["method"], target_layer=settings["target_layer"],
+                           progress=progress)
+            assert pred.heatmaps is not None
+            t1 = time.perf_counter()
+            out.seconds_cam += t1 - t0
+            for j in range(len(part)):
+                idx = a + j  # predict returns the part's items in order
+                iid = image_id(ds, idx)
+                for k, cls in enumerate(class_names):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", MaskWarning)
+                        res = heatmap_to_mask(pred.heatmaps[j, k], method=settings["threshold"],
+                                              value=settings["value"], sigma=settings["sigma"],
+                                              keep=settings["keep"], min_size=settings["min_size"])
+                    out.n_empty += int(res.empty)
+                    out.n_full += int(res.full)
+                    box = None
+                    if res.boxes:
+                        b = max(res.boxes, key=lambda bb: bb.score)
+                        box = (float(b.x), float(b.y), float(b.w), float(b.h))
+                    mask = res.mask.astype(bool)
+                    if settings["region"] == "box":
+                        mask = np.zeros_like(mask)
+                        for b in res.boxes:
+                            mask[b.y:b.y + b.h, b.x:b.x + b.w] = True
+                    rel = mask_file(split, idx, k)
+                    save_mask(mask.astype(np.uint8), (1.0, 1.0), round_dir / rel)
+                    if prev_round_dir is not None:
+                        prev = _read_mask(prev_round_dir / rel)
+                        if prev is not None and prev.shape == mask.shape:
+                            union = np.count_nonzero(prev | mask)
+                            if union:
+                                iou_sum += np.count_nonzero(prev & mask) / union
+                                out.n_compared += 1
+                    if boxes_for is None or split == boxes_for:
+                        out.boxes[(split, idx, cls)] = [box] if box is not None else []
+                    writer.writerow([split, idx, iid, cls, float(pred.probs[j, k]),
+                                     *(("", "", "", "") if box is None else box), float(res.threshold),
+                                     bool(res.empty), bool(res.full), rel])
+                    out.n_rows += 1
+            out.seconds_masks += time.perf_counter() - t1
+    return iou_sum
+
+
+def merge_region_files(paths: Sequence[Path], out: Path, split_order: Sequence[str]) -> None:
+    """Join the ``regions.csv`` rows of disjoint shards (one file per rank, each covering one contiguous block
+    of every split's images, in rank order) into ``out``, as one process writes them: split by split in
+    ``split_order``, and within a split shard by shard. Reads each file once per split; holds one row."""
+    with atomic_write(out, newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(REGION_COLUMNS)
+        for split in split_order:
+            for p in paths:
+                with open(p, newline="") as src:
+                    r = csv.reader(src)
+                    next(r, None)
+                    w.writerows(row for row in r if row and row[0] == split)
+
+
+def read_regions(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a ``regions.csv``, one at a time (``empty`` as a bool). A missing file is refused here, not
+    at the first row."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing but its round is marked finished; delete the round folder "
+                                f"{path.parent} and resume")
+    return _region_rows(path)
+
+
+def _region_rows(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            row["empty"] = row["empty"] == "True"
+            yield row

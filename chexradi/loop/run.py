@@ -281,7 +281,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                ) -> dict[str, Any]:
     from ..metrics import localization_accuracy
     from .features import extract_cases, extract_vectors, merge_shards, read_vectors
-    from .regions import Regions, make_regions, write_regions
+    from .regions import Regions, make_regions, merge_region_files, read_regions
     from .training import evaluate, train_round
 
     if dist.is_distributed:  # this rank's device (cuda:LOCAL_RANK on GPUs); the settings stay as given
@@ -301,11 +301,11 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         assert prev is not None
         say(f"round {k}: radiomics inside round {k - 1}'s masks")
         t = time.perf_counter()
-        rows = _read_regions(prev / "regions.csv")
+        rows: Any = read_regions(prev / "regions.csv")  # one row at a time
         rad_dir = rdir / "radiomics"
         pool = workers.start() if workers is not None else None  # already running unless this run resumed here
         if dist.is_distributed:  # each rank its shard of the images, into radiomics/rank<r>/
-            rows = [r for r in rows if int(r["index"]) in shards[r["split"]]]
+            rows = (r for r in rows if int(r["index"]) in shards[r["split"]])
         if not dist.is_distributed:
             v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
                                 out_dir=rad_dir, settings=groups["radiomics"], progress=progress, pool=pool)
@@ -339,12 +339,17 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         workers.start()  # the next round's radiomics workers start up while the masks are made
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
                        device=groups["train"]["device"], progress=progress,
-                       indices=shards if dist.is_distributed else None, write_rows=not dist.is_distributed)
-    if dist.is_distributed:  # every rank made its shard's masks; rank 0 gathers the rows
-        gathered = dist.all_gather_object(reg)
+                       indices=shards if dist.is_distributed else None,
+                       rows_file=f"regions.rank{dist.rank}.csv" if dist.is_distributed else "regions.csv",
+                       boxes_for=eval_split)
+    if dist.is_distributed:  # every rank wrote its shard's masks and rows; rank 0 joins the row files
+        gathered = dist.all_gather_object(reg)  # counts and the evaluation split's boxes (no rows)
         if dist.is_main:
             reg = Regions.merged(gathered)
-            write_regions(rdir / "regions.csv", reg.rows)
+            shard_files = [rdir / f"regions.rank{r}.csv" for r in range(dist.world_size)]
+            merge_region_files(shard_files, rdir / "regions.csv", list(parts))
+            for f in shard_files:
+                f.unlink()
     seconds["heatmaps"] = time.perf_counter() - t
     seconds["heatmaps_cam"], seconds["heatmaps_masks"] = reg.seconds_cam, reg.seconds_masks
     loc: dict[str, Any] = {}
@@ -360,7 +365,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         "val_score": fit.best_score, "val_criterion": fit.criterion, "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history), "stopped_early": fit.stopped_early,
         "loc_iou": loc.get("iou"), "loc_iobb": loc.get("iobb"), "loc_boxes": loc.get("n"),
-        "mask_iou": reg.mask_iou, "n_masks": len(reg.rows), "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
+        "mask_iou": reg.mask_iou, "n_masks": reg.n_rows, "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
         "radiomics_cases": rad_cases, "radiomics_failed": rad_failed, "nonfinite": rm.nonfinite,
         "seconds": {s: round(v, 3) for s, v in seconds.items()},
         "paths": {"checkpoint": str(rdir / "fit" / "best.pt"), "masks": str(rdir / "masks"),
@@ -381,17 +386,6 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
 
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.3f}"
-
-
-def _read_regions(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing but its round is marked finished; delete the round folder "
-                                f"{path.parent} and resume")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["empty"] = r["empty"] == "True"
-    return rows
 
 
 def _localization(ds: Any, split: str, boxes: Mapping[tuple[str, int, str], list], class_names: list[str],
