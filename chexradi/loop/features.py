@@ -119,10 +119,9 @@ class RadiomicsWorkers:
 
     @property
     def wanted(self) -> bool:
-        import os
+        from ..radiomics.workers import resolve_jobs
 
-        jobs = int(self.settings["jobs"]) or (os.cpu_count() or 1)
-        return jobs > 1 and not self.settings.get("scheduler")
+        return resolve_jobs(int(self.settings["jobs"])) > 1 and not self.settings.get("scheduler")
 
     def start(self) -> Any:
         """Start the workers unless running or not wanted; returns the pool (None when not wanted)."""

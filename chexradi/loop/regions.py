@@ -137,7 +137,6 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
     ``boxes_for`` (None: every split).
     """
     out = Regions()
-    iou_sum = 0.0
     chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
     cam_log = logging.getLogger("chexradi.cam")
     old_level = cam_log.level

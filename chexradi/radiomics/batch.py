@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
-from .workers import WorkerPool, process_case, run_in_pool
+from .workers import WorkerPool, process_case, resolve_jobs, run_in_pool
 
 __all__ = [
     "BatchReport",
@@ -80,7 +80,7 @@ _RESERVED_PREFIXES = ("original_", "diagnostics_")
 _FSYNC_EVERY_LINES = 256
 _FSYNC_EVERY_S = 1.0
 # The feature values of at most this many cases are kept in memory (about 17 kB each) to write the output; the
-# values of the others are read back from the journal (about 0.1 ms a case), so the driver's memory stays
+# values of the others are read back from the journal (about 0.06 ms a case), so the driver's memory stays
 # bounded however many cases a batch has (about 1 kB a case remains: the case list and the journal index).
 _HELD_RESULTS = 10_000
 
@@ -394,9 +394,7 @@ class _Journal:
             self._fh.truncate(keep)
             self._fh.seek(0, os.SEEK_END)
             self._size = keep
-            if keep == 0:
-                self.done.clear()
-                self.n_lines = 0
+            if keep == 0:  # nothing kept: _load found no valid line, so done is empty
                 self._write(header)
         except BaseException:
             self._fh.close()
@@ -718,8 +716,7 @@ def extract_batch(
     t_start = time.perf_counter()
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is unknown; use one of {', '.join(FORMATS)}.")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
-        raise ValueError(f"jobs={jobs!r} is invalid: give an integer >= 1 (or 0 for one process per CPU).")
+    jobs = resolve_jobs(jobs)
     if progress not in (None, True, False):
         raise ValueError(f"progress={progress!r} is invalid: use None (only on a terminal), True or False.")
     from .dask_backend import parse_scheduler, require_dask
@@ -729,8 +726,6 @@ def extract_batch(
         require_dask()  # before anything is written
     sched_name = "processes" if sched_kind == "processes" else (
         "dask" if sched_address is None else f"dask:{sched_address}")
-    if jobs == 0:
-        jobs = os.cpu_count() or 1
     if out is None and not validate_only:
         raise ValueError("out is required: give the path of the features file to write (e.g. out='features.csv').")
 
@@ -788,13 +783,13 @@ def extract_batch(
         bar = _progress_bar(n_total, resumed, "validate" if validate_only else "extract", progress)
 
         def on_result(case: Case, rec: dict[str, Any]) -> None:
+            nonlocal held
             offset = None
             if journal is not None:
                 entry = {"type": "case", "key": case.key, "row": case.row, "image": case.image, "mask": case.mask,
                          "label": case.label}
                 entry.update(rec)
                 offset = journal.append(entry)
-            nonlocal held
             if rec["status"] == "ok":
                 if journal is None:
                     results[case.key] = True
@@ -869,8 +864,12 @@ def extract_batch(
             "elapsed_s": round(elapsed, 3),
             "failures": [f.to_dict() for f in fail_list],
         }
-        ok_rows = ((c, results[c.key][2] if results[c.key][2] is not None else journal.read_features(results[c.key][0]))
-                   for c in ok_cases)  # the values not held are read back one case at a time
+
+        def values(entry: tuple[int, tuple[str, ...], Optional[dict[str, Any]]]) -> Mapping[str, Any]:
+            offset, _, held_values = entry  # the values not held are read back, one case at a time
+            return held_values if held_values is not None else journal.read_features(offset)
+
+        ok_rows = ((c, values(results[c.key])) for c in ok_cases)
         if fmt == "csv":
             _write_csv(out_path, columns, features, ok_rows)
         else:

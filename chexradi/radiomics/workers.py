@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 if TYPE_CHECKING:
     from .batch import Case
 
-__all__ = ["WorkerPool", "configure_worker", "run_in_pool", "task_chunks"]
+__all__ = ["WorkerPool", "configure_worker", "resolve_jobs", "run_in_pool", "task_chunks"]
 
 logger = logging.getLogger("chexradi.radiomics.batch")
 
@@ -136,6 +136,13 @@ def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str) ->
 # ---------------------------------------------------------------------------------------------
 # in the parent
 # ---------------------------------------------------------------------------------------------
+def resolve_jobs(jobs: Any) -> int:
+    """``jobs`` as a number of worker processes (0: one per CPU); anything but an integer >= 0 is refused."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"jobs={jobs!r} is invalid: give an integer >= 1 (or 0 for one process per CPU).")
+    return jobs or (os.cpu_count() or 1)
+
+
 def task_chunks(todo: Sequence["Case"], workers: int) -> list[list["Case"]]:
     """``todo`` in input order, cut into tasks of at most ``_MAX_CASES_PER_TASK`` cases, small enough that
     every worker gets about 8 tasks (so the last tasks do not leave workers idle)."""
@@ -171,10 +178,9 @@ class WorkerPool:
     def __init__(self, params: Any = None, *, engine: str = "numba", jobs: int = 0, **settings: Any) -> None:
         from .extractor import Extractor
 
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
-            raise ValueError(f"jobs={jobs!r} is invalid: give an integer >= 1 (or 0 for one process per CPU).")
+        jobs = resolve_jobs(jobs)
         ext = Extractor(params, engine=engine, **settings)  # settings are validated here
-        self._setup(ext.settings, engine, jobs or (os.cpu_count() or 1), warm=True)
+        self._setup(ext.settings, engine, jobs, warm=True)
 
     @classmethod
     def _resolved(cls, settings: Any, engine: str, jobs: int, *, warm: bool) -> "WorkerPool":

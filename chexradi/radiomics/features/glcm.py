@@ -372,14 +372,19 @@ def _idm(c: _Coefficients):
     return nanmean(np.sum(c.pxSuby / (1 + (c.kDiff[None, :, None] ** 2)), 1), 1)
 
 
-def _mcc(c: _Coefficients):
+def _mcc_q(c: _Coefficients) -> np.ndarray:
+    """MCC's matrix :math:`Q` per angle, ``(Na, Ng, Ng)`` (:func:`~chexradi.radiomics.kernels.glcm.mcc_q`)."""
+    return mcc_q(np.ascontiguousarray(c.P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
+                 np.ascontiguousarray(c.py[0, 0, :, :]), _EPS)
+
+
+def _mcc(c: _Coefficients, q: Optional[np.ndarray] = None):
     r""":math:`\sqrt{\lambda_2}`, :math:`\lambda_2` the second largest eigenvalue of
     :math:`Q(i,j) = \sum_k \frac{p(i,k)p(j,k)}{p_x(i)p_y(k)+\epsilon}`; 1 when the ROI
     has a single gray level; NaN when the matrix holds NaN (PyRadiomics' eigenvalue
-    routine fails there)."""
-    P = c.P
-    q = mcc_q(np.ascontiguousarray(P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
-              np.ascontiguousarray(c.py[0, 0, :, :]), _EPS)
+    routine fails there). ``q``: :func:`_mcc_q`, when the caller has it."""
+    if q is None:
+        q = _mcc_q(c)
     if not np.all(np.isfinite(q)):
         return np.array([np.nan])
     ev = np.linalg.eigvals(q[None])
@@ -406,12 +411,10 @@ def _mcc_symmetric(c: _Coefficients):
     ``eigvalsh`` finds them. A matrix holding NaN gives NaN, as in :func:`_mcc`; a second
     eigenvalue under :data:`_MCC_SYMMETRIC_MIN` at any angle sends the ROI to :func:`_mcc`.
     """
-    P = c.P
-    q = mcc_q(np.ascontiguousarray(P[0]), np.ascontiguousarray(c.px[0, :, 0, :]),
-              np.ascontiguousarray(c.py[0, 0, :, :]), _EPS)
+    q = _mcc_q(c)
     if not np.all(np.isfinite(q)):
         return np.array([np.nan])
-    if P.shape[1] < 2:
+    if c.P.shape[1] < 2:
         return np.array([1.0])
     px = c.px[0, :, 0, :].T  # (Na, Ng)
     # a level without a pair at an angle (p_x(i) = 0; only without symmetricalGLCM) has a zero row and column
@@ -420,7 +423,7 @@ def _mcc_symmetric(c: _Coefficients):
     s = q * (d[:, :, None] / d[:, None, :])
     lam2 = np.linalg.eigvalsh(0.5 * (s + s.transpose(0, 2, 1)))[:, -2]
     if not np.all(lam2 >= _MCC_SYMMETRIC_MIN):
-        return _mcc(c)
+        return _mcc(c, q)
     return nanmean(np.sqrt(lam2)[None], 1)
 
 
