@@ -550,3 +550,62 @@ def test_journal_index_points_at_each_cases_last_ok_line(tmp_path: Path) -> None
         assert len({id(n) for _, n in j.done.values()}) == 1  # one shared tuple of names
     finally:
         j.close()
+
+
+def test_csv_cells_are_what_the_csv_module_writes() -> None:
+    """workers.csv_cells turns values into the text csv.writer would write for them (quoting left to it)."""
+    import io
+
+    values = {"f": 0.1 + 0.2, "tiny": 5e-324, "neg0": -0.0, "big": 1e300, "nan": float("nan"), "inf": float("inf"),
+              "none": None, "np": np.float64(1 / 3), "np32": np.float32(0.1), "int": 7, "bool": True,
+              "text": 'a,"b"\nc'}
+
+    def line(cells) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(cells)
+        return buf.getvalue()
+
+    cells = workers_mod.csv_cells(values)  # a cell holds a comma: kept apart
+    assert isinstance(cells, tuple) and all(isinstance(c, str) for c in cells)
+    assert line(cells) == line(list(values.values()))
+    assert cells[:3] == (repr(0.1 + 0.2), "5e-324", "-0.0")
+    del values["text"]
+    joined = workers_mod.csv_cells(values)  # numbers only: one string
+    assert isinstance(joined, str) and joined.startswith(repr(0.1 + 0.2) + ",5e-324,-0.0,1e+300,nan,inf,,")
+    assert line(workers_mod.split_cells(joined)) == line(list(values.values()))
+    assert workers_mod.csv_cells({"one": None}) == "" and workers_mod.split_cells("") == [""]
+    assert workers_mod.csv_cells({}) == ()
+
+
+def test_journal_lines_joined_from_worker_text_are_byte_identical(tmp_path: Path) -> None:
+    from chexradi.radiomics import batch
+
+    header = {"type": "header", "kind": batch._JOURNAL_KIND, "engine": "numba", "settings": {}, "versions": {}}
+    head = {"type": "case", "key": "k\u00e9", "row": 3, "image": "/d/é.nrrd", "mask": "/d/m.nrrd", "label": None}
+    recs = [{"status": "ok", "features": {"x": 1.5, "y": float("nan")}, "seconds": 0.25},
+            {"status": "failed", "reason": "ünreadable", "traceback": "T"},
+            {"status": "ok", "label": 2}]  # shares a key with head: encoded whole, rec's label wins
+    j = batch._Journal(tmp_path / "j.jsonl", header, resume=False)
+    try:
+        for rec in recs:
+            j.append_case(head, rec, workers_mod.record_json(rec))
+            j.append_case(head, rec)
+    finally:
+        j.close()
+    lines = (tmp_path / "j.jsonl").read_text(encoding="utf-8").splitlines()[1:]
+    assert len(lines) == 6
+    for i, rec in enumerate(recs):
+        expected = json.dumps({**head, **rec}, ensure_ascii=False, default=str)
+        assert lines[2 * i] == lines[2 * i + 1] == expected
+    assert json.loads(lines[4])["label"] == 2
+
+
+def test_csv_cells_placed_by_name_when_a_case_has_other_features(tmp_path: Path) -> None:
+    from chexradi.radiomics import batch
+
+    c1, c2 = (batch.Case(row=i, image=f"i{i}", mask=f"m{i}", label=None, key=f"k{i}", image_given=f"i{i}",
+                         mask_given=f"m{i}", columns={"ID": f"P{i}"}) for i in (1, 2))
+    features = ["a", "b", "c"]
+    rows = [(c1, ("a", "b", "c"), "1.0,2.0,3.0"), (c2, ("c", "a"), ("30.0", "10.0"))]
+    batch._write_csv(tmp_path / "o.csv", ["ID"], features, rows)
+    assert (tmp_path / "o.csv").read_text() == "ID,a,b,c\nP1,1.0,2.0,3.0\nP2,10.0,,30.0\n"

@@ -6,6 +6,7 @@ without failing any case; and the loop starts one pool per run and gives it to e
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from test_batch import FC, make_batch
 
 import chexradi
 from chexradi.radiomics import workers as workers_mod
-from chexradi.radiomics.batch import extract_batch
+from chexradi.radiomics.batch import extract_batch, journal_path
 from chexradi.radiomics.workers import WorkerPool
 
 
@@ -52,6 +53,51 @@ def test_pool_batches_equal_one_process_and_keep_their_workers(tmp_path: Path, p
     assert _pids(pool) == before  # the same two processes served both batches
     pool.close()
     assert "closed" in repr(pool)
+
+
+def _journal_records(path: Path) -> dict[str, dict]:
+    """A journal's case records by key, without their timings; checks that every line is the canonical
+    JSON of its record (what encoding the whole record in the batch's process writes)."""
+    out = {}
+    for line in journal_path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        rec = json.loads(line)
+        assert json.dumps(rec, ensure_ascii=False, default=str) == line
+        rec.pop("seconds")
+        out[rec["key"]] = rec
+    return out
+
+
+def test_records_encoded_by_the_workers_write_what_one_process_writes(tmp_path, pool, monkeypatch) -> None:
+    """Workers send each case's journal text and CSV cells with its record (workers.encode_records); the
+    journal lines and the outputs are those one process writes, with the cells held in memory or, beyond
+    _HELD_RESULTS, made again from the journal."""
+    from chexradi.radiomics import batch
+
+    cases, _ = make_batch(tmp_path, n_good=6, bad=("missing", "empty_mask"))
+    for fmt in ("csv", "json"):
+        ref = extract_batch(cases, out=tmp_path / f"ref.{fmt}", featureClass=FC, jobs=1, fmt=fmt)
+        assert (ref.n_ok, ref.n_failed) == (6, 2)
+        for held in (10_000, 2, 0):
+            monkeypatch.setattr(batch, "_HELD_RESULTS", held)
+            out = tmp_path / f"pool{held}.{fmt}"
+            rep = extract_batch(cases, out=out, featureClass=FC, pool=pool, fmt=fmt)
+            assert (rep.n_ok, rep.n_failed) == (6, 2)
+            assert _journal_records(out) == _journal_records(tmp_path / f"ref.{fmt}")
+            if fmt == "csv":
+                assert out.read_bytes() == (tmp_path / "ref.csv").read_bytes()
+            else:
+                assert json.loads(out.read_text())["records"] == json.loads((tmp_path / "ref.json").read_text())[
+                    "records"]
+
+
+def test_encode_records_text_and_cells() -> None:
+    rec = {"status": "ok", "features": {"a": 0.1, "b": float("nan"), "c": None, "d": "x,y"}, "seconds": 0.5}
+    bad = {"status": "failed", "reason": "missing: é"}
+    (r1, t1, c1), (r2, t2, c2) = workers_mod.encode_records([rec, bad], "extract", cells=True)
+    assert r1 is rec and t1 == json.dumps(rec) and t2 == '{"status": "failed", "reason": "missing: é"}'
+    assert c1 == ("0.1", "nan", "", "x,y") and c2 is None  # "x,y": the cells are not joined
+    assert [c for _, _, c in workers_mod.encode_records([rec], "extract", cells=False)] == [None]
+    assert workers_mod.encode_records([rec], "validate", cells=True) == [(rec, None, None)]
 
 
 def test_pool_must_match_the_batch(tmp_path: Path, pool: WorkerPool) -> None:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
-from .workers import WorkerPool, process_case, resolve_jobs, run_in_pool
+from .workers import WorkerPool, csv_cells, process_case, record_json, resolve_jobs, run_in_pool, split_cells
 
 __all__ = [
     "BatchReport",
@@ -91,7 +91,7 @@ CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
 # ---------------------------------------------------------------------------------------------
 # cases
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Case:
     """One (image, mask) case of a batch (internal)."""
 
@@ -465,8 +465,11 @@ class _Journal:
                            self.path, head.get("versions"))
 
     def _write(self, record: dict[str, Any], *, sync: bool = True) -> int:
-        """Append one line; returns its byte offset."""
-        data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        """Append one record as a line; returns its byte offset."""
+        return self._write_text(record_json(record), sync=sync)
+
+    def _write_text(self, text: str, *, sync: bool) -> int:
+        data = (text + "\n").encode("utf-8")
         offset = self._size
         self._fh.write(data)
         self._fh.flush()  # in the OS from here on: a killed process loses nothing
@@ -492,8 +495,13 @@ class _Journal:
             self._unsynced = 0
         self._synced_at = time.monotonic()
 
-    def append(self, record: dict[str, Any]) -> int:
-        return self._write(record, sync=False)
+    def append_case(self, head: dict[str, Any], rec: dict[str, Any], text: Optional[str] = None) -> int:
+        """Append the record ``{**head, **rec}``; returns its line's byte offset. ``text``: ``rec`` already
+        encoded (``workers.record_json``, in the worker), joined to ``head``'s text without decoding it:
+        the same bytes as encoding the whole record here."""
+        if text is None or not rec or not head or not head.keys().isdisjoint(rec):
+            return self._write({**head, **rec}, sync=False)
+        return self._write_text(record_json(head)[:-1] + ", " + text[1:], sync=False)
 
     def close(self) -> None:
         try:
@@ -538,21 +546,22 @@ def _feature_columns(name_lists: Iterable[Iterable[str]], classes: Sequence[str]
     return sorted(seen, key=key)
 
 
-def _csv_cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
 def _write_csv(path: Path, columns: list[str], features: list[str],
-               rows: Iterable[tuple[Case, Mapping[str, float]]]) -> None:
+               rows: Iterable[tuple[Case, tuple[str, ...], Union[str, Sequence[str]]]]) -> None:
+    """One row per case from ``(case, feature names, their cells)`` (``workers.csv_cells``): the carried
+    columns, then the features (an empty cell for a feature the case lacks)."""
+    same: dict[int, bool] = {}  # id(names) -> names are the columns, in order (so cells go as they are)
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns + features)
-        for case, feats in rows:
-            w.writerow([_csv_cell(case.columns.get(c)) for c in columns] + [_csv_cell(feats.get(f)) for f in features])
+        for case, names, cells in rows:
+            row = [case.columns.get(c) for c in columns]
+            if same.setdefault(id(names), list(names) == features):
+                row += split_cells(cells)
+            else:
+                by_name = dict(zip(names, split_cells(cells)))
+                row += [by_name.get(f) for f in features]
+            w.writerow(row)
 
 
 def _write_json(path: Path, metadata: dict[str, Any], columns: list[str], features: list[str],
@@ -782,21 +791,25 @@ def extract_batch(
         failures: dict[int, CaseFailure] = {}
         bar = _progress_bar(n_total, resumed, "validate" if validate_only else "extract", progress)
 
-        def on_result(case: Case, rec: dict[str, Any]) -> None:
+        def on_result(case: Case, rec: dict[str, Any], text: Optional[str] = None,
+                      cells: Union[None, str, tuple[str, ...]] = None) -> None:
             nonlocal held
             offset = None
             if journal is not None:
-                entry = {"type": "case", "key": case.key, "row": case.row, "image": case.image, "mask": case.mask,
-                         "label": case.label}
-                entry.update(rec)
-                offset = journal.append(entry)
+                head = {"type": "case", "key": case.key, "row": case.row, "image": case.image, "mask": case.mask,
+                        "label": case.label}
+                offset = journal.append_case(head, rec, text)
             if rec["status"] == "ok":
                 if journal is None:
                     results[case.key] = True
                 else:
                     keep = held < _HELD_RESULTS
                     held += keep
-                    results[case.key] = (offset, journal.names(rec["features"]), rec["features"] if keep else None)
+                    kept = None
+                    if keep:  # what the output needs: the values, or a CSV's cells (made by the worker)
+                        kept = rec["features"] if fmt != "csv" else (
+                            cells if cells is not None else csv_cells(rec["features"]))
+                    results[case.key] = (offset, journal.names(rec["features"]), kept)
                 logger.debug("row %d done in %.3f s", case.row, rec.get("seconds", 0.0))
             else:
                 label = case.label if case.label is not None else int(settings_obj["label"])
@@ -815,7 +828,7 @@ def extract_batch(
                     from .dask_backend import run_on_dask
 
                     run_on_dask(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode,
-                                on_result=on_result, address=sched_address)
+                                cells=fmt == "csv", on_result=on_result, address=sched_address)
                 elif jobs == 1 or len(todo) == 1:
                     from .imageio import reuse_reads
 
@@ -823,8 +836,8 @@ def extract_batch(
                         for case in todo:
                             on_result(case, process_case(ext, case.image, case.mask, case.label, mode))
                 else:
-                    run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode, on_result=on_result,
-                                pool=pool)
+                    run_in_pool(todo, settings=settings_obj, engine=engine, jobs=jobs, mode=mode,
+                                cells=fmt == "csv", on_result=on_result, pool=pool)
         finally:
             if bar is not None:
                 bar.close()
@@ -865,15 +878,19 @@ def extract_batch(
             "failures": [f.to_dict() for f in fail_list],
         }
 
-        def values(entry: tuple[int, tuple[str, ...], Optional[dict[str, Any]]]) -> Mapping[str, Any]:
-            offset, _, held_values = entry  # the values not held are read back, one case at a time
-            return held_values if held_values is not None else journal.read_features(offset)
+        def output_values(entry: tuple[int, tuple[str, ...], Any]) -> Any:
+            offset, _, kept = entry  # what is not held is read back from the journal, one case at a time
+            if kept is not None:
+                return kept
+            values = journal.read_features(offset)
+            return csv_cells(values) if fmt == "csv" else values
 
-        ok_rows = ((c, values(results[c.key])) for c in ok_cases)
         if fmt == "csv":
-            _write_csv(out_path, columns, features, ok_rows)
+            _write_csv(out_path, columns, features,
+                       ((c, results[c.key][1], output_values(results[c.key])) for c in ok_cases))
         else:
-            _write_json(out_path, _jsonable_strict(meta), columns, features, ok_rows)
+            _write_json(out_path, _jsonable_strict(meta), columns, features,
+                        ((c, output_values(results[c.key])) for c in ok_cases))
         write_meta(mpath, meta)
         report.out = out_path
         report.meta_path = mpath

@@ -26,10 +26,11 @@ import json
 import logging
 import os
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from .batch import Case
+    from .workers import OnResult
 
 __all__ = ["SCHEDULER_FORMS", "parse_scheduler", "require_dask", "run_on_dask"]
 
@@ -87,10 +88,10 @@ _EXTRACTORS: dict[str, Any] = {}
 
 
 def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_level: int,
-               items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
+               items: Sequence[tuple[str, str, Optional[int]]], mode: str, cells: bool) -> list[Any]:
     """Run a few cases ``(image, mask, label)`` on a Dask worker; returns the records of
-    ``workers.process_case``, in order."""
-    from .workers import process_cases
+    ``workers.process_case``, in order, as ``workers.encode_records`` gives them."""
+    from .workers import encode_records, process_cases
 
     ext = _EXTRACTORS.get(settings_key)
     if ext is None:
@@ -100,7 +101,7 @@ def _dask_task(settings: Any, settings_key: str, engine: str, threads: int, log_
         configure_worker(threads, log_level, "dask worker")
         ext = Extractor(settings, engine=engine)
         _EXTRACTORS[settings_key] = ext
-    return process_cases(ext, items, mode)
+    return encode_records(process_cases(ext, items, mode), mode, cells)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,9 +144,10 @@ def _failure_reason(exc: BaseException) -> str:
     return f"failed on Dask after a retry: {name}: {exc}"
 
 
-def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str,
-                on_result: Callable[["Case", dict[str, Any]], None], address: Optional[str] = None) -> None:
-    """Run ``todo`` on Dask; ``on_result(case, record)`` is called in this thread as each case finishes.
+def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str, cells: bool,
+                on_result: OnResult, address: Optional[str] = None) -> None:
+    """Run ``todo`` on Dask; ``on_result(case, record, text, cells)`` is called in this thread as each case
+    finishes (``text``, ``cells``: from ``workers.encode_records``, asked for with ``cells``).
 
     ``address`` None starts a local cluster of ``jobs`` worker processes (one thread each) and closes it at
     the end; otherwise a client connects to the scheduler at ``address`` (the cluster is not closed).
@@ -187,7 +189,7 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
 
         def submit(chunk: list["Case"]) -> Any:
             return client.submit(_dask_task, settings, settings_key, engine, threads, level, task_items(chunk), mode,
-                                 key=f"chexradi-{mode}-{tag}-rows{chunk[0].row}-{chunk[-1].row}", retries=1,
+                                 cells, key=f"chexradi-{mode}-{tag}-rows{chunk[0].row}-{chunk[-1].row}", retries=1,
                                  pure=False)
 
         inflight: dict[Any, list["Case"]] = {}
@@ -201,10 +203,10 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
                 try:
                     recs = fut.result()
                 except Exception as exc:  # raised twice, or its worker died on every try
-                    recs = [{"status": "failed", "reason": _failure_reason(exc)}] * len(chunk)
+                    recs = [({"status": "failed", "reason": _failure_reason(exc)}, None, None)] * len(chunk)
                 fut.release()
-                for case, rec in zip(chunk, recs):
-                    on_result(case, dict(rec))
+                for case, (rec, text, case_cells) in zip(chunk, recs):
+                    on_result(case, dict(rec), text, case_cells)
                 while queue and len(inflight) < max_inflight:
                     nxt = queue.pop()
                     new = submit(nxt)

@@ -3,7 +3,9 @@
 :func:`chexradi.radiomics.batch.extract_batch` hands the cases left to do to
 :func:`run_in_pool` (or to :mod:`~chexradi.radiomics.dask_backend`), which runs them in
 tasks of a few consecutive cases (:func:`task_chunks`) and hands every case's record to
-the batch's ``on_result`` in the parent process, which journals and writes them.
+the batch's ``on_result`` in the parent process, which journals and writes them. Each case's
+journal line and CSV cells are encoded in the worker (:func:`encode_records`), so the parent
+only writes text: its CPU time per case, shared by every worker feeding it, stays small.
 
 A worker is a new Python process (``spawn``: safe with numba and SimpleITK's threads). It
 starts by importing chexradi, building its extractor and running one small synthetic case,
@@ -15,6 +17,7 @@ clock.
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -24,7 +27,7 @@ import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 if TYPE_CHECKING:
     from .batch import Case
@@ -129,8 +132,43 @@ def process_cases(ext: Any, items: Sequence[tuple[str, str, Optional[int]]], mod
         return [process_case(ext, image, mask, label, mode) for image, mask, label in items]
 
 
-def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str) -> list[dict[str, Any]]:
-    return process_cases(_worker_extractor(), items, mode)
+def record_json(rec: Any) -> str:
+    """A case's record as the journal writes it (one line of JSON)."""
+    return json.dumps(rec, ensure_ascii=False, default=str)
+
+
+def csv_cells(features: Any) -> Union[str, tuple[str, ...]]:
+    """A case's feature values (a dict) as the text the csv module writes for them, in the dict's order:
+    None as an empty cell, anything else as str(), which for a float is its shortest repr (the text the
+    journal's JSON holds too). Quoting is left to the writer. The cells come joined by commas (about a
+    quarter of the memory of separate strings) unless one of them holds a comma; :func:`split_cells`
+    undoes this."""
+    cells = tuple("" if v is None else str(v) for v in features.values())
+    joined = ",".join(cells)
+    return joined if cells and joined.count(",") == len(cells) - 1 else cells
+
+
+def split_cells(cells: Union[str, Sequence[str]]) -> Sequence[str]:
+    """The cells of :func:`csv_cells`, one string each."""
+    return cells.split(",") if isinstance(cells, str) else cells
+
+
+Encoded = tuple[dict[str, Any], Optional[str], Union[None, str, tuple[str, ...]]]
+
+
+def encode_records(recs: Sequence[dict[str, Any]], mode: str, cells: bool) -> list[Encoded]:
+    """Each record with its journal text (:func:`record_json`) and, with ``cells`` (a CSV output), an ok
+    case's :func:`csv_cells`; None for what is not needed (a validation journals nothing). Made where the
+    cases ran, so that the batch's process only writes text: the CPU it spends per case, shared by all
+    the workers feeding it, stays small."""
+    if mode == "validate":
+        return [(rec, None, None) for rec in recs]
+    return [(rec, record_json(rec), csv_cells(rec["features"]) if cells and rec["status"] == "ok" else None)
+            for rec in recs]
+
+
+def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str, cells: bool) -> list[Encoded]:
+    return encode_records(process_cases(_worker_extractor(), items, mode), mode, cells)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,9 +258,10 @@ class WorkerPool:
         self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker,
                                              initargs=(self.settings, self.engine, threads, level, self._warm))
-        # each submit finds no idle worker and spawns one: a warm pool starts all its workers now, in parallel
-        # with this process; a batch's own pool starts one, and the others with its first tasks
-        self._pings = [self._executor.submit(_ping) for _ in range(self.jobs if self._warm else 1)]
+        # each submit finds no idle worker and spawns one: all the workers start now, in parallel with this
+        # process (and with each other: started one by one with the first tasks, the last would begin its
+        # imports about 0.4 s after the first)
+        self._pings = [self._executor.submit(_ping) for _ in range(self.jobs)]
         self._served = False
 
     def executor(self) -> ProcessPoolExecutor:
@@ -256,18 +295,25 @@ class WorkerPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    def close(self) -> None:
-        """Stop the workers and wait for them to exit (a later batch given this pool starts new ones)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers (a later batch given this pool starts new ones). ``wait``: until they have
+        exited; with False they exit in the background (about 0.3 s: interpreter shutdown), and Python
+        waits for them at exit at the latest."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
 
 
-def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str,
-                on_result: Callable[["Case", dict[str, Any]], None], pool: Optional[WorkerPool] = None) -> None:
-    """Run ``todo`` in worker processes, calling ``on_result(case, record)`` here for each, in completion
-    order. ``pool``: workers started ahead (left running); else a pool of ``jobs`` is started and closed.
-    A worker that dies fails the cases of its task (retried on resume); the rest go to a new pool."""
+OnResult = Callable[["Case", dict[str, Any], Optional[str], Union[None, str, tuple[str, ...]]], None]
+
+
+def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str, cells: bool,
+                on_result: OnResult, pool: Optional[WorkerPool] = None) -> None:
+    """Run ``todo`` in worker processes, calling ``on_result(case, record, text, cells)`` here for each, in
+    completion order (``text``, ``cells``: from :func:`encode_records`, or None). ``pool``: workers
+    started ahead (left running); else a pool of ``jobs`` is started, and closed without waiting for its
+    workers to exit. A worker that dies fails the cases of its task (retried on resume); the rest go to a
+    new pool."""
     own = pool is None
     if pool is None:
         pool = WorkerPool._resolved(settings, engine, min(jobs, len(todo)), warm=False)
@@ -283,7 +329,7 @@ def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
                     while queue and not broken and len(inflight) < max_inflight:
                         chunk = queue.popleft()
                         try:
-                            fut = executor.submit(_worker_chunk, task_items(chunk), mode)
+                            fut = executor.submit(_worker_chunk, task_items(chunk), mode, cells)
                         except BrokenProcessPool:
                             queue.appendleft(chunk)
                             broken = True
@@ -298,13 +344,14 @@ def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
                             recs = fut.result()
                         except BrokenProcessPool as exc:
                             broken = True
-                            recs = [{"status": "failed", "reason": "the worker process died while this case was "
-                                     f"running (crash or out of memory; {exc}); it is retried when the batch is run "
-                                     "again"}] * len(chunk)
+                            recs = [({"status": "failed", "reason": "the worker process died while this case was "
+                                      f"running (crash or out of memory; {exc}); it is retried when the batch is run "
+                                      "again"}, None, None)] * len(chunk)
                         except Exception as exc:  # e.g. a result that could not be sent back
-                            recs = [{"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}] * len(chunk)
-                        for case, rec in zip(chunk, recs):
-                            on_result(case, dict(rec))
+                            recs = [({"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}, None, None)
+                                    ] * len(chunk)
+                        for case, (rec, text, case_cells) in zip(chunk, recs):
+                            on_result(case, dict(rec), text, case_cells)
             except BaseException:
                 pool.discard()
                 raise
@@ -313,5 +360,5 @@ def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
                 logger.warning("a worker process died; starting a new pool for the %d remaining case(s)",
                                sum(len(c) for c in queue))
     finally:
-        if own:
-            pool.close()
+        if own:  # its workers exit while the batch writes its output
+            pool.close(wait=False)
