@@ -97,7 +97,12 @@ def test_missing_dask_is_a_clear_import_error(tmp_path: Path, monkeypatch: pytes
 # ------------------------------------------------------------------------------------------
 def test_local_dask_cluster_equals_jobs1(batch200: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "features.csv"
+    environ = dict(os.environ)
     report = extract_batch(batch200["cases"], out=out, scheduler="dask", jobs=2, featureClass=FC, progress=False)
+    # distributed's nannies set their pre-spawn variables (MALLOC_TRIM_THRESHOLD_=65536, *_NUM_THREADS) in this
+    # process's environment; left there, every process started later inherits them (worker pools ran at half
+    # speed): the batch restores the environment
+    assert dict(os.environ) == environ
     assert report.ok and (report.n_total, report.n_ok, report.n_failed) == (N_CASES, N_CASES, 0)
     assert out.read_text() == batch200["ref_text"]
     meta = json.loads(meta_path(out).read_text())

@@ -136,6 +136,18 @@ def _thread_env() -> dict[str, str]:
     return env
 
 
+def _restore_environ(before: dict[str, str]) -> None:
+    """Give ``os.environ`` back as it was. A LocalCluster's nannies run in this process and, before spawning
+    each worker, write their pre-spawn variables into this process's own environment (distributed's
+    ``os.environ.update``) and leave them there, so every process started afterwards inherits them. Measured:
+    with ``MALLOC_TRIM_THRESHOLD_=65536`` inherited, a later ``--jobs 2`` pool ran each case at half speed."""
+    for k in [k for k in os.environ if k not in before]:
+        del os.environ[k]
+    for k, v in before.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
+
+
 def _failure_reason(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "KilledWorker":
@@ -158,6 +170,7 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
 
     cluster = None
     client = None
+    environ = dict(os.environ) if address is None else None
     try:
         if address is None:
             n_workers = max(1, int(jobs) or (os.cpu_count() or 1))
@@ -217,7 +230,11 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
                 fut.cancel()
             raise
     finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            if environ is not None:
+                _restore_environ(environ)
