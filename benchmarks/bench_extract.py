@@ -15,10 +15,13 @@ the same SimpleITK images. We report, after Numba warm-up:
   CLI, and PyRadiomics' own batch mode (``pyradiomics cases.csv --jobs N``) and
   ``extract_batch(engine="pyradiomics")`` with the same jobs: wall seconds
   (worker start-up included), cases/s, speed-ups, peak memory of the process
-  tree, and a check that the outputs agree.
+  tree, and a check that the outputs agree;
+* jobs scaling: chexradi alone on a larger batch (1024 radiographs), ``jobs=1``
+  and ``jobs=2`` run alternately three times (median), then Dask once.
 
 Usage: python benchmarks/bench_extract.py [--repeat 5] [--quick] [--json PATH]
-           [--batch-cases 256] [--batch-jobs 2] [--skip-batch | --batch-only]
+           [--batch-cases 256] [--batch-jobs 2] [--scaling-cases 1024]
+           [--scaling-repeat 3] [--skip-batch | --batch-only]
 """
 from __future__ import annotations
 
@@ -415,40 +418,53 @@ def bench_batch(n_cases: int, size: int, jobs2: int = 2) -> dict:
     }
 
 
-def bench_jobs_scaling(n_cases: int, size: int, jobs2: int = 2) -> dict:
-    """chexradi alone on a batch large enough that worker start-up is a small part: jobs 1, jobs N (process
-    pool) and a Dask LocalCluster of N workers; cases/s and speed-up over jobs 1."""
+def bench_jobs_scaling(n_cases: int, size: int, jobs2: int = 2, repeat: int = 3) -> dict:
+    """chexradi alone on a batch large enough that worker start-up is a small part: jobs 1 and jobs N (process
+    pool), ``repeat`` times each in alternation (this machine's speed drifts from minute to minute), then a
+    Dask LocalCluster of N workers once; median seconds, cases/s and speed-up over jobs 1."""
     from chexradi.radiomics.batch import extract_batch
 
     with tempfile.TemporaryDirectory(prefix="chexradi-bench-jobs-") as tmp:
         folder = Path(tmp)
         cases_csv, _, params = _prepare_batch(folder, n_cases, size, "jobs scaling")
-        rows, outputs = [], {}
-        for key, label, kw in (("jobs1", "chexradi processes", dict(jobs=1)),
-                               (f"jobs{jobs2}", "chexradi processes", dict(jobs=jobs2)),
-                               (f"dask{jobs2}", "chexradi dask LocalCluster", dict(jobs=jobs2, scheduler="dask"))):
+        specs = (("jobs1", "chexradi processes", dict(jobs=1)),
+                 (f"jobs{jobs2}", "chexradi processes", dict(jobs=jobs2)),
+                 (f"dask{jobs2}", "chexradi dask LocalCluster", dict(jobs=jobs2, scheduler="dask")))
+        order = [spec for _ in range(max(1, repeat)) for spec in specs[:2]] + [specs[2]]
+        runs: dict[str, list[dict]] = {}
+        outputs, case_s = {}, {}
+        for key, label, kw in order:
             out = folder / f"{key}.csv"
-            print(f"... jobs scaling: {label} jobs {kw['jobs']}", file=sys.stderr, flush=True)
-            res = _run_in_process(lambda: _check_report(extract_batch(str(cases_csv), out=str(out), params=str(params),
-                                                                      resume=False, progress=False, **kw), n_cases))
+            print(f"... jobs scaling: {label} jobs {kw['jobs']} (run {len(runs.get(key, [])) + 1})", file=sys.stderr,
+                  flush=True)
+            runs.setdefault(key, []).append(_run_in_process(
+                lambda: _check_report(extract_batch(str(cases_csv), out=str(out), params=str(params), resume=False,
+                                                    progress=False, **kw), n_cases)))
             outputs[key] = _read_features(out)
-            case_s = _journal_case_seconds(out)
-            rows.append({"key": key, "run": label, "jobs": kw["jobs"], **res, "cases_per_s": n_cases / res["seconds"],
-                         "case_ms_median": float(np.median(case_s)) * 1e3 if case_s else None})
+            case_s.setdefault(key, []).extend(_journal_case_seconds(out))
+        rows = []
+        for key, label, kw in specs:
+            res = runs[key]
+            seconds = float(np.median([r["seconds"] for r in res]))
+            rows.append({"key": key, "run": label, "jobs": kw["jobs"], "seconds": seconds,
+                         "runs_s": [r["seconds"] for r in res], "peak_mb": max(r["peak_mb"] for r in res),
+                         "cases_per_s": n_cases / seconds,
+                         "case_ms_median": float(np.median(case_s[key])) * 1e3 if case_s[key] else None})
     for r in rows:
         r["x_jobs1"] = rows[0]["seconds"] / r["seconds"]
-    return {"cases": n_cases, "size": [size, size], "rows": rows,
+    return {"cases": n_cases, "size": [size, size], "repeat": max(1, repeat), "rows": rows,
             "identical": all(o == outputs["jobs1"] for o in outputs.values())}
 
 
 def print_jobs_scaling(b: dict) -> None:
     print(f"\n## jobs scaling: {b['cases']} radiographs {b['size'][0]}x{b['size'][1]}, chexradi only, start-up "
-          "included")
-    print(f"{'run':<32}{'jobs':>6}{'seconds':>9}{'cases/s':>9}{'x jobs1':>9}{'peak MB':>9}{'ms/case':>9}")
+          f"included, median of {b.get('repeat', 1)} alternated runs (dask: 1 run)")
+    print(f"{'run':<32}{'jobs':>6}{'seconds':>9}{'cases/s':>9}{'x jobs1':>9}{'peak MB':>9}{'ms/case':>9}  runs (s)")
     for r in b["rows"]:
         ms = "-" if r["case_ms_median"] is None else f"{r['case_ms_median']:.1f}"
+        each = " ".join(f"{x:.2f}" for x in r.get("runs_s", [r["seconds"]]))
         print(f"{r['run']:<32}{r['jobs']:>6}{r['seconds']:>9.2f}{r['cases_per_s']:>9.1f}{r['x_jobs1']:>9.2f}"
-              f"{r['peak_mb']:>9.0f}{ms:>9}")
+              f"{r['peak_mb']:>9.0f}{ms:>9}  {each}")
     print(f"Outputs identical: {b['identical']}")
 
 
@@ -514,6 +530,9 @@ def main() -> None:
                     help="jobs of the parallel batch rows (default 2)")
     ap.add_argument("--scaling-cases", type=int, default=None, metavar="N",
                     help="cases of the chexradi-only jobs-scaling rows (default 1024; 16 with --quick; 0 skips)")
+    ap.add_argument("--scaling-repeat", type=int, default=None, metavar="N",
+                    help="alternated jobs-1 / jobs-N runs of the jobs-scaling part, median reported (default 3; 1 "
+                         "with --quick)")
     part = ap.add_mutually_exclusive_group()
     part.add_argument("--skip-batch", action="store_true", help="skip the batch throughput part")
     part.add_argument("--batch-only", action="store_true", help="only the batch throughput part")
@@ -532,7 +551,8 @@ def main() -> None:
         batch = bench_batch(n_batch, batch_size, jobs2=args.batch_jobs)
         n_scaling = args.scaling_cases if args.scaling_cases is not None else (16 if args.quick else 1024)
         if n_scaling > 0:
-            scaling = bench_jobs_scaling(n_scaling, batch_size, jobs2=args.batch_jobs)
+            repeat = args.scaling_repeat if args.scaling_repeat is not None else (1 if args.quick else 3)
+            scaling = bench_jobs_scaling(n_scaling, batch_size, jobs2=args.batch_jobs, repeat=repeat)
 
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {versions()}")
     if not args.batch_only:

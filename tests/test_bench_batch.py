@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = ["chexradi_jobs1", "chexradi_jobs2", "chexradi_dask2", "chexradi_cli1", "chexradi_cli2",
@@ -16,7 +19,7 @@ def test_bench_extract_batch_quick(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench_extract.py"), "--quick", "--batch-only",
-         "--batch-cases", "4", "--scaling-cases", "6", "--json", str(out)],
+         "--batch-cases", "4", "--scaling-cases", "6", "--scaling-repeat", "2", "--json", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -42,6 +45,8 @@ def test_bench_extract_batch_quick(tmp_path: Path) -> None:
     assert scaling["cases"] == 6 and scaling["identical"] is True
     assert [r["key"] for r in scaling["rows"]] == ["jobs1", "jobs2", "dask2"]
     assert all(r["seconds"] > 0 and r["case_ms_median"] > 0 for r in scaling["rows"])
+    assert [len(r["runs_s"]) for r in scaling["rows"]] == [2, 2, 1]  # jobs 1 and 2 alternated twice, dask once
+    assert all(r["seconds"] == pytest.approx(statistics.median(r["runs_s"])) for r in scaling["rows"])
 
 
 def test_bench_batch_memory_quick(tmp_path: Path) -> None:

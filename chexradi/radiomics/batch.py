@@ -79,9 +79,10 @@ _RESERVED_PREFIXES = ("original_", "diagnostics_")
 # this many lines or seconds can be lost to a power cut (they are recomputed on resume).
 _FSYNC_EVERY_LINES = 256
 _FSYNC_EVERY_S = 1.0
-# The feature values of at most this many cases are kept in memory (about 17 kB each) to write the output; the
-# values of the others are read back from the journal (about 0.06 ms a case), so the driver's memory stays
-# bounded however many cases a batch has (about 1 kB a case remains: the case list and the journal index).
+# What the output needs of at most this many cases is kept in memory to write it at the end (a CSV's cells, about
+# 4 kB a case; for a JSON output the values, about 17 kB); the values of the others are read back from the journal
+# (about 0.06 ms a case), so the driver's memory stays bounded however many cases a batch has (about 1 kB a case
+# remains: the case list and the journal index).
 _HELD_RESULTS = 10_000
 
 PathLike = Union[str, "os.PathLike[str]"]
