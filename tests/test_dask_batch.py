@@ -37,13 +37,16 @@ def _journal_cases(out: Path) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, lines) if r.get("type") == "case"]
 
 
+_ENV_BEFORE_CLUSTER: dict[str, str] = {}
+
+
 def _start_cluster(n_workers: int = 2) -> distributed.LocalCluster:
-    """A user's cluster on loopback, whose workers get this process's BLAS thread settings (Dask's default is
-    1 thread, which changes the last bits of glcm MCC; see docs/cli.md, Dask)."""
+    """A user's cluster on loopback, set up as docs/cli.md advises: its workers get this process's BLAS thread
+    settings (Dask's default is 1 thread, which changes the last bits of glcm MCC) and not Dask's
+    MALLOC_TRIM_THRESHOLD_ (twice the time per case)."""
     import dask
 
-    pre_spawn = {**(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}), **dask_backend._thread_env()}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": dask_backend.local_worker_environ()}):
         return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                         host="127.0.0.1", dashboard_address=None)
 
@@ -62,11 +65,23 @@ def batch200(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Any:
+    environ = dict(os.environ)  # its nannies write their pre-spawn variables into this process's environment
+    _ENV_BEFORE_CLUSTER.update(environ)
     c = _start_cluster(2)
     try:
         yield c
     finally:
         c.close()
+        dask_backend._restore_environ(environ)
+
+
+def test_local_workers_get_the_thread_settings_and_not_dasks_malloc_trim(cluster: Any) -> None:
+    with distributed.Client(cluster) as client:
+        got = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")})
+    assert len(got) == 2
+    threads = dask_backend._thread_env()["OMP_NUM_THREADS"]
+    trim = _ENV_BEFORE_CLUSTER.get("MALLOC_TRIM_THRESHOLD_")  # None, unless set before: then inherited
+    assert all(env == {"MALLOC_TRIM_THRESHOLD_": trim, "OMP_NUM_THREADS": threads} for env in got.values()), got
 
 
 # ------------------------------------------------------------------------------------------
