@@ -137,7 +137,6 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
     ``boxes_for`` (None: every split).
     """
     out = Regions()
-    chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
     cam_log = logging.getLogger("chexradi.cam")
     old_level = cam_log.level
     cam_log.setLevel(logging.ERROR)  # empty/full masks are counted here, not logged one by one
@@ -146,7 +145,7 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
         writer.writerow(REGION_COLUMNS)
         try:
             iou_sum = _regions(model, splits, class_names, settings, round_dir, prev_round_dir, device, progress,
-                               indices, boxes_for, chunk, out, writer)
+                               indices, boxes_for, out, writer)
         finally:
             cam_log.setLevel(old_level)
     if out.n_compared:
@@ -158,13 +157,13 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
 
 def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], settings: Mapping[str, Any],
              round_dir: Path, prev_round_dir: Optional[Path], device: Any, progress: Optional[bool],
-             indices: Optional[Mapping[str, range]], boxes_for: Optional[str], chunk: int, out: Regions,
-             writer: Any) -> float:
+             indices: Optional[Mapping[str, range]], boxes_for: Optional[str], out: Regions, writer: Any) -> float:
     """The work of :func:`make_regions`: fills ``out``, writes each row with ``writer``; returns the IoU sum."""
     from ..cam.masks import MaskWarning, heatmap_to_mask
     from ..data.lungs import save_mask
     from ..train import predict
 
+    chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
     iou_sum = 0.0
     for split, ds in splits.items():
         todo = range(len(ds)) if indices is None else indices.get(split, range(0))

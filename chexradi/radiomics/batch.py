@@ -557,7 +557,10 @@ def _write_csv(path: Path, columns: list[str], features: list[str],
         w.writerow(columns + features)
         for case, names, cells in rows:
             row = [case.columns.get(c) for c in columns]
-            if same.setdefault(id(names), list(names) == features):
+            in_order = same.get(id(names))
+            if in_order is None:  # once per distinct list of names
+                in_order = same[id(names)] = list(names) == features
+            if in_order:
                 row += split_cells(cells)
             else:
                 by_name = dict(zip(names, split_cells(cells)))
@@ -774,8 +777,9 @@ def extract_batch(
         done = journal.done
 
     try:
-        # key -> (journal offset, feature names, the features or None) of an ok case (True when only validating);
-        # beyond _HELD_RESULTS cases the values are left in the journal and read back at the end
+        # key -> (journal offset, feature names, what the output needs: CSV cells or values, or None) of an ok
+        # case (True when only validating); beyond _HELD_RESULTS cases that is left in the journal and read back
+        # at the end
         results: dict[str, Any] = {}
         held = 0
         resumed = 0
@@ -804,10 +808,9 @@ def extract_batch(
                 if journal is None:
                     results[case.key] = True
                 else:
-                    keep = held < _HELD_RESULTS
-                    held += keep
                     kept = None
-                    if keep:  # what the output needs: the values, or a CSV's cells (made by the worker)
+                    if held < _HELD_RESULTS:  # what the output needs: the values, or a CSV's cells (from the worker)
+                        held += 1
                         kept = rec["features"] if fmt != "csv" else (
                             cells if cells is not None else csv_cells(rec["features"]))
                     results[case.key] = (offset, journal.names(rec["features"]), kept)

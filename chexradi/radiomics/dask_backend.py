@@ -181,6 +181,8 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
     ``address`` None starts a local cluster of ``jobs`` worker processes (one thread each) and closes it at
     the end; otherwise a client connects to the scheduler at ``address`` (the cluster is not closed).
     """
+    from .workers import resolve_jobs, task_chunks, task_items
+
     distributed = require_dask()
     level = logging.getLogger("chexradi").getEffectiveLevel()
     settings_key = engine + "\n" + json.dumps(settings.to_params(), sort_keys=True, default=str)
@@ -190,7 +192,7 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
     environ = dict(os.environ) if address is None else None
     try:
         if address is None:
-            n_workers = max(1, int(jobs) or (os.cpu_count() or 1))
+            n_workers = resolve_jobs(jobs)
             threads = max(1, (os.cpu_count() or 1) // n_workers)
             logger.info("starting a local Dask cluster of %d worker process(es)", n_workers)
             import dask
@@ -210,8 +212,6 @@ def run_on_dask(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int
         n_threads = sum(client.nthreads().values()) or 1
         max_inflight = _INFLIGHT_PER_THREAD * n_threads
         tag = uuid.uuid4().hex[:8]
-        from .workers import task_chunks, task_items
-
         queue = list(reversed(task_chunks(todo, n_threads)))  # pop() from the end: cases in input order
 
         def submit(chunk: list["Case"]) -> Any:
