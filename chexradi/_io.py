@@ -37,11 +37,12 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(path: PathLike, *, suffix: str = ".tmp", sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` for a writer that takes a file name; rename it on success.
 
     ``suffix`` lets writers that pick a format from the extension (SimpleITK,
     Pillow) see the right one, e.g. ``".tmp.nrrd"``. Parent folders are created.
+    ``sync``: fsync the folder after the rename (False: the caller syncs many files' folder once).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,8 @@ def atomic_path(path: PathLike, *, suffix: str = ".tmp") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

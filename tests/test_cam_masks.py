@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy import ndimage
 from scipy.ndimage import gaussian_filter
 from skimage.filters import threshold_otsu
 
@@ -192,6 +193,53 @@ def test_properties(raw, v1, v2, sigma):
     assert not (hi.mask & ~lo.mask.astype(bool)).any()         # higher value: subset
     assert not (strongest.mask & ~lo.mask.astype(bool)).any()  # strongest: subset of all
     assert len(strongest.boxes) == 1 and len(lo.boxes) == lo.n_components
+
+
+def _reference_mask(heat: np.ndarray, thr: float, keep: str, min_size: int, connectivity: int) -> np.ndarray:
+    """heatmap_to_mask's selection written with scipy's own per-label reductions."""
+    labels, n = ndimage.label(heat >= thr, structure=ndimage.generate_binary_structure(2, connectivity))
+    idx = np.arange(1, n + 1)
+    area = np.asarray(ndimage.sum(np.ones_like(heat), labels, idx))
+    peak = np.asarray(ndimage.maximum(heat, labels, idx))
+    total = np.asarray(ndimage.sum(heat, labels, idx))
+    kept = [k for k in range(n) if area[k] >= min_size]
+    if kept and keep == "strongest":
+        kept = [min(kept, key=lambda k: (-peak[k], -total[k], -area[k], k))]
+    elif kept and keep == "largest":
+        kept = [min(kept, key=lambda k: (-area[k], -peak[k], -total[k], k))]
+    return np.isin(labels, idx[kept]).astype(np.uint8)
+
+
+@pytest.mark.filterwarnings("ignore::chexradi.cam.masks.MaskWarning")
+@settings(max_examples=80, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(2, 30), st.integers(2, 30)),
+              elements=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]) | st.floats(0, 1)),
+       st.sampled_from(["strongest", "largest", "all"]), st.integers(1, 4), st.sampled_from([1, 2]),
+       st.sampled_from([("fraction", 0.5), ("fraction", 0.2), ("otsu", None), ("percentile", 70.0)]))
+def test_selection_and_boxes_match_scipy_and_mask_to_boxes(h, keep, min_size, connectivity, method):
+    """One labelling serves the selection and the boxes: the mask is the one scipy's per-label maximum and sum
+    select (ties included: the heatmaps repeat values), and the boxes are those mask_to_boxes finds on it."""
+    res = heatmap_to_mask(h, method=method[0], value=method[1], keep=keep, min_size=min_size,
+                          connectivity=connectivity)
+    assert_array_equal(res.mask, _reference_mask(h, res.threshold, keep, min_size, connectivity))
+    assert res.mask.dtype == np.uint8
+    assert res.boxes == mask_to_boxes(res.mask, h, connectivity=connectivity)
+
+
+def test_ties_on_peak_go_to_the_larger_heat_sum_then_the_larger_area():
+    h = np.zeros((5, 12))
+    h[1, 1:4] = 1.0                        # A: 3 pixels, peak 1, sum 3.0
+    h[1, 6:11] = [1.0, .45, .45, .45, .45]  # B: 5 pixels, peak 1, sum 2.8
+    h[3, 1:4] = 0.9                        # C: weaker peak
+    strongest = heatmap_to_mask(h, value=0.4)
+    assert_array_equal(np.argwhere(strongest.mask), [[1, 1], [1, 2], [1, 3]])
+    assert strongest.boxes == [Box(x=1, y=1, w=3, h=1, score=1.0)]
+    largest = heatmap_to_mask(h, value=0.4, keep="largest")
+    assert largest.boxes == [Box(x=6, y=1, w=5, h=1, score=1.0)]
+    h[1, 1:4] = [1.0, .4, .4]              # A: sum 1.8 < 2.8 now, so B is the strongest
+    assert heatmap_to_mask(h, value=0.3).boxes == [Box(x=6, y=1, w=5, h=1, score=1.0)]
+    everything = heatmap_to_mask(h, value=0.3, keep="all")  # peak, then area, then raster order
+    assert [(b.x, b.y) for b in everything.boxes] == [(6, 1), (1, 1), (1, 3)]
 
 
 def test_mask_feeds_the_radiomics_engine():

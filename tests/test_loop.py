@@ -578,12 +578,33 @@ def test_history_load_and_tables(run_a, tmp_path):
 
 
 # ------------------------------------------------------------------------------ 12. box regions
-def test_heatmap_region_box(tmp_path):
+def test_heatmap_region_box(tmp_path, monkeypatch):
+    """Box regions; and the masks are written without an fsync each, then made durable at once before
+    regions.csv."""
+    import chexradi.data.lungs as lungs
+    import chexradi.loop.regions as regions
+
+    writes, synced = [], []
+    write_nrrd, sync_folders = lungs.write_nrrd, regions.sync_folders
+
+    def spy_write(path, arr, spacing, *, sync=True):
+        writes.append(sync)
+        return write_nrrd(path, arr, spacing, sync=sync)
+
+    def spy_sync(folders):
+        synced.append((sorted(Path(f).name for f in folders), len(writes),
+                       any(Path(f).parent.parent.joinpath("regions.csv").exists() for f in folders)))
+        return sync_folders(folders)
+
+    monkeypatch.setattr(lungs, "write_nrrd", spy_write)
+    monkeypatch.setattr(regions, "sync_folders", spy_sync)
     out = tmp_path / "box"
     h = run(out, rounds=1, heatmap={"region": "box"})
     assert len(h) == 1
     rows = read_rows(out / "round_0" / "regions.csv")
     assert len(rows) == sum(COUNTS.values()) * len(h.class_names)
+    assert writes == [False] * len(rows)
+    assert synced == [(sorted(COUNTS), len(rows), False)]
     n_box = 0
     for x in rows:
         m = read_mask(out / "round_0" / x["mask"])

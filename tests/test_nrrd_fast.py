@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from conftest import SHARED_DATA
 
 from chexradi.radiomics.imageio import load_image, load_mask
-from chexradi.radiomics.nrrd import read_simple_nrrd
+from chexradi._nrrd import read_nrrd_array, read_simple_nrrd, write_nrrd
 
 DTYPES = (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64)
 
@@ -122,3 +122,49 @@ def test_loader_uses_it_for_masks_and_images(tmp_path: Path, monkeypatch):
     assert np.array_equal(sitk.GetArrayFromImage(load_mask(str(path))), m)
     assert np.array_equal(sitk.GetArrayFromImage(load_image(str(path))), m)
     assert not calls
+
+
+# ------------------------------------------------------------------------------------------- writing
+@pytest.mark.parametrize("dtype", (*DTYPES, np.bool_), ids=[np.dtype(d).name for d in (*DTYPES, np.bool_)])
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "nosync"])
+def test_write_nrrd_reads_back_the_same_everywhere(tmp_path: Path, dtype, ndim: int, sync: bool):
+    rng = np.random.default_rng(ndim)
+    shape = (3, 5, 7)[3 - ndim:]
+    arr = (rng.normal(size=shape) * 60).astype(dtype)
+    spacing = (0.7, 0.3, 1.25)[3 - ndim:]  # numpy order
+    path = write_nrrd(tmp_path / "sub" / "x.nrrd", arr, spacing, sync=sync)
+    assert path == tmp_path / "sub" / "x.nrrd" and [p.name for p in path.parent.iterdir()] == ["x.nrrd"]
+    ref = sitk.ReadImage(str(path))  # SimpleITK's own reader
+    want = arr.astype(np.uint8) if dtype is np.bool_ else arr
+    assert np.array_equal(sitk.GetArrayFromImage(ref), want, equal_nan=True)
+    assert sitk.GetArrayFromImage(ref).dtype == want.dtype
+    assert ref.GetSpacing() == tuple(reversed(spacing)) and ref.GetOrigin() == (0.0,) * ndim
+    assert ref.GetDirection() == tuple(np.eye(ndim).ravel())
+    fast = read_simple_nrrd(path)
+    assert fast is not None and same(fast, ref)
+    got = read_nrrd_array(path)
+    assert got is not None and np.array_equal(got.array, want) and got.spacing == list(ref.GetSpacing())
+
+
+def test_write_nrrd_refuses_what_it_cannot_write(tmp_path: Path):
+    with pytest.raises(ValueError, match="2-D or 3-D array"):
+        write_nrrd(tmp_path / "a.nrrd", np.zeros(4, np.uint8), (1.0,))
+    with pytest.raises(ValueError, match="one spacing per axis"):
+        write_nrrd(tmp_path / "a.nrrd", np.zeros((4, 4), np.uint8), (1.0,))
+    with pytest.raises(ValueError, match="complex128"):
+        write_nrrd(tmp_path / "a.nrrd", np.zeros((4, 4), complex), (1.0, 1.0))
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_nrrd_replaces_atomically(tmp_path: Path, monkeypatch):
+    path = write_nrrd(tmp_path / "m.nrrd", np.ones((4, 4), np.uint8), (1.0, 1.0))
+    before = path.read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("chexradi._nrrd.os.replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_nrrd(path, np.zeros((4, 4), np.uint8), (1.0, 1.0))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.nrrd"]

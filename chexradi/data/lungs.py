@@ -26,7 +26,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .._io import atomic_path
+from .._nrrd import write_nrrd
 from .readers import _check_file, _valid_spacing, image_shape_and_spacing, read_radiograph
 
 __all__ = ["read_radiograph", "lung_field_mask", "save_mask"]
@@ -308,6 +308,8 @@ def save_mask(
     mask: np.ndarray,
     like_path_or_spacing: Union[PathLike, Sequence[float]],
     out_path: PathLike,
+    *,
+    sync: bool = True,
 ) -> Path:
     """Write a 2-D label mask as NRRD with the image's pixel spacing, atomically.
 
@@ -323,6 +325,10 @@ def save_mask(
         Destination ending in ``.nrrd``; parent folders are created. The file is
         written under a temporary name in the same folder, then renamed over
         ``out_path`` (``os.replace``), so readers never see a partial file.
+    sync : bool
+        fsync the file and its folder before returning (default), so a power cut loses
+        nothing. A writer of many masks (the loop) passes False and makes them durable
+        once at the end.
 
     Returns
     -------
@@ -337,8 +343,6 @@ def save_mask(
         If the mask is not 2-D integer/boolean with labels in 0-255, the spacing is
         invalid, the shapes differ, or ``out_path`` does not end in ``.nrrd``.
     """
-    import SimpleITK as sitk
-
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {m.shape}.")
@@ -371,8 +375,4 @@ def save_mask(
         raise ValueError(f"out_path {out} is a directory; give a file name ending in .nrrd.")
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    img = sitk.GetImageFromArray(m.astype(np.uint8))
-    img.SetSpacing((float(sp[1]), float(sp[0])))  # SimpleITK order: (x = column, y = row)
-    with atomic_path(out, suffix=".tmp.nrrd") as tmp:
-        sitk.WriteImage(img, str(tmp), True)
-    return out
+    return write_nrrd(out, m.astype(np.uint8, copy=False), (float(sp[0]), float(sp[1])), sync=sync)

@@ -766,6 +766,7 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
         if old != settings and not overwrite:
             raise ValueError(f"{out} already holds a phantom made with other settings ({meta_path}); use another "
                              "folder or overwrite=True (--overwrite) to replace it.")
+    from .._nrrd import sync_folders
     from .lungs import save_mask
 
     img_dir, mask_dir = out / "images", out / "masks"
@@ -792,7 +793,9 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
             for c, m in [*sorted(case.masks.items()), ("lungs", case.lung_mask)]:
                 mname = f"{stem}_{c}.nrrd"
                 keep_masks.add(mname)
-                save_mask(m.astype(np.uint8), (1.0, 1.0), mask_dir / mname)
+                save_mask(m.astype(np.uint8), (1.0, 1.0), mask_dir / mname, sync=False)
+    if masks:
+        sync_folders([mask_dir])  # made durable at once, before phantom.json says the folder is complete
 
     if overwrite:  # remove what an earlier, different phantom left behind
         stale = ((img_dir, keep_images, "phantom_*.png"), (mask_dir, keep_masks, "phantom_*.nrrd"))

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from .._io import atomic_write
+from .._nrrd import sync_folders
 
 logger = logging.getLogger("chexradi.loop")
 
@@ -117,10 +118,16 @@ def mask_file(split: str, index: int, k: int) -> str:
 
 
 def _read_mask(path: Path) -> Optional[np.ndarray]:
-    import SimpleITK as sitk
+    """The mask in ``path`` as a bool array; None when there is no such file."""
+    from .._nrrd import read_nrrd_array
 
     if not path.is_file():
         return None
+    got = read_nrrd_array(path)  # the masks the loop writes; any other NRRD goes to SimpleITK
+    if got is not None:
+        return got.array > 0
+    import SimpleITK as sitk
+
     return sitk.GetArrayFromImage(sitk.ReadImage(str(path))) > 0
 
 
@@ -148,6 +155,11 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
                                indices, boxes_for, out, writer)
         finally:
             cam_log.setLevel(old_level)
+        t0 = time.perf_counter()
+        # the masks were written without an fsync each (one per file costs more than making the mask on a
+        # local disk, far more on a network one): made durable here, at once, before regions.csv
+        sync_folders([(round_dir / mask_file(split, 0, 0)).parent for split in splits])
+        out.seconds_masks += time.perf_counter() - t0
     if out.n_compared:
         out.mask_iou = iou_sum / out.n_compared
     if out.n_empty or out.n_full:
@@ -197,7 +209,7 @@ def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[
                         for b in res.boxes:
                             mask[b.y:b.y + b.h, b.x:b.x + b.w] = True
                     rel = mask_file(split, idx, k)
-                    save_mask(mask.astype(np.uint8), (1.0, 1.0), round_dir / rel)
+                    save_mask(mask.view(np.uint8), (1.0, 1.0), round_dir / rel, sync=False)
                     if prev_round_dir is not None:
                         prev = _read_mask(prev_round_dir / rel)
                         if prev is not None and prev.shape == mask.shape:

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .nrrd import read_simple_nrrd
+from .._nrrd import read_simple_nrrd
 
 __all__ = ["ImageLike", "load_image", "load_mask", "describe", "reuse_reads"]
 
