@@ -26,6 +26,7 @@ atomically; SimpleITK, PyRadiomics and :func:`read_simple_nrrd` read it back unc
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -110,8 +111,41 @@ def read_nrrd_array(path: Union[str, Path]) -> Optional[NrrdArray]:
     end = raw.find(b"\n\n", 0, _MAX_HEADER)
     if not raw.startswith(b"NRRD000") or end < 0:
         return None
+    head = _header(raw[:end])
+    if head is None:
+        return None
+    data = raw[end + 2:]
+    if head.gzip:
+        try:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = d.decompress(data)
+            if not d.eof:
+                return None
+        except zlib.error:
+            return None
+    if len(data) != math.prod(head.sizes) * head.dtype.itemsize:
+        return None  # short or long data: let SimpleITK give its own error
+    arr = np.frombuffer(data, dtype=head.dtype).reshape(head.sizes[::-1])
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return NrrdArray(arr, list(head.spacing), list(head.origin), list(head.direction))
+
+
+class _Header(NamedTuple):
+    dtype: np.dtype
+    sizes: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+    gzip: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _header(head: bytes) -> Optional[_Header]:
+    """The header's fields when they are in the subset read here (the files of one batch share a few
+    headers: parsed once each)."""
     try:
-        lines = raw[:end].decode("ascii").split("\n")
+        lines = head.decode("ascii").split("\n")
     except UnicodeDecodeError:
         return None
     if not re.fullmatch(r"NRRD000[1-5]", lines[0].strip()):
@@ -152,29 +186,15 @@ def read_nrrd_array(path: Union[str, Path]) -> Optional[NrrdArray]:
         return None  # oblique axes: ITK's normalisation may differ in the last bit; SimpleITK reads those
     spacing = [abs(next(c for c in v if c != 0)) for v in dirs]
     encoding = fields.get("encoding", "").lower()
-    data = raw[end + 2:]
-    if encoding in ("gzip", "gz"):
-        try:
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = d.decompress(data)
-            if not d.eof:
-                return None
-        except zlib.error:
-            return None
-    elif encoding != "raw":
+    if encoding not in ("gzip", "gz", "raw"):
         return None
-    itemsize = int(dtype[1])
-    if itemsize > 1:
+    if int(dtype[1]) > 1:
         endian = fields.get("endian", "").lower()
         if endian not in ("little", "big"):
             return None
         dtype = ("<" if endian == "little" else ">") + dtype
-    if len(data) != math.prod(sizes) * itemsize:
-        return None  # short or long data: let SimpleITK give its own error
-    arr = np.frombuffer(data, dtype=dtype).reshape(sizes[::-1])
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return NrrdArray(arr, spacing, origin[0], [float(np.sign(dirs[j][i])) for i in range(dim) for j in range(dim)])
+    return _Header(np.dtype(dtype), tuple(sizes), tuple(spacing), tuple(origin[0]),
+                   tuple(float(np.sign(dirs[j][i])) for i in range(dim) for j in range(dim)), encoding != "raw")
 
 
 _WRITE_TYPES = {"u1": "unsigned char", "i1": "signed char", "u2": "unsigned short", "i2": "short",

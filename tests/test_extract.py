@@ -174,6 +174,33 @@ def test_geometry_mismatch_and_correct_mask():
     assert_parity(ours, ref, "correctMask")
 
 
+@pytest.mark.parametrize("what", ["origin", "spacing", "direction"])
+def test_geometry_tolerance_is_pyradiomics_bound(what):
+    """geometryTolerance is an absolute bound (scaled by the first spacing for origin and spacing, plain for
+    direction), as PyRadiomics' checkMask: a shift just inside passes with the same features as PyRadiomics,
+    just outside fails; a NaN never passes."""
+    image, mask, _ = random_case("blob", seed=3, ndim=2, size=16)
+    img = sitk.GetImageFromArray(image)
+    img.SetSpacing((2.0, 2.0))
+    tol = 1e-4
+    for shift, ok in ((0.9 * tol, True), (1.1 * tol, False), (float("nan"), False)):
+        msk = sitk.GetImageFromArray(mask.astype(np.uint8))
+        msk.SetSpacing((2.0, 2.0))
+        scale = 1.0 if what == "direction" else 2.0
+        if what == "origin":
+            msk.SetOrigin((shift * scale, 0.0))
+        elif what == "spacing":
+            msk.SetSpacing((2.0 + shift * scale, 2.0))
+        else:
+            msk.SetDirection((1.0, shift, 0.0, 1.0))
+        if ok:
+            ours, ref = both(img, msk, geometryTolerance=tol, featureClass={"firstorder": []})
+            assert_parity(ours, ref, f"{what} shift inside the tolerance")
+        else:
+            with pytest.raises(ValueError, match=f"image {what} .* differs from mask {what}"):
+                chexradi.extract(img, msk, geometryTolerance=tol)
+
+
 def test_minimum_roi_checks():
     image, mask, _ = random_case("line", seed=1, ndim=2)
     with pytest.raises(ValueError, match="minimumROIDimensions"):

@@ -144,7 +144,7 @@ def test_write_nrrd_reads_back_the_same_everywhere(tmp_path: Path, dtype, ndim: 
     fast = read_simple_nrrd(path)
     assert fast is not None and same(fast, ref)
     got = read_nrrd_array(path)
-    assert got is not None and np.array_equal(got.array, want) and got.spacing == list(ref.GetSpacing())
+    assert got is not None and np.array_equal(got.array, want) and got.spacing == list(ref.GetSpacing()) and got.direction == list(ref.GetDirection())
 
 
 def test_write_nrrd_refuses_what_it_cannot_write(tmp_path: Path):
@@ -168,3 +168,29 @@ def test_write_nrrd_replaces_atomically(tmp_path: Path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_nrrd(path, np.zeros((4, 4), np.uint8), (1.0, 1.0))
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.nrrd"]
+
+
+def test_reuse_reads_decodes_a_file_once_whatever_its_name(tmp_path: Path, monkeypatch):
+    import os
+
+    from chexradi.radiomics import imageio
+
+    path = write_nrrd(tmp_path / "img.nrrd", np.arange(12, dtype=np.float32).reshape(3, 4), (1.0, 1.0))
+    os.symlink(path, tmp_path / "link.nrrd")
+    decoded = []
+    real = imageio._read_file
+    monkeypatch.setattr(imageio, "_read_file", lambda p, role: decoded.append(p.name) or real(p, role))
+    with imageio.reuse_reads():
+        a = load_image(str(path))
+        b = load_image(tmp_path / "link.nrrd")  # the same file under another name
+        load_mask(str(path))  # masks are always read
+        sitk.GetArrayViewFromImage(a)  # a copy per call: changing one leaves the next untouched
+        a[0, 0] = 99.0
+        assert sitk.GetArrayFromImage(load_image(str(path)))[0, 0] == 0.0
+        write_nrrd(path, np.ones((3, 4), np.float32), (1.0, 1.0))  # a new file (new inode) at the same path
+        c = load_image(str(path))
+    assert decoded == ["img.nrrd", "img.nrrd", "img.nrrd"]
+    assert np.array_equal(sitk.GetArrayFromImage(b), np.arange(12).reshape(3, 4))
+    assert np.array_equal(sitk.GetArrayFromImage(c), np.ones((3, 4)))
+    load_image(str(path))  # outside the block: read again
+    assert len(decoded) == 4

@@ -64,7 +64,7 @@ def _read(path: Path, role: str) -> sitk.Image:
         except OSError:
             st = None
         if st is not None and stat.S_ISREG(st.st_mode):
-            key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file, however it is named
             if key != _LAST_READ["key"]:
                 _LAST_READ.update(key=None, image=None)
                 _LAST_READ.update(image=_read_file(path, role), key=key)

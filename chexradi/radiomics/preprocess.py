@@ -237,13 +237,19 @@ def _same_geometry(a: "sitk.Image", b: "sitk.Image", tol: float) -> Optional[str
     if a.GetSize() != b.GetSize():
         return f"image size {a.GetSize()} differs from mask size {b.GetSize()}"
     coord_tol = tol * abs(a.GetSpacing()[0])
-    if not np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=0, atol=coord_tol):
+    if not _close(a.GetOrigin(), b.GetOrigin(), coord_tol):
         return f"image origin {a.GetOrigin()} differs from mask origin {b.GetOrigin()}"
-    if not np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=0, atol=coord_tol):
+    if not _close(a.GetSpacing(), b.GetSpacing(), coord_tol):
         return f"image spacing {a.GetSpacing()} differs from mask spacing {b.GetSpacing()}"
-    if not np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tol):
+    if not _close(a.GetDirection(), b.GetDirection(), tol):
         return f"image direction {a.GetDirection()} differs from mask direction {b.GetDirection()}"
     return None
+
+
+def _close(a: Sequence[float], b: Sequence[float], atol: float) -> bool:
+    """``np.allclose(a, b, rtol=0, atol=atol)`` for two short tuples (NaN is never close), in a tenth of its
+    time: it runs on every case."""
+    return all(abs(x - y) <= atol for x, y in zip(a, b))
 
 
 def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_dims: int = 2,
