@@ -144,7 +144,8 @@ def test_write_nrrd_reads_back_the_same_everywhere(tmp_path: Path, dtype, ndim: 
     fast = read_simple_nrrd(path)
     assert fast is not None and same(fast, ref)
     got = read_nrrd_array(path)
-    assert got is not None and np.array_equal(got.array, want) and got.spacing == list(ref.GetSpacing()) and got.direction == list(ref.GetDirection())
+    assert got is not None and np.array_equal(got.array, want)
+    assert got.spacing == list(ref.GetSpacing()) and got.direction == list(ref.GetDirection())
 
 
 def test_write_nrrd_refuses_what_it_cannot_write(tmp_path: Path):
