@@ -442,6 +442,30 @@ def test_progress_bar_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "2/2" in capsys.readouterr().err
 
 
+def test_progress_default_follows_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one rule every stage's bar follows (batch, loop, training, heatmaps, reports): None means "when
+    stderr is a terminal"; True/False as given; a stderr without isatty counts as no terminal."""
+    import io
+    import sys
+
+    from chexradi._progress import progress_bar, progress_on
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stderr", Tty())
+    assert progress_on(None) and not progress_on(False)
+    bar = progress_bar(None, total=3, desc="x", unit="case")
+    bar.update(3)
+    bar.close()
+    assert "3/3" in sys.stderr.getvalue()
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not progress_on(None) and progress_on(True) and progress_bar(None, total=3) is None
+    monkeypatch.setattr("sys.stderr", object())
+    assert not progress_on(None)
+
+
 def test_worker_cache_builds_one_extractor_per_process(tmp_path: Path) -> None:
     cases, rows = make_batch(tmp_path, n_good=2)
     import logging

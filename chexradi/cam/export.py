@@ -31,7 +31,6 @@ import datetime as _dt
 import json
 import logging
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .._io import atomic_write
+from .._progress import progress_on
 from .masks import THRESHOLD_METHODS, MaskWarning, check_mask_options, heatmap_to_mask
 from .overlay import render_overlay, save_overlay
 
@@ -194,7 +194,7 @@ def write_heatmaps(
 
     from tqdm.auto import tqdm
 
-    show = progress if progress is not None else sys.stderr.isatty()
+    show = progress_on(progress)
     was_training = model.training
     model.to(dev).eval()
     try:

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
+from .._progress import progress_bar
 from .workers import WorkerPool, csv_cells, process_case, record_json, resolve_jobs, run_in_pool, split_cells
 
 __all__ = [
@@ -642,15 +642,6 @@ class BatchReport:
         return self.n_failed == 0
 
 
-def _progress_bar(total: int, initial: int, desc: str, progress: Optional[bool]) -> Any:
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="case", file=sys.stderr, dynamic_ncols=True)
-
-
 def extract_batch(
     cases: CasesLike,
     *,
@@ -794,7 +785,8 @@ def extract_batch(
             logger.info("resuming: %d of %d case(s) already done in %s", resumed, n_total,
                         journal.path if journal else "")
         failures: dict[int, CaseFailure] = {}
-        bar = _progress_bar(n_total, resumed, "validate" if validate_only else "extract", progress)
+        bar = progress_bar(progress, total=n_total, initial=resumed, desc="validate" if validate_only else "extract",
+                           unit="case")
 
         def on_result(case: Case, rec: dict[str, Any], text: Optional[str] = None,
                       cells: Union[None, str, tuple[str, ...]] = None) -> None:

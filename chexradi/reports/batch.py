@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 from .._io import atomic_write
+from .._progress import progress_bar
 from .labeler import Evidence, label
 from .sources import Report, ReportError, SourceError, guess_format, read_reports
 from .text import READ_SECTIONS
@@ -175,15 +176,6 @@ def _chunks(reports: Iterable[Report], size: int) -> Iterator[list[Report]]:
         yield buf
 
 
-def _progress(progress: Optional[bool]) -> Any:
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(desc="reports", unit="report", file=sys.stderr, dynamic_ncols=True)
-
-
 def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Optional[str] = None,
                   labels: Union[str, PathLike, LabelSet] = "chestxray14", jobs: int = 1,
                   sections: Sequence[str] = READ_SECTIONS, text_col: Optional[str] = None,
@@ -257,7 +249,7 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
                 prefix = f"{src}: "
                 errors.append((pos, ReportError("", str(src), msg[len(prefix):] if msg.startswith(prefix) else msg)))
 
-    bar = _progress(progress)
+    bar = progress_bar(progress, desc="reports", unit="report")
     pool = None
     try:
         tasks = ((chunk, ([(r.id, r.text) for r in chunk], tuple(sections), explain))

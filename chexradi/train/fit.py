@@ -22,8 +22,9 @@ from .data import _check_data, _length, _make_loader, _peek, _rank_batches
 from .distributed import Dist, _broadcast_buffers, _DataParallel, current
 from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_epoch_distributed, _train_state
 from .objectives import BCEObjective, Objective, _class_weights_setting, class_pos_weight
+from .._progress import progress_on
 from .runtime import (_adamw, _check_float, _check_int, _cosine_schedule, _check_progress, _cudnn_deterministic,
-                      _derive_seeds, _objective_parameters, _progress_on, _resolve_amp, _seed_all)
+                      _derive_seeds, _objective_parameters, _resolve_amp, _seed_all)
 
 logger = logging.getLogger("chexradi.train")
 
@@ -283,7 +284,7 @@ def fit(
     parts = _Parts(model=model, objective=objective, optimizer=optimizer,
                    scheduler=_cosine_schedule(optimizer, total_steps),
                    scaler=torch.amp.GradScaler("cuda", enabled=use_amp and dev.type == "cuda"),
-                   device=dev, amp_dtype=amp_dtype, show=_progress_on(progress) and d.is_main, dist=d)
+                   device=dev, amp_dtype=amp_dtype, show=progress_on(progress) and d.is_main, dist=d)
     run = _Progress()
     best_state: Optional[dict[str, Tensor]] = None
     best_objective: Any = None

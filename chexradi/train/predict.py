@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from ..nn.device import resolve_device
 from ..nn.models import class_indices
 from .data import _check_data, _make_loader, _peek, _to_device
-from .runtime import _autocast, _check_int, _check_progress, _progress, _progress_on, _resolve_amp
+from .._progress import progress_on
+from .runtime import _autocast, _check_int, _check_progress, _progress, _resolve_amp
 
 
 @dataclass
@@ -172,7 +173,7 @@ def predict(
         if obj_module is not None:
             obj_module.to(dev)
             obj_module.eval()
-        for raw in _progress(loader, _progress_on(progress), "predict"):
+        for raw in _progress(loader, progress_on(progress), "predict"):
             batch = _to_device(raw, "data", dev, need_target=False, non_blocking=pin)
             x = batch["image"]
             b = int(x.shape[0])

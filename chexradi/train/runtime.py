@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import sys
 from collections.abc import Mapping
 from typing import Any, Iterable, Iterator, Optional
 
@@ -71,12 +70,6 @@ def _check_float(value: Any, name: str, *, positive: bool) -> float:
 def _check_progress(progress: Any) -> None:
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress must be None (automatic), True or False, got {progress!r}")
-
-
-def _progress_on(progress: Optional[bool]) -> bool:
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
 
 
 def _progress(iterable: Iterable, show: bool, desc: str) -> Any:
