@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from chexradi.radiomics.settings import DEFAULTS, FEATURE_CLASSES, load_settings
@@ -96,14 +97,28 @@ def test_deprecated_features_only_when_named():
     from chexradi.radiomics.extractor import Extractor
 
     ext = Extractor(featureClass={"firstorder": []})
-    names = dict(ext._class_list())["firstorder"]
+    names = {c: n for c, n, _ in ext._class_list()}["firstorder"]
     from chexradi.radiomics.settings import feature_names
 
     deprecated = [n for n, d in feature_names("firstorder").items() if d]
     assert not set(deprecated) & set(names)
     if deprecated:
         ext = Extractor(featureClass={"firstorder": deprecated})
-        assert dict(ext._class_list())["firstorder"] == deprecated
+        assert {c: n for c, n, _ in ext._class_list()}["firstorder"] == deprecated
+
+
+def test_class_list_is_worked_out_once_per_settings_object():
+    from chexradi.radiomics.extractor import Extractor
+
+    ext = Extractor(featureClass={"glcm": ["Contrast"], "shape2D": []})
+    first = ext._class_list()
+    assert ext._class_list() is first
+    assert [(c, k) for c, _, keys in first for k in keys][:1] == [("shape2D", "original_shape2D_MeshSurface")]
+    assert first[1] == ("glcm", ["Contrast"], ["original_glcm_Contrast"])
+    ext.settings = load_settings(featureClass={"firstorder": ["Mean"]})  # a new settings object: worked out anew
+    assert ext._class_list() == [("firstorder", ["Mean"], ["original_firstorder_Mean"])]
+    image = np.arange(64, dtype=float).reshape(8, 8)
+    assert list(ext.execute(image, np.ones((8, 8), np.uint8))) == ["original_firstorder_Mean"]
 
 
 def test_all_defaults_validate():

@@ -256,8 +256,12 @@ class Extractor:
             return self._execute_pyradiomics(case)
         return self._execute_numba(case)
 
-    def _class_list(self) -> list[tuple[str, list[str]]]:
-        """(class, names to compute) with shape classes first, deprecated features only when named."""
+    def _class_list(self) -> list[tuple[str, list[str], list[str]]]:
+        """(class, names to compute, their result keys) with shape classes first, deprecated features only when
+        named. Worked out once per settings object (it is the same for every case)."""
+        cached = getattr(self, "_classes", None)
+        if cached is not None and cached[0] is self.settings:
+            return cached[1]
         out = []
         order = sorted(self.settings.feature_classes, key=lambda c: (0 if c.startswith("shape") else 1))
         for cls in order:
@@ -266,7 +270,8 @@ class Extractor:
                 names = list(requested)
             else:
                 names = [n for n, dep in feature_names(cls).items() if not dep]
-            out.append((cls, names))
+            out.append((cls, names, [f"original_{cls}_{n}" for n in names]))
+        self._classes = (self.settings, out)
         return out
 
     def _execute_numba(self, case: PreparedCase) -> dict[str, float]:
@@ -276,7 +281,7 @@ class Extractor:
         result: dict[str, float] = {}
         timings: dict[str, float] = {}
         texture_roi: Optional[ROI] = None
-        for cls, names in self._class_list():
+        for cls, names, keys in self._class_list():
             t0 = time.perf_counter()
             if cls == "shape" and ndim != 3:
                 logger.info("shape (3-D) features skipped: the input is 2-D (use shape2D)")
@@ -300,9 +305,9 @@ class Extractor:
                                                   crop=False)
                 roi = texture_roi
             values = get_feature_module(cls).compute(roi, names)
-            for n in names:
+            for n, key in zip(names, keys):
                 if n in values:  # PyRadiomics gives no value for some deprecated features; neither do we
-                    result[f"original_{cls}_{n}"] = float(values[n])
+                    result[key] = float(values[n])
             timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
         self.last_timings = timings
         return result
