@@ -270,6 +270,44 @@ def test_resume_after_crash_truncated_journal(tmp_path: Path) -> None:
     assert len(journal_path(out).read_text().splitlines()) == 1 + 8
 
 
+def test_case_list_is_compact_and_old_journals_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case's resume key is a 32-character digest of its identity (not the identity's whole JSON text), paths
+    given absolute are held once, and repeated texts share one object. A journal from before, whose keys are
+    the JSON text itself, still resumes every case."""
+    cases, rows = make_batch(tmp_path, n_good=4)
+    # absolute paths, each image used by two masks (the loop's layout)
+    doubled = [{**r, "Image": str(tmp_path / r["Image"]), "Mask": str(tmp_path / m), "Site": "A"}
+               for i, r in enumerate(rows) for m in (r["Mask"], rows[(i + 1) % len(rows)]["Mask"])]
+    abs_cases = write_cases_csv(tmp_path / "abs.csv", doubled, ["Patient", "Image", "Mask", "Site"])
+    loaded = load_cases(abs_cases)
+    assert all(len(c.key) == 32 and int(c.key, 16) >= 0 for c in loaded)
+    assert len({c.key for c in loaded}) == len(loaded)
+    assert all(c.image is c.image_given and c.mask is c.mask_given for c in loaded)
+    assert loaded[0].image is loaded[1].image and loaded[0].columns["Site"] is loaded[5].columns["Site"]
+    assert all(c.columns["Image"] is c.image_given for c in loaded)
+
+    out = tmp_path / "f.csv"
+    extract_batch(cases, out=out, featureClass=FC, progress=False)
+    reference = out.read_bytes()
+    lines = journal_path(out).read_text().splitlines()
+    old_keys = {}
+    for c in load_cases(cases):  # the identity text the journal held before
+        ident = {"Image": c.image, "Mask": c.mask, "Label": c.label, "Patient": c.columns["Patient"],
+                 "Site": c.columns["Site"]}
+        old_keys[c.key] = json.dumps(ident, sort_keys=True, ensure_ascii=False)
+    legacy = [lines[0]] + [json.dumps({**json.loads(x), "key": old_keys[json.loads(x)["key"]]}) for x in lines[1:]]
+    assert all(json.loads(x)["key"].startswith("{") for x in legacy[1:])
+    journal_path(out).write_text("\n".join(legacy) + "\n")
+    out.unlink()
+
+    def no_work(*a: Any, **k: Any) -> None:
+        raise AssertionError("a case was recomputed")
+
+    monkeypatch.setattr("chexradi.radiomics.batch.process_case", no_work)
+    report = extract_batch(cases, out=out, featureClass=FC, progress=False)
+    assert report.n_skipped_resumed == 4 and out.read_bytes() == reference
+
+
 def test_resume_retries_failed_and_picks_up_new_rows(tmp_path: Path) -> None:
     rows = [good_case(tmp_path, i) for i in range(3)]
     missing = tmp_path / rows[1]["Image"]

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
 import logging
 import math
@@ -145,6 +146,13 @@ def _resolve(value: Any, base: Path) -> str:
     if not p.is_absolute():
         p = base / p
     return os.path.normpath(str(p))
+
+
+def case_key(identity: str) -> str:
+    """A case's resume key: a 128-bit digest of its identity (resolved Image and Mask, Label and the other
+    columns, as sorted JSON): 32 characters held per case instead of the whole text. Journals written before
+    hold the text itself; :meth:`_Journal.load` digests those, so they resume as they are."""
+    return hashlib.blake2b(identity.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _carried_value(v: Any) -> Any:
@@ -260,6 +268,8 @@ def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
                          "cases file?).")
 
     out: list[Case] = []
+    seen: dict[str, str] = {}  # one string object per distinct text (an image's K masks, split/class columns)
+    share = seen.setdefault
     for n, raw in enumerate(raw_rows, start=1):
         rwhere = f"{where}, row {n}"
         for k in ("Image", "Mask"):
@@ -269,15 +279,20 @@ def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
             if not isinstance(v, (str, os.PathLike)):
                 raise ValueError(f"{rwhere}: {k} must be a file path, got {type(v).__name__}.")
         lab = _parse_label(raw.get("Label"), rwhere)
-        image = _resolve(raw["Image"], base)
-        mask = _resolve(raw["Mask"], base)
         carried = {c: _carried_value(raw.get(c)) for c in columns}
+        for c, v in carried.items():
+            if isinstance(v, str):
+                carried[c] = share(v, v)
+        image_given, mask_given = str(raw["Image"]).strip(), str(raw["Mask"]).strip()
+        image_given = share(image_given, image_given)
+        image, mask = _resolve(raw["Image"], base), _resolve(raw["Mask"], base)
+        image = image_given if image == image_given else share(image, image)  # absolute paths: one string
+        mask = mask_given if mask == mask_given else mask
         ident = {"Image": image, "Mask": mask, "Label": lab}
         ident.update({str(c): ("" if v is None else str(v)) for c, v in carried.items()
                       if c not in ("Image", "Mask", "Label")})
-        key = json.dumps(ident, sort_keys=True, ensure_ascii=False)
-        out.append(Case(row=n, image=image, mask=mask, label=lab, image_given=str(raw["Image"]).strip(),
-                        mask_given=str(raw["Mask"]).strip(), columns=carried, key=key))
+        out.append(Case(row=n, image=image, mask=mask, label=lab, image_given=image_given, mask_given=mask_given,
+                        columns=carried, key=case_key(json.dumps(ident, sort_keys=True, ensure_ascii=False))))
 
     groups: dict[tuple[str, str, int], list[int]] = {}
     for c in out:
@@ -443,7 +458,8 @@ class _Journal:
             if i == 0:
                 self._check_header(rec, header)
             elif rec.get("type") == "case" and rec.get("status") == "ok" and isinstance(rec.get("key"), str):
-                self.done[rec["key"]] = (keep, self.names(rec.get("features") or {}))
+                key = rec["key"]
+                self.done[case_key(key) if key.startswith("{") else key] = (keep, self.names(rec.get("features") or {}))
             keep += len(line)
             self.n_lines += 1
         return keep
