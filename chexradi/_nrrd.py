@@ -30,6 +30,7 @@ import functools
 import math
 import os
 import re
+import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Union
@@ -246,10 +247,50 @@ def write_nrrd(path: Union[str, Path], array: np.ndarray, spacing: Sequence[floa
 
 
 def sync_folders(folders: Sequence[Union[str, Path]]) -> None:
-    """Make the files written in ``folders`` with ``sync=False`` durable: ``os.sync()`` (their data, whichever
-    file system they are on), then fsync each folder (their names)."""
-    if not folders:
+    """Make the files written in ``folders`` with ``sync=False`` durable: their data (``syncfs`` of each file
+    system they are on, where the C library has it; else ``os.sync()``, every file system), then an fsync of
+    each folder (their names). Folders that do not exist are skipped."""
+    existing = [Path(f) for f in folders if Path(f).is_dir()]
+    if not existing:
         return
-    os.sync()
-    for f in folders:
-        _fsync_dir(Path(f))
+    done: set[int] = set()
+    for f in existing:
+        dev = f.stat().st_dev
+        if dev not in done:
+            if not _syncfs(f):
+                os.sync()
+                break
+            done.add(dev)
+    for f in existing:
+        _fsync_dir(f)
+
+
+def _syncfs(folder: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``folder``: flushes that one file system, not every one on the
+    machine as ``os.sync()`` does. False where it is not available (not Linux/glibc) or fails."""
+    fn = _libc_syncfs()
+    if fn is None:
+        return False
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return fn(fd) == 0
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_syncfs():  # type: ignore[no-untyped-def]
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn

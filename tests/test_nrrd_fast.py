@@ -195,3 +195,26 @@ def test_reuse_reads_decodes_a_file_once_whatever_its_name(tmp_path: Path, monke
     assert np.array_equal(sitk.GetArrayFromImage(c), np.ones((3, 4)))
     load_image(str(path))  # outside the block: read again
     assert len(decoded) == 4
+
+
+def test_sync_folders_flushes_each_file_system_once(tmp_path: Path, monkeypatch):
+    import chexradi._nrrd as nrrd
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for f in (a, b):
+        write_nrrd(f / "m.nrrd", np.ones((2, 2), np.uint8), (1.0, 1.0), sync=False)
+    calls = []
+    monkeypatch.setattr(nrrd.os, "sync", lambda: calls.append("sync"))
+    monkeypatch.setattr(nrrd, "_fsync_dir", lambda f: calls.append(("dir", f.name)))
+    real = nrrd._syncfs
+    monkeypatch.setattr(nrrd, "_syncfs", lambda f: calls.append(("syncfs", f.name)) or real(f))
+    nrrd.sync_folders([a, b, tmp_path / "missing"])
+    if nrrd._libc_syncfs() is not None:  # Linux: one syncfs for the one file system, nothing machine-wide
+        assert calls == [("syncfs", "a"), ("dir", "a"), ("dir", "b")]
+    calls.clear()
+    monkeypatch.setattr(nrrd, "_syncfs", lambda f: False)  # no syncfs: every file system, once
+    nrrd.sync_folders([a, b])
+    assert calls == ["sync", ("dir", "a"), ("dir", "b")]
+    calls.clear()
+    nrrd.sync_folders([tmp_path / "missing"])
+    assert calls == []
