@@ -112,9 +112,14 @@ def image_id(ds: Any, i: int) -> str:
     return f"#{i}"
 
 
+def mask_folder(split: str) -> str:
+    """Relative path (under the round folder) of the folder holding the masks of ``split``."""
+    return f"masks/{split}"
+
+
 def mask_file(split: str, index: int, k: int) -> str:
     """Relative path of the mask of class ``k`` of image ``index`` of ``split``."""
-    return f"masks/{split}/{index:06d}_{k:02d}.nrrd"
+    return f"{mask_folder(split)}/{index:06d}_{k:02d}.nrrd"
 
 
 def _read_mask(path: Path) -> Optional[np.ndarray]:
@@ -158,7 +163,7 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
         t0 = time.perf_counter()
         # the masks were written without an fsync each (one per file costs more than making the mask on a
         # local disk, far more on a network one): made durable here, at once, before regions.csv
-        sync_folders([(round_dir / mask_file(split, 0, 0)).parent for split in splits])
+        sync_folders([round_dir / mask_folder(split) for split in splits])
         out.seconds_masks += time.perf_counter() - t0
     if out.n_compared:
         out.mask_iou = iou_sum / out.n_compared

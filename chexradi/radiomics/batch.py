@@ -54,7 +54,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from .._io import atomic_write
 from .._progress import progress_bar
-from .workers import WorkerPool, csv_cells, process_case, record_json, resolve_jobs, run_in_pool, split_cells
+from .workers import Cells, WorkerPool, csv_cells, process_case, record_json, resolve_jobs, run_in_pool, split_cells
 
 __all__ = [
     "BatchReport",
@@ -564,7 +564,7 @@ def _feature_columns(name_lists: Iterable[Iterable[str]], classes: Sequence[str]
 
 
 def _write_csv(path: Path, columns: list[str], features: list[str],
-               rows: Iterable[tuple[Case, tuple[str, ...], Union[str, Sequence[str]]]]) -> None:
+               rows: Iterable[tuple[Case, tuple[str, ...], Cells]]) -> None:
     """One row per case from ``(case, feature names, their cells)`` (``workers.csv_cells``): the carried
     columns, then the features (an empty cell for a feature the case lacks)."""
     same: dict[int, bool] = {}  # id(names) -> names are the columns, in order (so cells go as they are)
@@ -805,7 +805,7 @@ def extract_batch(
                            unit="case")
 
         def on_result(case: Case, rec: dict[str, Any], text: Optional[str] = None,
-                      cells: Union[None, str, tuple[str, ...]] = None) -> None:
+                      cells: Optional[Cells] = None) -> None:
             nonlocal held
             offset = None
             if journal is not None:

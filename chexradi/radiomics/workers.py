@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 if TYPE_CHECKING:
     from .batch import Case
 
-__all__ = ["WorkerPool", "configure_worker", "resolve_jobs", "run_in_pool", "task_chunks"]
+__all__ = ["Cells", "WorkerPool", "configure_worker", "resolve_jobs", "run_in_pool", "task_chunks"]
 
 logger = logging.getLogger("chexradi.radiomics.batch")
 
@@ -137,7 +137,11 @@ def record_json(rec: Any) -> str:
     return json.dumps(rec, ensure_ascii=False, default=str)
 
 
-def csv_cells(features: Any) -> Union[str, tuple[str, ...]]:
+#: A case's CSV cells (:func:`csv_cells`): joined by commas, or one string each when a cell holds a comma.
+Cells = Union[str, tuple[str, ...]]
+
+
+def csv_cells(features: Any) -> Cells:
     """A case's feature values (a dict) as the text the csv module writes for them, in the dict's order:
     None as an empty cell, anything else as str(), which for a float is its shortest repr (the text the
     journal's JSON holds too). Quoting is left to the writer. The cells come joined by commas (about a
@@ -148,12 +152,12 @@ def csv_cells(features: Any) -> Union[str, tuple[str, ...]]:
     return joined if cells and joined.count(",") == len(cells) - 1 else cells
 
 
-def split_cells(cells: Union[str, Sequence[str]]) -> Sequence[str]:
+def split_cells(cells: Cells) -> Sequence[str]:
     """The cells of :func:`csv_cells`, one string each."""
     return cells.split(",") if isinstance(cells, str) else cells
 
 
-Encoded = tuple[dict[str, Any], Optional[str], Union[None, str, tuple[str, ...]]]
+Encoded = tuple[dict[str, Any], Optional[str], Optional[Cells]]
 
 
 def encode_records(recs: Sequence[dict[str, Any]], mode: str, cells: bool) -> list[Encoded]:
@@ -304,7 +308,7 @@ class WorkerPool:
             self._executor = None
 
 
-OnResult = Callable[["Case", dict[str, Any], Optional[str], Union[None, str, tuple[str, ...]]], None]
+OnResult = Callable[["Case", dict[str, Any], Optional[str], Optional[Cells]], None]
 
 
 def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str, cells: bool,

@@ -16,13 +16,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
+from .._progress import progress_on
 from ..nn.device import resolve_device
 from .checkpoints import _best_weights, _json_float, _load_resume, _normalization, _write_epoch
 from .data import _check_data, _length, _make_loader, _peek, _rank_batches
 from .distributed import Dist, _broadcast_buffers, _DataParallel, current
 from .epochs import _evaluate, _Parts, _Progress, _restore, _train_epoch, _train_epoch_distributed, _train_state
 from .objectives import BCEObjective, Objective, _class_weights_setting, class_pos_weight
-from .._progress import progress_on
 from .runtime import (_adamw, _check_float, _check_int, _cosine_schedule, _check_progress, _cudnn_deterministic,
                       _derive_seeds, _objective_parameters, _resolve_amp, _seed_all)
 

@@ -10,10 +10,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from .._progress import progress_on
 from ..nn.device import resolve_device
 from ..nn.models import class_indices
 from .data import _check_data, _make_loader, _peek, _to_device
-from .._progress import progress_on
 from .runtime import _autocast, _check_int, _check_progress, _progress, _resolve_amp
 
 
