@@ -719,10 +719,11 @@ def _versions() -> dict[str, str]:
 
 
 def _write_png16(image: np.ndarray, path: Path) -> None:
+    """Atomically, without an fsync: :func:`write_phantom` makes its files durable at once at the end."""
     from PIL import Image
 
     arr = np.round(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    with atomic_path(path, suffix=".tmp.png") as tmp:
+    with atomic_path(path, suffix=".tmp.png", sync=False) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
@@ -794,8 +795,8 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
                 mname = f"{stem}_{c}.nrrd"
                 keep_masks.add(mname)
                 save_mask(m.astype(np.uint8), (1.0, 1.0), mask_dir / mname, sync=False)
-    if masks:
-        sync_folders([mask_dir])  # made durable at once, before phantom.json says the folder is complete
+    # images and masks made durable at once, before phantom.json says the folder is complete
+    sync_folders([img_dir, mask_dir] if masks else [img_dir])
 
     if overwrite:  # remove what an earlier, different phantom left behind
         stale = ((img_dir, keep_images, "phantom_*.png"), (mask_dir, keep_masks, "phantom_*.nrrd"))

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write
+from .._io import atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
@@ -42,8 +42,7 @@ def write_images(splits: Mapping[str, Any], run_dir: Path) -> int:
 
     ``images/done.json`` records the counts; when it matches, nothing is read.
     """
-    import SimpleITK as sitk
-
+    from .._nrrd import sync_folders, write_nrrd
     from ..data.transforms import from_model_input
 
     counts = {s: len(ds) for s, ds in splits.items()}
@@ -62,12 +61,9 @@ def write_images(splits: Mapping[str, Any], run_dir: Path) -> int:
                 continue
             x = ds[i]["image"]
             arr = from_model_input(np.asarray(x)) * 255.0
-            img = sitk.GetImageFromArray(arr.astype(np.float32))
-            img.SetSpacing((1.0, 1.0))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path, suffix=".tmp.nrrd") as tmp:
-                sitk.WriteImage(img, str(tmp), True)
+            write_nrrd(path, arr.astype(np.float32), (1.0, 1.0), sync=False)  # made durable below, at once
             written += 1
+    sync_folders([run_dir / "images" / split for split in splits])
     with atomic_write(done) as fh:
         json.dump({"counts": counts}, fh)
     return written
