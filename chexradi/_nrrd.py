@@ -218,8 +218,8 @@ def write_nrrd(path: Union[str, Path], array: np.ndarray, spacing: Sequence[floa
         arr = arr.view(np.uint8)
     code = f"{arr.dtype.kind}{arr.dtype.itemsize}"
     if code not in _WRITE_TYPES or arr.ndim not in (2, 3) or len(spacing) != arr.ndim:
-        raise ValueError(f"write_nrrd: a 2-D or 3-D array of {', '.join(_WRITE_TYPES)} with one spacing per axis "
-                         f"is written; got {arr.dtype} {arr.shape} and spacing {tuple(spacing)}.")
+        raise ValueError(f"cannot write {path}: write_nrrd writes a 2-D or 3-D array of {', '.join(_WRITE_TYPES)} "
+                         f"with one spacing per axis; got {arr.dtype} {arr.shape} and spacing {tuple(spacing)}.")
     dim = arr.ndim
     sp = [float(s) for s in reversed(list(spacing))]  # NRRD/ITK order: x first
     dirs = " ".join("(" + ",".join(repr(sp[i]) if j == i else "0" for j in range(dim)) + ")" for i in range(dim))
