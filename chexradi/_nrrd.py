@@ -106,16 +106,16 @@ def read_nrrd_array(path: Union[str, Path]) -> Optional[NrrdArray]:
     ``None``."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(_MAX_HEADER)  # the header first: another file is not read whole
+            end = raw.find(b"\n\n", 0, _MAX_HEADER)
+            if not raw.startswith(b"NRRD000") or end < 0:
+                return None
+            head = _header(raw[:end])
+            if head is None:
+                return None
+            data = raw[end + 2:] + fh.read()
     except OSError:
         return None
-    end = raw.find(b"\n\n", 0, _MAX_HEADER)
-    if not raw.startswith(b"NRRD000") or end < 0:
-        return None
-    head = _header(raw[:end])
-    if head is None:
-        return None
-    data = raw[end + 2:]
     if head.gzip:
         try:
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -3,7 +3,9 @@
 ``Extractor(settings).execute(image, mask)`` follows PyRadiomics' ``execute()``
 step by step so that both engines see the same voxels:
 
-1. load image and mask (:mod:`chexradi.radiomics.imageio`); the label must be present;
+1. load image and mask (:mod:`chexradi.radiomics.imageio`); the label must be present
+   (plain NRRD files that need none of steps 2-3 are checked on their arrays, without
+   SimpleITK: :meth:`Extractor._load_plain`);
 2. ``normalize`` (z-score, ``removeOutliers``, ``normalizeScale``);
 3. resampling to ``resampledPixelSpacing`` (or ``preCrop``) around the ROI;
 4. mask checks: geometry (``correctMask``, ``geometryTolerance``),
@@ -31,8 +33,8 @@ from . import imageio
 from .discretize import resegment_mask
 from .features import get_feature_module
 from .features.base import ROI
-from .preprocess import (bounding_box, check_label, check_mask, crop_sitk, normalize_image, resample,
-                         roi_from_arrays)
+from .preprocess import (Geometry, bbox_bounds, bounding_box, check_label, check_mask, crop_sitk, normalize_image,
+                         resample, roi_from_arrays, same_geometry)
 from .settings import Settings, SourceLike, feature_names, load_settings
 
 __all__ = ["Extractor", "extract", "versions", "ENGINES"]
@@ -65,32 +67,34 @@ def versions() -> dict[str, str]:
 
 
 class PreparedCase:
-    """A case after steps 1-5: what the feature classes need, and what ``--validate`` reports."""
+    """A case after steps 1-5: what the feature classes need, and what ``--validate`` reports.
 
-    def __init__(self, image: sitk.Image, mask: sitk.Image, label: int, image_arr: np.ndarray,
-                 texture_mask: np.ndarray, texture_box: tuple[slice, ...], shape_mask: np.ndarray,
-                 raw: tuple[sitk.Image, sitk.Image]) -> None:
-        self.raw = raw  # the loaded inputs before normalisation / resampling (what PyRadiomics starts from)
-        self.image = image
-        self.mask = mask
+    ``image_arr`` (the pixels after steps 2-3, numpy order; may be read-only), the masks and box of the ROI,
+    the image's dimensionality ``ndim`` and ``spacing`` (numpy order), and ``raw``: the loaded SimpleITK
+    inputs before normalisation / resampling (what PyRadiomics starts from), None when the case was
+    prepared from plain NRRD arrays (:meth:`Extractor.prepare`).
+    """
+
+    def __init__(self, label: int, image_arr: np.ndarray, texture_mask: np.ndarray,
+                 texture_box: tuple[slice, ...], shape_mask: np.ndarray, ndim: int, spacing: tuple[float, ...],
+                 raw: Optional[tuple[sitk.Image, sitk.Image]]) -> None:
+        self.raw = raw
         self.label = label
         self.image_arr = image_arr
         self.texture_mask = texture_mask
         self.texture_box = texture_box
         self.shape_mask = shape_mask
-
-    @property
-    def ndim(self) -> int:
-        return self.image.GetDimension()
-
-    @property
-    def spacing(self) -> tuple[float, ...]:
-        """Voxel spacing in numpy order."""
-        return tuple(float(s) for s in reversed(self.image.GetSpacing()))
+        self.ndim = ndim
+        self.spacing = spacing
 
     @property
     def voxels(self) -> int:
         return int(self.texture_mask.sum())
+
+
+def _plain_geometry(got: "imageio.NrrdArray") -> Geometry:
+    """The :class:`~chexradi.radiomics.preprocess.Geometry` of a plain NRRD file's contents."""
+    return Geometry(got.array.shape[::-1], tuple(got.origin), tuple(got.spacing), tuple(got.direction))
 
 
 def _match_single_slice(img: sitk.Image, msk: sitk.Image) -> tuple[sitk.Image, sitk.Image]:
@@ -179,29 +183,12 @@ class Extractor:
         label = int(s["label"] if label is None else label)
         if label <= 0:
             raise ValueError(f"label={label} is invalid: labels are integers > 0.")
-        img = imageio.load_image(image, spacing=spacing)
-        msk = imageio.load_mask(mask, spacing=spacing if isinstance(mask, np.ndarray) else None,
-                                label_channel=int(s["label_channel"]))
-        img, msk = _match_single_slice(img, msk)
-        if img.GetDimension() != msk.GetDimension():
-            raise ValueError(f"image {imageio.describe(image)} is {img.GetDimension()}-D but mask "
-                             f"{imageio.describe(mask)} is {msk.GetDimension()}-D; give a mask with the image's "
-                             "dimensionality.")
-        check_label(msk, label, name=f"mask {imageio.describe(mask)}")
-        raw = (img, msk)
-        if s["normalize"]:
-            _check_finite_for_normalize(img, msk, label, image)
-            img = normalize_image(img, scale=s["normalizeScale"], remove_outliers=s["removeOutliers"])
-        if s["interpolator"] is not None and s["resampledPixelSpacing"] is not None:
-            img, msk = resample(img, msk, spacing=s["resampledPixelSpacing"], interpolator=s["interpolator"],
-                                pad=int(s["padDistance"]), label=label)
-        elif s["preCrop"]:
-            lo, size, msk = self._check(img, msk, label, image, mask)
-            img, msk = crop_sitk(img, msk, lo, size, int(s["padDistance"]))
-        lo, size, msk = self._check(img, msk, label, image, mask)
-
-        image_arr = sitk.GetArrayFromImage(img)
-        roi = sitk.GetArrayViewFromImage(msk) == label
+        plain = self._load_plain(image, mask, spacing=spacing, label=label)
+        if plain is not None:
+            image_arr, roi, box, ndim, spacing_np = plain
+            raw = None
+        else:
+            image_arr, roi, box, ndim, spacing_np, raw = self._load_general(image, mask, spacing=spacing, label=label)
         values = image_arr[roi]
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             bad = int(np.count_nonzero(~np.isfinite(values)))
@@ -227,9 +214,71 @@ class Extractor:
                                  f"minimumROISize={s['minimumROISize']}; widen resegmentRange.")
             if s["resegmentShape"]:
                 shape_mask = texture_mask
-        else:
-            box = tuple(slice(int(a), int(a + n)) for a, n in zip(lo[::-1], size[::-1]))
-        return PreparedCase(img, msk, label, image_arr, texture_mask, box, shape_mask, raw)
+        return PreparedCase(label, image_arr, texture_mask, box, shape_mask, ndim, spacing_np, raw)
+
+    def _load_general(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                      spacing: Optional[Sequence[float]], label: int):
+        """Steps 1-4 on SimpleITK images, for any input and settings: (pixels, ROI, its box (numpy order),
+        ndim, spacing (numpy order), the images as loaded)."""
+        s = self.settings.values
+        img = imageio.load_image(image, spacing=spacing)
+        msk = imageio.load_mask(mask, spacing=spacing if isinstance(mask, np.ndarray) else None,
+                                label_channel=int(s["label_channel"]))
+        img, msk = _match_single_slice(img, msk)
+        if img.GetDimension() != msk.GetDimension():
+            raise ValueError(f"image {imageio.describe(image)} is {img.GetDimension()}-D but mask "
+                             f"{imageio.describe(mask)} is {msk.GetDimension()}-D; give a mask with the image's "
+                             "dimensionality.")
+        check_label(msk, label, name=f"mask {imageio.describe(mask)}")
+        raw = (img, msk)
+        if s["normalize"]:
+            _check_finite_for_normalize(img, msk, label, image)
+            img = normalize_image(img, scale=s["normalizeScale"], remove_outliers=s["removeOutliers"])
+        if s["interpolator"] is not None and s["resampledPixelSpacing"] is not None:
+            img, msk = resample(img, msk, spacing=s["resampledPixelSpacing"], interpolator=s["interpolator"],
+                                pad=int(s["padDistance"]), label=label)
+        elif s["preCrop"]:
+            lo, size, msk = self._check(img, msk, label, image, mask)
+            img, msk = crop_sitk(img, msk, lo, size, int(s["padDistance"]))
+        lo, size, msk = self._check(img, msk, label, image, mask)
+        box = tuple(slice(int(a), int(a + n)) for a, n in zip(lo[::-1], size[::-1]))
+        spacing_np = tuple(float(v) for v in reversed(img.GetSpacing()))
+        return (sitk.GetArrayFromImage(img), sitk.GetArrayViewFromImage(msk) == label, box, img.GetDimension(),
+                spacing_np, raw)
+
+    def _load_plain(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                    spacing: Optional[Sequence[float]], label: int):
+        """Steps 1-4 as :meth:`_load_general`, without SimpleITK, for the common case of the numba engine: image
+        and mask are plain NRRD files (:func:`~chexradi.radiomics.imageio.read_plain`; the loop's), the mask
+        an integer label map on the image's grid holding ``label`` in a ROI that passes the checks, and no
+        step 2-3 setting (normalize, resampling, preCrop) is on. Creating the SimpleITK images would then
+        cost more than some feature classes (about 0.1 ms each on a 96-pixel radiograph).
+
+        Returns what :meth:`_load_general` does without the images, or None when the case is not that common
+        case; the general path then gives the same result, or the error that names the problem. The pixels
+        are the file's, read-only."""
+        s = self.settings.values
+        if (self.engine != "numba" or spacing is not None or s["normalize"] or s["preCrop"]
+                or (s["interpolator"] is not None and s["resampledPixelSpacing"] is not None)):
+            return None
+        img = imageio.read_plain(image, "image")
+        msk = imageio.read_plain(mask, "mask") if img is not None else None
+        if msk is None or msk.array.dtype.kind not in "ui" or msk.array.ndim != img.array.ndim:
+            return None
+        tol = 1e-6 if s["geometryTolerance"] is None else float(s["geometryTolerance"])
+        if same_geometry(_plain_geometry(img), _plain_geometry(msk), tol) is not None:
+            return None
+        roi = msk.array == label
+        count = int(np.count_nonzero(roi))
+        if count == 0:
+            return None
+        first, last = bbox_bounds(roi)
+        ndims = int(np.count_nonzero(last > first))
+        minimum_size = s["minimumROISize"]
+        if ndims == 0 or ndims < int(s["minimumROIDimensions"]) or (minimum_size is not None and count <= minimum_size):
+            return None
+        box = tuple(slice(int(a), int(b) + 1) for a, b in zip(first, last))
+        return img.array, roi, box, img.array.ndim, tuple(float(v) for v in reversed(img.spacing))
 
     def _check(self, img: sitk.Image, msk: sitk.Image, label: int, image_in: Any, mask_in: Any):
         s = self.settings.values

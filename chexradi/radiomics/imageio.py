@@ -4,7 +4,10 @@ Accepted inputs: a numpy array (2-D ``(y, x)`` or 3-D ``(z, y, x)``, with an
 optional ``spacing`` in the same numpy order), a ``SimpleITK.Image``, or a path
 to any file SimpleITK reads (NRRD, NIfTI, PNG, JPEG, single-file DICOM, MHA,
 TIFF). Both engines receive the very same SimpleITK images, so ``engine="numba"``
-and ``engine="pyradiomics"`` always see identical inputs.
+and ``engine="pyradiomics"`` always see identical inputs. The one shortcut: a plain NRRD
+file (the loop's images and masks) can be read as its array and geometry alone
+(:func:`read_plain`), which the extractor uses for the numba engine when no SimpleITK
+step is needed; the pixels are the same.
 
 Colour images: a radiograph stored as RGB(A) whose channels are equal is read
 as its first channel; a truly coloured image is refused (convert it to grey
@@ -21,9 +24,9 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .._nrrd import read_simple_nrrd
+from .._nrrd import NrrdArray, read_nrrd_array, read_simple_nrrd
 
-__all__ = ["ImageLike", "load_image", "load_mask", "describe", "reuse_reads"]
+__all__ = ["ImageLike", "load_image", "load_mask", "describe", "read_plain", "reuse_reads"]
 
 ImageLike = Union[np.ndarray, "sitk.Image", str, Path]
 
@@ -40,8 +43,9 @@ def describe(obj: Any) -> str:
 
 
 # One-slot cache of the last image file read, on only inside :func:`reuse_reads` (batch workers, where
-# consecutive cases often share their image: the loop's K masks per radiograph).
-_LAST_READ: dict[str, Any] = {"on": False, "key": None, "image": None}
+# consecutive cases often share their image: the loop's K masks per radiograph); "plain" is the same for
+# :func:`read_plain`.
+_LAST_READ: dict[str, Any] = {"on": False, "key": None, "image": None, "plain_key": None, "plain": None}
 
 
 @contextmanager
@@ -54,17 +58,41 @@ def reuse_reads() -> Iterator[None]:
     try:
         yield
     finally:
-        _LAST_READ.update(on=prev, key=None, image=None)
+        _LAST_READ.update(on=prev, key=None, image=None, plain_key=None, plain=None)
+
+
+def _file_key(path: Path) -> Optional[tuple[int, int, int, int]]:
+    """(device, inode, size, modification time) of a regular file: the file, however it is named."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def read_plain(obj: Any, role: str) -> Optional[NrrdArray]:
+    """The pixels and geometry of ``obj`` when it names a plain NRRD file (:func:`~chexradi._nrrd.read_nrrd_array`;
+    the loop's images and masks), with its array read-only; else None (another input, a missing or other file:
+    :func:`load_image` / :func:`load_mask` read it, or say what is wrong). Within :func:`reuse_reads` an *image*
+    file read last is not read again."""
+    if not isinstance(obj, (str, Path)) or not str(obj).lower().endswith(".nrrd"):
+        return None
+    path = Path(obj)
+    key = _file_key(path) if _LAST_READ["on"] and role == "image" else None
+    if key is not None and key == _LAST_READ["plain_key"]:
+        return _LAST_READ["plain"]
+    got = read_nrrd_array(path)
+    if got is not None:
+        got.array.flags.writeable = False  # shared by the cases of a batch: nobody may change it
+    if key is not None:  # a file that is not plain NRRD is not tried again either
+        _LAST_READ.update(plain_key=key, plain=got)
+    return got
 
 
 def _read(path: Path, role: str) -> sitk.Image:
     if _LAST_READ["on"] and role == "image":
-        try:
-            st = path.stat()
-        except OSError:
-            st = None
-        if st is not None and stat.S_ISREG(st.st_mode):
-            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file, however it is named
+        key = _file_key(path)
+        if key is not None:
             if key != _LAST_READ["key"]:
                 _LAST_READ.update(key=None, image=None)
                 _LAST_READ.update(image=_read_file(path, role), key=key)

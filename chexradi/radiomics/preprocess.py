@@ -1,7 +1,7 @@
 """Crop and discretize: turn an (image, mask) pair into the :class:`ROI` the feature classes use."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -230,19 +230,34 @@ def resample(image: "sitk.Image", mask: "sitk.Image", *, spacing: Sequence[float
     return new_image, new_mask
 
 
-def _same_geometry(a: "sitk.Image", b: "sitk.Image", tol: float) -> Optional[str]:
-    """None when a and b share size and physical space within ``tol``, else what differs."""
-    if a.GetDimension() != b.GetDimension():
-        return f"image is {a.GetDimension()}-D but mask is {b.GetDimension()}-D"
-    if a.GetSize() != b.GetSize():
-        return f"image size {a.GetSize()} differs from mask size {b.GetSize()}"
-    coord_tol = tol * abs(a.GetSpacing()[0])
-    if not _close(a.GetOrigin(), b.GetOrigin(), coord_tol):
-        return f"image origin {a.GetOrigin()} differs from mask origin {b.GetOrigin()}"
-    if not _close(a.GetSpacing(), b.GetSpacing(), coord_tol):
-        return f"image spacing {a.GetSpacing()} differs from mask spacing {b.GetSpacing()}"
-    if not _close(a.GetDirection(), b.GetDirection(), tol):
-        return f"image direction {a.GetDirection()} differs from mask direction {b.GetDirection()}"
+class Geometry(NamedTuple):
+    """An image's grid in SimpleITK's order (x first): size, origin, spacing and the direction matrix row by
+    row."""
+
+    size: tuple[int, ...]
+    origin: tuple[float, ...]
+    spacing: tuple[float, ...]
+    direction: tuple[float, ...]
+
+
+def geometry_of(image: "sitk.Image") -> Geometry:
+    """The :class:`Geometry` of a SimpleITK image."""
+    return Geometry(image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+
+
+def same_geometry(a: Geometry, b: Geometry, tol: float) -> Optional[str]:
+    """None when grids a and b share size and physical space within ``tol``, else what differs."""
+    if len(a.size) != len(b.size):
+        return f"image is {len(a.size)}-D but mask is {len(b.size)}-D"
+    if a.size != b.size:
+        return f"image size {a.size} differs from mask size {b.size}"
+    coord_tol = tol * abs(a.spacing[0])
+    if not _close(a.origin, b.origin, coord_tol):
+        return f"image origin {a.origin} differs from mask origin {b.origin}"
+    if not _close(a.spacing, b.spacing, coord_tol):
+        return f"image spacing {a.spacing} differs from mask spacing {b.spacing}"
+    if not _close(a.direction, b.direction, tol):
+        return f"image direction {a.direction} differs from mask direction {b.direction}"
     return None
 
 
@@ -261,7 +276,7 @@ def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_d
     (resampled onto the image grid when ``correct_mask`` had to fix a mismatch).
     """
     tol = 1e-6 if tolerance is None else float(tolerance)
-    problem = _same_geometry(image, mask, tol)
+    problem = same_geometry(geometry_of(image), geometry_of(mask), tol)
     if problem is not None:
         if image.GetDimension() != mask.GetDimension():
             raise ValueError(f"{problem}; give a mask with the image's dimensionality.")
