@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_batch import FC, make_batch
 
@@ -98,6 +99,28 @@ def test_encode_records_text_and_cells() -> None:
     assert c1 == ("0.1", "nan", "", "x,y") and c2 is None  # "x,y": the cells are not joined
     assert [c for _, _, c in workers_mod.encode_records([rec], "extract", cells=False)] == [None]
     assert workers_mod.encode_records([rec], "validate", cells=True) == [(rec, None, None)]
+
+
+def test_encoded_text_and_cells_equal_json_and_csv_cells_of_each_record() -> None:
+    """The shared-repr encoding (every value a finite float) writes json.dumps' bytes and csv_cells' text;
+    other records take json.dumps and csv_cells themselves."""
+    rng = np.random.default_rng(7)
+    names = ["original_glcm_Idmn", 'quote"d', "é_ü", "back\\slash", "tab\tname"]
+    finite = [0.1, -0.0, 5e-324, 1e300, -2.5e-8, 1e16, 123456789.0, float(rng.normal()), 3.0]
+    odd = [float("nan"), float("inf"), None, 7, np.float64(0.25), True, "x,y"]
+    for trial in range(300):
+        values = [finite[k] for k in rng.integers(0, len(finite), len(names))]
+        if trial % 3 == 0:
+            values[int(rng.integers(0, len(names)))] = odd[trial // 3 % len(odd)]
+        rec = {"status": "ok", "features": dict(zip(names, values)), "seconds": float(rng.random())}
+        ((r, text, cells),) = workers_mod.encode_records([rec], "extract", cells=True)
+        assert r is rec
+        assert text == json.dumps(rec, ensure_ascii=False, default=str)
+        assert cells == workers_mod.csv_cells(rec["features"])
+        ((_, text2, none),) = workers_mod.encode_records([rec], "extract", cells=False)
+        assert text2 == text and none is None
+    empty = {"status": "ok", "features": {}, "seconds": 0.1}
+    assert workers_mod.encode_records([empty], "extract", cells=True)[0][1:] == (json.dumps(empty), ())
 
 
 def test_pool_must_match_the_batch(tmp_path: Path, pool: WorkerPool) -> None:

@@ -142,10 +142,10 @@ def _parse_label(value: Any, where: str) -> Optional[int]:
 
 
 def _resolve(value: Any, base: Path) -> str:
-    p = Path(str(value).strip()).expanduser()
-    if not p.is_absolute():
-        p = base / p
-    return os.path.normpath(str(p))
+    s = os.path.expanduser(str(value).strip())  # os.path, not pathlib: a fifth of the time, for every case
+    if not os.path.isabs(s):
+        s = os.path.join(base, s)
+    return os.path.normpath(s)
 
 
 def case_key(identity: str) -> str:

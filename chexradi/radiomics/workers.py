@@ -17,8 +17,10 @@ clock.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -160,6 +162,29 @@ def split_cells(cells: Cells) -> Sequence[str]:
 Encoded = tuple[dict[str, Any], Optional[str], Optional[Cells]]
 
 
+_FEATURES_MARK = "\x1f features \x1f"  # stands for the features in a record's JSON (JSON escapes it: no clash)
+
+
+@functools.lru_cache(maxsize=16)
+def _json_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(json.dumps(n, ensure_ascii=False) + ": " for n in names)
+
+
+def _encode(rec: dict[str, Any], cells: bool) -> tuple[str, Optional[Cells]]:
+    """:func:`record_json` and (with ``cells``, for an ok case) :func:`csv_cells` of one record, the same
+    text, each feature value turned into text once when every value is a finite float (both write a float
+    as its repr)."""
+    feats = rec.get("features") if rec.get("status") == "ok" else None
+    if not isinstance(feats, dict):
+        return record_json(rec), None
+    reprs = [float.__repr__(v) if type(v) is float and math.isfinite(v) else None for v in feats.values()]
+    if None in reprs or not reprs:
+        return record_json(rec), csv_cells(feats) if cells else None
+    body = "{" + "".join([k + r + ", " for k, r in zip(_json_keys(tuple(feats)), reprs)])[:-2] + "}"
+    text = record_json({**rec, "features": _FEATURES_MARK}).replace(json.dumps(_FEATURES_MARK), body, 1)
+    return text, ",".join(reprs) if cells else None
+
+
 def encode_records(recs: Sequence[dict[str, Any]], mode: str, cells: bool) -> list[Encoded]:
     """Each record with its journal text (:func:`record_json`) and, with ``cells`` (a CSV output), an ok
     case's :func:`csv_cells`; None for what is not needed (a validation journals nothing). Made where the
@@ -167,8 +192,7 @@ def encode_records(recs: Sequence[dict[str, Any]], mode: str, cells: bool) -> li
     the workers feeding it, stays small."""
     if mode == "validate":
         return [(rec, None, None) for rec in recs]
-    return [(rec, record_json(rec), csv_cells(rec["features"]) if cells and rec["status"] == "ok" else None)
-            for rec in recs]
+    return [(rec, *_encode(rec, cells)) for rec in recs]
 
 
 def _worker_chunk(items: Sequence[tuple[str, str, Optional[int]]], mode: str, cells: bool) -> list[Encoded]:
