@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional, Union
 
-__all__ = ["atomic_write", "atomic_path"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_path"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -60,11 +60,25 @@ def atomic_path(path: PathLike, *, suffix: str = ".tmp", sync: bool = True) -> I
         _fsync_dir(path.parent)
 
 
+def _flush_to_disk(fh: IO) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, *, newline: Optional[str] = None) -> Iterator[IO[str]]:
     """Open a UTF-8 text file at a temporary name next to ``path``; on success fsync it and rename it onto ``path``."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+            _flush_to_disk(fh)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary name next to it. ``sync``: fsync the file before the
+    rename and its folder after (False: the caller makes many files durable at once)."""
+    with atomic_path(path, sync=sync) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if sync:
+                _flush_to_disk(fh)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from ._io import _fsync_dir, atomic_path
+from ._io import _fsync_dir, atomic_write_bytes
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -237,12 +237,7 @@ def write_nrrd(path: Union[str, Path], array: np.ndarray, spacing: Sequence[floa
             f"space origin: ({','.join(['0'] * dim)})\n\n")
     packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing, fastest level
     data = head.encode("ascii") + packer.compress(arr.tobytes()) + packer.flush()
-    with atomic_path(path, sync=sync) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            if sync:
-                fh.flush()
-                os.fsync(fh.fileno())
+    atomic_write_bytes(path, data, sync=sync)
     return path
 
 

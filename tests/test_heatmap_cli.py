@@ -106,6 +106,41 @@ def test_heatmap_writes_overlays_masks_and_tables(setup: dict, tmp_path: Path) -
     assert len(feats) == len(cases) and "original_firstorder_Mean" in feats[0]
 
 
+def test_overlays_and_masks_made_durable_at_once_before_the_tables(setup: dict, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """No overlay or mask pays an fsync of its own; their folders are synced once, before regions.csv."""
+    import chexradi.cam.export as export
+    import chexradi.cam.overlay as overlay
+    import chexradi.data.lungs as lungs
+
+    writes: list = []
+    synced: list = []
+    write_nrrd, atomic_path, sync_folders = lungs.write_nrrd, overlay.atomic_path, export.sync_folders
+
+    def spy_write(path, arr, spacing, *, sync=True):
+        writes.append(("mask", sync))
+        return write_nrrd(path, arr, spacing, sync=sync)
+
+    def spy_atomic(path, *, suffix=".tmp", sync=True):
+        writes.append(("overlay", sync))
+        return atomic_path(path, suffix=suffix, sync=sync)
+
+    def spy_sync(folders):
+        synced.append((sorted(Path(f).name for f in folders), len(writes), (out / "regions.csv").exists()))
+        return sync_folders(folders)
+
+    monkeypatch.setattr(lungs, "write_nrrd", spy_write)
+    monkeypatch.setattr(overlay, "atomic_path", spy_atomic)
+    monkeypatch.setattr(export, "sync_folders", spy_sync)
+    out = tmp_path / "out"
+    res = _run("heatmap", setup["ckpt"], *setup["images"], "--out", out, "--all-classes", "--quiet")
+    assert res.exit_code == 0, res.output
+    regions = _read_csv(out / "regions.csv")
+    n_masks = sum(1 for r in regions if r["mask"])
+    assert sorted(writes) == sorted([("mask", False)] * n_masks + [("overlay", False)] * len(regions))
+    assert n_masks > 0 and synced == [(["a", "b"], len(writes), False)]
+
+
 def test_min_prob_selects_predicted_classes(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = _run("heatmap", setup["ckpt"], *setup["images"], "--out", out, "--min-prob", "0.5", "-q",

@@ -22,7 +22,9 @@ and write:
     the model, its config, every setting, package versions and the failures.
 
 An unreadable image is reported and skipped; the others are still written.
-All files are written atomically.
+All files are written atomically. The overlays and masks are written without an fsync each; their
+folders are made durable at once (``_nrrd.sync_folders``) before the tables and ``heatmap.json``, so
+``regions.csv`` never names a file that a power cut could lose.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .._io import atomic_write
+from .._nrrd import sync_folders
 from .._progress import progress_on
 from .masks import THRESHOLD_METHODS, MaskWarning, check_mask_options, heatmap_to_mask
 from .overlay import render_overlay, save_overlay
@@ -191,6 +194,7 @@ def write_heatmaps(
                 "keep": keep, "size": size, "normalization": NORMALIZATION}
     report = HeatmapReport(out=out, n_images=len(paths), n_ok=0)
     predictions: list[dict[str, Any]] = []
+    written: set[Path] = set()  # the image folders that got an overlay or a mask
 
     from tqdm.auto import tqdm
 
@@ -226,6 +230,7 @@ def write_heatmaps(
                     heat = np.clip(resize(maps[row, col], img.shape), 0.0, 1.0)
                     region = _write_region(out / names[i], paths[i], img, spacing, heat, class_names[k], p,
                                            settings)
+                    written.add(out / names[i])
                     report.flagged += int(region["empty"] or region["full"])
                     report.regions.append(region)
                 report.n_ok += 1
@@ -234,6 +239,7 @@ def write_heatmaps(
     finally:
         model.train(was_training)
 
+    sync_folders(sorted(written))
     _write_tables(out, report, predictions, class_names)
     manifest = {"kind": "chexradi-heatmap-output", "created": _dt.datetime.now().isoformat(timespec="seconds"),
                 "model": model_source, "config": model.config, "checkpoint_meta": meta, "settings": settings,
@@ -261,8 +267,8 @@ def _write_region(folder: Path, image_path: Path, img: np.ndarray, spacing: tupl
     caption = (f"{class_name}  p={prob:.3f}  {settings['method']}  {res.method} thr={res.threshold:.3g}"
                + ("  [EMPTY MASK]" if res.empty else "  [MASK COVERS IMAGE]" if res.full else ""))
     overlay = save_overlay(render_overlay(img, heat, boxes=res.boxes, mask=res.mask, caption=caption),
-                           folder / f"{stem}.png")
-    mask_path = None if res.empty else save_mask(res.mask, spacing, folder / f"{stem}_mask.nrrd")
+                           folder / f"{stem}.png", sync=False)
+    mask_path = None if res.empty else save_mask(res.mask, spacing, folder / f"{stem}_mask.nrrd", sync=False)
     return {"image": str(image_path), "name": folder.name, "class": class_name, "probability": round(prob, 6),
             "method": settings["method"], "threshold_method": res.method,
             "threshold": float(res.threshold), "x": box.x if box else "", "y": box.y if box else "",

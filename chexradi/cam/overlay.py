@@ -152,13 +152,14 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width=width, break_long_words=True) or [""]
 
 
-def save_overlay(rgb: np.ndarray, path: Union[str, Path]) -> Path:
-    """Write an RGB ``uint8`` array as PNG, atomically (temporary name, then rename)."""
+def save_overlay(rgb: np.ndarray, path: Union[str, Path], *, sync: bool = True) -> Path:
+    """Write an RGB ``uint8`` array as PNG, atomically (temporary name, then rename). ``sync``: fsync the
+    folder after the rename (False: the caller makes many files durable at once, ``_nrrd.sync_folders``)."""
     from PIL import Image
 
     p = Path(path)
     if p.suffix.lower() != ".png":
         raise ValueError(f"overlay path must end in .png, got {p}")
-    with atomic_path(p, suffix=".tmp.png") as tmp:
+    with atomic_path(p, suffix=".tmp.png", sync=sync) as tmp:
         Image.fromarray(np.asarray(rgb, np.uint8)).save(tmp, format="PNG")
     return p
