@@ -73,6 +73,19 @@ def test_same_case_and_features_as_the_general_path(tmp_path, monkeypatch, ndim,
         assert len(ours) > 90
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
+def test_whole_image_roi_reads_the_files_pixels_without_changing_them(tmp_path, monkeypatch, dtype):
+    """A mask covering the whole image: the ROI's arrays may be views of the file's read-only pixels (float64
+    needs no conversion), and no feature class writes into them."""
+    rng = np.random.default_rng(1)
+    image = _write(tmp_path / "i.nrrd", (rng.random((20, 24)) * 200).astype(dtype))
+    mask = _write(tmp_path / "m.nrrd", np.ones((20, 24), np.uint8))
+    ext = Extractor(binWidth=10)
+    case = ext.prepare(image, mask)
+    assert case.raw is None and not case.image_arr.flags.writeable
+    assert ext.execute(image, mask) == _general(monkeypatch, ext, "execute", image, mask)
+
+
 def _steps_aside(monkeypatch) -> list:
     """Records what _load_plain returned."""
     got = []
