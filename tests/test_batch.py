@@ -639,6 +639,38 @@ def test_csv_cells_are_what_the_csv_module_writes() -> None:
     assert workers_mod.csv_cells({}) == ()
 
 
+def test_write_csv_rows_are_what_the_csv_module_writes(tmp_path: Path) -> None:
+    """_write_csv writes joined cells as they are when they need no quotes; every row is the csv module's."""
+    from types import SimpleNamespace
+
+    from chexradi.radiomics import batch
+
+    rng = np.random.default_rng(11)
+    carried = ["Image", "Mask", "note"]
+    features = ["f1", "f2", "f3"]
+    texts = ["/d/a.nrrd", "b c.nrrd", 'q"uote', "com,ma", "new\nline", "cr\rx", "", None, "é", 5, " lead"]
+    values = [0.5, -0.0, 1e-300, float("nan"), float("inf"), None, "", 'x"y', "l\nm", "r\rs", "a,b", 7, "z"]
+    rows, expected = [], []
+    for _ in range(400):
+        cols = {c: texts[int(rng.integers(len(texts)))] for c in carried}
+        vals = {f: values[int(rng.integers(len(values)))] for f in features}
+        cells = workers_mod.csv_cells(vals)
+        names = tuple(features) if rng.random() < 0.8 else ("f2", "f1", "f3")
+        if names != tuple(features):
+            cells = workers_mod.csv_cells({f: vals[f] for f in names})
+        rows.append((SimpleNamespace(columns=cols), names, cells))
+        expected.append([cols[c] for c in carried] + [vals[f] for f in features])
+    batch._write_csv(tmp_path / "out.csv", carried, features, rows)
+    ref = tmp_path / "ref.csv"
+    with open(ref, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(carried + features)
+        w.writerows([[("" if v is None else str(v)) if k >= len(carried) else v for k, v in enumerate(r)]
+                     for r in expected])
+    assert (tmp_path / "out.csv").read_bytes() == ref.read_bytes()
+    assert sum(isinstance(c, str) for _, _, c in rows) > 100  # the joined form was exercised
+
+
 def test_journal_lines_joined_from_worker_text_are_byte_identical(tmp_path: Path) -> None:
     from chexradi.radiomics import batch
 

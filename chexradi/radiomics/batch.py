@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
 import math
@@ -568,6 +569,8 @@ def _write_csv(path: Path, columns: list[str], features: list[str],
     """One row per case from ``(case, feature names, their cells)`` (``workers.csv_cells``): the carried
     columns, then the features (an empty cell for a feature the case lacks)."""
     same: dict[int, bool] = {}  # id(names) -> names are the columns, in order (so cells go as they are)
+    head = io.StringIO()
+    head_writer = csv.writer(head, lineterminator="\n")  # the same quoting as `w` (it depends on the terminator)
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns + features)
@@ -576,6 +579,15 @@ def _write_csv(path: Path, columns: list[str], features: list[str],
             in_order = same.get(id(names))
             if in_order is None:  # once per distinct list of names
                 in_order = same[id(names)] = list(names) == features
+            if (in_order and len(row) > 1 and isinstance(cells, str) and cells
+                    and '"' not in cells and "\n" not in cells and "\r" not in cells):
+                # cells joined by commas (none inside a cell: workers.csv_cells) that need no quotes: the text the
+                # writer would write for them, without splitting them first
+                head.seek(0)
+                head.truncate()
+                head_writer.writerow(row)
+                fh.write(head.getvalue()[:-1] + "," + cells + "\n")
+                continue
             if in_order:
                 row += split_cells(cells)
             else:
