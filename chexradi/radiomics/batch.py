@@ -286,7 +286,7 @@ def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
                 carried[c] = share(v, v)
         image_given, mask_given = str(raw["Image"]).strip(), str(raw["Mask"]).strip()
         image_given = share(image_given, image_given)
-        image, mask = _resolve(raw["Image"], base), _resolve(raw["Mask"], base)
+        image, mask = _resolve(image_given, base), _resolve(mask_given, base)
         image = image_given if image == image_given else share(image, image)  # absolute paths: one string
         mask = mask_given if mask == mask_given else mask
         ident = {"Image": image, "Mask": mask, "Label": lab}

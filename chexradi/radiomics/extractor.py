@@ -33,8 +33,8 @@ from . import imageio
 from .discretize import resegment_mask
 from .features import get_feature_module
 from .features.base import ROI
-from .preprocess import (Geometry, bbox_bounds, bounding_box, check_label, check_mask, crop_sitk, normalize_image,
-                         resample, roi_from_arrays, same_geometry)
+from .preprocess import (Geometry, bounding_box, check_label, check_mask, crop_sitk, geometry_tolerance,
+                         normalize_image, resample, roi_extent, roi_from_arrays, same_geometry)
 from .settings import Settings, SourceLike, feature_names, load_settings
 
 __all__ = ["Extractor", "extract", "versions", "ENGINES"]
@@ -265,17 +265,15 @@ class Extractor:
         msk = imageio.read_plain(mask, "mask") if img is not None else None
         if msk is None or msk.array.dtype.kind not in "ui" or msk.array.ndim != img.array.ndim:
             return None
-        tol = 1e-6 if s["geometryTolerance"] is None else float(s["geometryTolerance"])
+        tol = geometry_tolerance(s["geometryTolerance"])
         if same_geometry(_plain_geometry(img), _plain_geometry(msk), tol) is not None:
             return None
         roi = msk.array == label
-        count = int(np.count_nonzero(roi))
-        if count == 0:
+        if not roi.any():
             return None
-        first, last = bbox_bounds(roi)
-        ndims = int(np.count_nonzero(last > first))
-        minimum_size = s["minimumROISize"]
-        if ndims == 0 or ndims < int(s["minimumROIDimensions"]) or (minimum_size is not None and count <= minimum_size):
+        first, last, problem = roi_extent(roi, label=label, minimum_dims=int(s["minimumROIDimensions"]),
+                                          minimum_size=s["minimumROISize"])
+        if problem is not None:
             return None
         box = tuple(slice(int(a), int(b) + 1) for a, b in zip(first, last))
         return img.array, roi, box, img.array.ndim, tuple(float(v) for v in reversed(img.spacing))

@@ -267,6 +267,32 @@ def _close(a: Sequence[float], b: Sequence[float], atol: float) -> bool:
     return all(abs(x - y) <= atol for x, y in zip(a, b))
 
 
+def geometry_tolerance(tolerance: Optional[float]) -> float:
+    """The ``geometryTolerance`` setting as a number (None: PyRadiomics' default, 1e-6)."""
+    return 1e-6 if tolerance is None else float(tolerance)
+
+
+def roi_extent(sel: np.ndarray, *, label: int, minimum_dims: int,
+               minimum_size: Optional[int]) -> tuple[np.ndarray, np.ndarray, Optional[str]]:
+    """(first, last) index per axis (numpy order) of the non-empty ROI ``sel``, and what keeps it from the
+    features (None when it passes): a single voxel, fewer dimensions than ``minimum_dims``, not more voxels
+    than ``minimum_size``."""
+    first, last = bbox_bounds(sel)
+    ndims = int(np.count_nonzero(last > first))
+    if ndims == 0:
+        return first, last, (f"the ROI (label {label}) is a single voxel; features need at least 2 voxels. "
+                             "Check the mask or the label.")
+    if ndims < minimum_dims:
+        return first, last, (f"the ROI (label {label}) spans {ndims} dimension(s) but minimumROIDimensions="
+                             f"{minimum_dims}; lower minimumROIDimensions (e.g. 1 for a line ROI) or fix the mask.")
+    if minimum_size is not None:
+        count = int(np.count_nonzero(sel))
+        if count <= minimum_size:
+            return first, last, (f"the ROI (label {label}) has {count} voxels, not more than minimumROISize="
+                                 f"{minimum_size}; lower minimumROISize or fix the mask.")
+    return first, last, None
+
+
 def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_dims: int = 2,
                minimum_size: Optional[int] = None, correct_mask: bool = False,
                tolerance: Optional[float] = None) -> tuple[np.ndarray, np.ndarray, "sitk.Image"]:
@@ -275,8 +301,7 @@ def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_d
     Returns ``(lo, size, mask)``: the ROI bounding box (ITK order) and the mask
     (resampled onto the image grid when ``correct_mask`` had to fix a mismatch).
     """
-    tol = 1e-6 if tolerance is None else float(tolerance)
-    problem = same_geometry(geometry_of(image), geometry_of(mask), tol)
+    problem = same_geometry(geometry_of(image), geometry_of(mask), geometry_tolerance(tolerance))
     if problem is not None:
         if image.GetDimension() != mask.GetDimension():
             raise ValueError(f"{problem}; give a mask with the image's dimensionality.")
@@ -290,22 +315,12 @@ def check_mask(image: "sitk.Image", mask: "sitk.Image", *, label: int, minimum_d
         rif.SetReferenceImage(image)
         rif.SetInterpolator(sitk.sitkNearestNeighbor)
         mask = rif.Execute(mask)
-    arr = sitk.GetArrayViewFromImage(mask)
-    sel = arr == label
-    count = int(np.count_nonzero(sel))
-    if count == 0:
+    sel = sitk.GetArrayViewFromImage(mask) == label
+    if not sel.any():
         check_label(mask, label)  # raises with the labels present
-    first, last = bbox_bounds(sel)
+    first, last, problem = roi_extent(sel, label=label, minimum_dims=minimum_dims, minimum_size=minimum_size)
+    if problem is not None:
+        raise ValueError(problem)
     lo = first[::-1]
     size = (last - first + 1)[::-1]
-    ndims = int(np.sum(size > 1))
-    if ndims == 0:
-        raise ValueError(f"the ROI (label {label}) is a single voxel; features need at least 2 voxels. "
-                         "Check the mask or the label.")
-    if ndims < minimum_dims:
-        raise ValueError(f"the ROI (label {label}) spans {ndims} dimension(s) but minimumROIDimensions="
-                         f"{minimum_dims}; lower minimumROIDimensions (e.g. 1 for a line ROI) or fix the mask.")
-    if minimum_size is not None and count <= minimum_size:
-        raise ValueError(f"the ROI (label {label}) has {count} voxels, not more than minimumROISize="
-                         f"{minimum_size}; lower minimumROISize or fix the mask.")
     return lo, size, mask
