@@ -21,6 +21,9 @@ from PIL import Image
 import chexradi
 from chexradi.radiomics import workers as workers_mod
 from chexradi.radiomics.batch import extract_batch, journal_path, load_cases, meta_path
+from chexradi.radiomics.cases import Case
+from chexradi.radiomics.journal import JOURNAL_KIND, Journal
+from chexradi.radiomics.outputs import write_csv
 
 # A few classes keep the tests fast; the CLI tests also run the default (every class) once.
 FC: dict[str, list[str]] = {"firstorder": [], "glszm": [], "shape2D": []}
@@ -565,13 +568,13 @@ def test_values_beyond_the_held_limit_are_read_back_from_the_journal(tmp_path: P
         return json.loads(path.read_text())["records"] == json.loads((tmp_path / "ref.json").read_text())["records"]
 
     reads: list[int] = []
-    real = batch._Journal.read_features
+    real = Journal.read_features
 
     def counted(self, offset):
         reads.append(offset)
         return real(self, offset)
 
-    monkeypatch.setattr(batch._Journal, "read_features", counted)
+    monkeypatch.setattr(Journal, "read_features", counted)
     for held in (0, 3):
         monkeypatch.setattr(batch, "_HELD_RESULTS", held)
         reads.clear()
@@ -590,8 +593,6 @@ def test_values_beyond_the_held_limit_are_read_back_from_the_journal(tmp_path: P
 def test_journal_index_points_at_each_cases_last_ok_line(tmp_path: Path) -> None:
     """A resumed journal keeps, per case, the offset of its last ok line (a case done twice, e.g. after
     --no-resume was not used and the journal was appended to, reads its latest values)."""
-    from chexradi.radiomics import batch
-
     cases, rows = make_batch(tmp_path, n_good=3)
     extract_batch(cases, out=tmp_path / "o.csv", featureClass=FC)
     jp = journal_path(tmp_path / "o.csv")
@@ -600,7 +601,7 @@ def test_journal_index_points_at_each_cases_last_ok_line(tmp_path: Path) -> None
     changed = dict(last, features={k: -1.0 for k in last["features"]})
     jp.write_bytes(b"".join(lines) + (json.dumps(changed) + "\n").encode())
     header = json.loads(lines[0])
-    j = batch._Journal(jp, header, resume=True)
+    j = Journal(jp, header, resume=True)
     try:
         assert set(j.done) == {json.loads(line)["key"] for line in lines[1:]}
         offset, names = j.done[last["key"]]
@@ -640,10 +641,8 @@ def test_csv_cells_are_what_the_csv_module_writes() -> None:
 
 
 def test_write_csv_rows_are_what_the_csv_module_writes(tmp_path: Path) -> None:
-    """_write_csv writes joined cells as they are when they need no quotes; every row is the csv module's."""
+    """write_csv writes joined cells as they are when they need no quotes; every row is the csv module's."""
     from types import SimpleNamespace
-
-    from chexradi.radiomics import batch
 
     rng = np.random.default_rng(11)
     carried = ["Image", "Mask", "note"]
@@ -660,7 +659,7 @@ def test_write_csv_rows_are_what_the_csv_module_writes(tmp_path: Path) -> None:
             cells = workers_mod.csv_cells({f: vals[f] for f in names})
         rows.append((SimpleNamespace(columns=cols), names, cells))
         expected.append([cols[c] for c in carried] + [vals[f] for f in features])
-    batch._write_csv(tmp_path / "out.csv", carried, features, rows)
+    write_csv(tmp_path / "out.csv", carried, features, rows)
     ref = tmp_path / "ref.csv"
     with open(ref, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -672,14 +671,12 @@ def test_write_csv_rows_are_what_the_csv_module_writes(tmp_path: Path) -> None:
 
 
 def test_journal_lines_joined_from_worker_text_are_byte_identical(tmp_path: Path) -> None:
-    from chexradi.radiomics import batch
-
-    header = {"type": "header", "kind": batch._JOURNAL_KIND, "engine": "numba", "settings": {}, "versions": {}}
+    header = {"type": "header", "kind": JOURNAL_KIND, "engine": "numba", "settings": {}, "versions": {}}
     head = {"type": "case", "key": "k\u00e9", "row": 3, "image": "/d/é.nrrd", "mask": "/d/m.nrrd", "label": None}
     recs = [{"status": "ok", "features": {"x": 1.5, "y": float("nan")}, "seconds": 0.25},
             {"status": "failed", "reason": "ünreadable", "traceback": "T"},
             {"status": "ok", "label": 2}]  # shares a key with head: encoded whole, rec's label wins
-    j = batch._Journal(tmp_path / "j.jsonl", header, resume=False)
+    j = Journal(tmp_path / "j.jsonl", header, resume=False)
     try:
         for rec in recs:
             j.append_case(head, rec, workers_mod.record_json(rec))
@@ -695,11 +692,9 @@ def test_journal_lines_joined_from_worker_text_are_byte_identical(tmp_path: Path
 
 
 def test_csv_cells_placed_by_name_when_a_case_has_other_features(tmp_path: Path) -> None:
-    from chexradi.radiomics import batch
-
-    c1, c2 = (batch.Case(row=i, image=f"i{i}", mask=f"m{i}", label=None, key=f"k{i}", image_given=f"i{i}",
-                         mask_given=f"m{i}", columns={"ID": f"P{i}"}) for i in (1, 2))
+    c1, c2 = (Case(row=i, image=f"i{i}", mask=f"m{i}", label=None, key=f"k{i}", image_given=f"i{i}",
+                   mask_given=f"m{i}", columns={"ID": f"P{i}"}) for i in (1, 2))
     features = ["a", "b", "c"]
     rows = [(c1, ("a", "b", "c"), "1.0,2.0,3.0"), (c2, ("c", "a"), ("30.0", "10.0"))]
-    batch._write_csv(tmp_path / "o.csv", ["ID"], features, rows)
+    write_csv(tmp_path / "o.csv", ["ID"], features, rows)
     assert (tmp_path / "o.csv").read_text() == "ID,a,b,c\nP1,1.0,2.0,3.0\nP2,10.0,,30.0\n"

@@ -12,6 +12,7 @@ import torch
 from conftest import shared
 from PIL import Image
 
+from chexradi.data import cxr_dataset
 from chexradi.data import datasets as ds
 from chexradi.data.datasets import (BOXED_CLASSES, CHESTXRAY14_CLASSES, CHEXPERT_CLASSES, MIMIC_CXR_CLASSES,
                                     CXRDataset, Record, chestxray14, chexpert, csv_dataset, mimic_cxr)
@@ -147,13 +148,13 @@ def test_items_equal_reader_plus_transform(cxr14: Path):
 
 def test_cache_hit_on_second_pass(cxr14: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     calls: list[Path] = []
-    real = ds.read_radiograph
+    real = cxr_dataset.read_radiograph
 
     def counting(path):
         calls.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(ds, "read_radiograph", counting)
+    monkeypatch.setattr(cxr_dataset, "read_radiograph", counting)
     cache = tmp_path / "cache"
     d = chestxray14(cxr14, size=SIZE, cache_dir=cache).test
     first = [d[i]["image"].numpy() for i in range(len(d))]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .datasets import Splits, _check_size
+from .cxr_dataset import Splits, check_size
 from .phantom import DEFAULT_CLASSES, generate
 from .transforms import to_model_input
 
@@ -126,7 +126,7 @@ def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHAN
     for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-    size = _check_size(size)
+    size = check_size(size)
     side = int(render_size) if render_size is not None else max(int(size), 64)
     total = int(n_train) + int(n_val) + int(n_test)
     ps = generate(total, size=side, seed=seed, difficulty=difficulty, classes=classes)

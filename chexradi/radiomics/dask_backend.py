@@ -29,7 +29,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .batch import Case
+    from .cases import Case
     from .workers import OnResult
 
 __all__ = ["SCHEDULER_FORMS", "local_worker_environ", "parse_scheduler", "require_dask", "run_on_dask"]

@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 if TYPE_CHECKING:
-    from .batch import Case
+    from .cases import Case
 
 __all__ = ["Cells", "WorkerPool", "configure_worker", "resolve_jobs", "run_in_pool", "task_chunks"]
 
