@@ -258,3 +258,40 @@ def test_cli_phantom(tmp_path):
                                    "--classes", "Nodule,Hernia"])
     assert bad.exit_code == 2 and "Hernia" in bad.output
     assert not (tmp_path / "b" / "phantom.json").exists()
+
+
+# What phantom version 1 draws, pinned: a change to the drawing that moves these must bump PHANTOM_VERSION.
+# Labels, sides and sizes come from the random streams alone (exact); image statistics and mask areas go through
+# numpy/scipy float functions, so they get a tolerance that the last bits of another platform cannot exceed.
+_PINNED = {
+    0: (0.36730661044849455, 0.20861786144432495, 867, 394,
+        {"Nodule": 7, "Mass": 45, "Effusion": 38, "Cardiomegaly": 394, "Pneumothorax": 184, "Infiltration": 14},
+        {"Nodule": ("left", 10.535249755861054), "Mass": ("left", 41.19569602480701),
+         "Infiltration": ("right", 35.64414725239392), "Effusion": ("left", 0.1725065906164316),
+         "Pneumothorax": ("right", 0.7323734662131993)}, 0.6237484125025676),
+    1: (0.41437989715723234, 0.208606795611262, 881, 351,
+        {"Nodule": 7, "Mass": 24, "Effusion": 114, "Cardiomegaly": 351, "Pneumothorax": 108, "Infiltration": 63},
+        {"Nodule": ("right", 6.515173759720033), "Mass": ("left", 31.341076785371122),
+         "Infiltration": ("left", 58.21044572275416), "Effusion": ("right", 0.2620461806511816),
+         "Pneumothorax": ("left", 0.854308532361433)}, 0.6120469694068096),
+}
+
+
+@pytest.mark.parametrize("index", sorted(_PINNED))
+def test_drawing_is_pinned(index):
+    mean, std, lung_area, heart_area, areas, findings, ctr_target = _PINNED[index]
+    c = make_case(index, size=64, seed=11, difficulty=0.4, force=DEFAULT_CLASSES)
+    img = c.image.astype(np.float64)
+    assert img.mean() == pytest.approx(mean, abs=1e-6) and img.std() == pytest.approx(std, abs=1e-6)
+    assert abs(int(c.lung_mask.sum()) - lung_area) <= 2 and abs(int(c.heart_mask.sum()) - heart_area) <= 2
+    assert set(c.masks) == set(areas)
+    for name, area in areas.items():
+        assert abs(int(c.masks[name].sum()) - area) <= 2, name
+    for name, (side, size) in findings.items():
+        m = c.meta[name]
+        assert m["side"] == side
+        value = {"Effusion": "height", "Pneumothorax": "collapse"}.get(name, "diameter_mm")
+        assert float(m[value]) == pytest.approx(size, rel=1e-9), name
+    assert c.meta["ctr_target"] == pytest.approx(ctr_target, rel=1e-12)
+    unforced = make_case(5, size=64, seed=11, difficulty=0.4)
+    assert unforced.labels.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]

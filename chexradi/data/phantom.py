@@ -28,7 +28,9 @@ every case draws from its own ``numpy.random.SeedSequence(seed, spawn_key=(i, st
 streams (one for anatomy, one for noise, one per class keyed by the class's
 position in ``KNOWN_CLASSES``). Generating 10 cases or the first 10 of 100 gives
 identical images, and a class's presence and geometry do not depend on which other
-classes are requested. ``make_case(..., suppress=("Mass",))`` renders the same case
+classes are requested. How a case is drawn, step by step, is in
+:mod:`chexradi.data.phantom_render`; this module checks the settings, builds each case's
+ground truth (labels, boxes, masks) and writes phantom folders. ``make_case(..., suppress=("Mass",))`` renders the same case
 without the Mass (same anatomy, same noise, same other lesions): the lesion-free
 reference used to measure a lesion's contrast.
 
@@ -58,16 +60,15 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .._io import atomic_path, atomic_write
+from .phantom_render import Box, cardiothoracic_ratio, draw, mask_box
 
 __all__ = [
     "DEFAULT_CLASSES", "KNOWN_CLASSES", "DEFAULT_PREVALENCE", "NO_FINDING", "FOV_MM", "PHANTOM_VERSION",
@@ -85,11 +86,6 @@ NO_FINDING = "No Finding"
 FOV_MM = 350.0
 MIN_SIZE = 64
 
-_STREAM_ANATOMY = 0
-_STREAM_NOISE = 1
-_STREAM_CLASS0 = 10  # + position in KNOWN_CLASSES
-
-Box = tuple[int, int, int, int]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -191,23 +187,6 @@ def image_name(index: int) -> str:
     return f"phantom_{index:05d}.png"
 
 
-def mask_box(mask: np.ndarray) -> Optional[Box]:
-    """Tight ``(x, y, w, h)`` box of a boolean mask (x = column, y = row), or None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-
-
-def cardiothoracic_ratio(heart_mask: np.ndarray, lung_mask: np.ndarray) -> float:
-    """Maximal horizontal heart width over the thoracic width (outer lung borders), from masks."""
-    hb, lb = mask_box(heart_mask), mask_box(lung_mask)
-    if hb is None or lb is None:
-        raise ValueError("cardiothoracic_ratio needs a non-empty heart mask and lung mask.")
-    return hb[2] / lb[2]
-
-
 # ------------------------------------------------------------------------------------------------
 # validation
 # ------------------------------------------------------------------------------------------------
@@ -268,125 +247,6 @@ def _check_names(names: Sequence[str], what: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------------
-# drawing helpers
-# ------------------------------------------------------------------------------------------------
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _rng(seed: int, index: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, stream)))
-
-
-def _norm(a: np.ndarray, where: Optional[np.ndarray] = None) -> np.ndarray:
-    v = a[where] if where is not None and where.any() else a
-    sd = float(v.std())
-    return (a - float(v.mean())) / (sd if sd > 0 else 1.0)
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    n = rng.standard_normal(shape)
-    return _norm(ndi.gaussian_filter(n, sigma, mode="reflect")) if sigma > 0.3 else n
-
-
-@dataclass
-class _Geometry:
-    """Per-case canonical anatomy parameters (normalised image units, 0..1)."""
-
-    cx: tuple[float, float]      # lung centres (image-left = patient's right, image-right)
-    cy: float
-    ax: tuple[float, float]
-    ay_top: float
-    ay_bot: float
-    dome_x: tuple[float, float]
-    dome_y: tuple[float, float]
-    dome_k: float
-    heart_y: float
-    heart_hh: float
-    ctr_normal: float
-    rib_y0: np.ndarray
-    clav_y: float
-    scale: float
-    shift: tuple[float, float]
-    angle_deg: float
-    gain: float
-    offset: float
-
-    @property
-    def thoracic_width(self) -> float:
-        return (self.cx[1] + self.ax[1]) - (self.cx[0] - self.ax[0])
-
-    def dome(self, x: np.ndarray) -> np.ndarray:
-        right = self.dome_y[0] + self.dome_k * (x - self.dome_x[0]) ** 2
-        left = self.dome_y[1] + self.dome_k * (x - self.dome_x[1]) ** 2
-        return np.where(x < 0.5, right, left)
-
-
-def _draw_geometry(rng: np.random.Generator, difficulty: float) -> _Geometry:
-    z = rng.standard_normal(24)
-    u = rng.random(8)
-    v = 0.3 + 0.7 * difficulty  # amount of anatomical variation
-    return _Geometry(
-        cx=(0.305 + 0.008 * v * z[0], 0.695 + 0.008 * v * z[1]),
-        cy=0.465 + 0.01 * v * z[2],
-        ax=(0.150 * (1 + 0.04 * v * z[3]), 0.145 * (1 + 0.04 * v * z[4])),
-        ay_top=0.31 * (1 + 0.04 * v * z[5]),
-        ay_bot=0.36 * (1 + 0.04 * v * z[6]),
-        dome_x=(0.32 + 0.01 * v * z[7], 0.68 + 0.01 * v * z[8]),
-        dome_y=(0.705 + 0.012 * v * z[9], 0.735 + 0.012 * v * z[10]),
-        dome_k=2.6 * (1 + 0.1 * v * z[11]),
-        heart_y=0.625 + 0.01 * v * z[12],
-        heart_hh=0.118 * (1 + 0.05 * v * z[13]),
-        ctr_normal=0.41 + 0.06 * float(u[0]),
-        rib_y0=0.115 + 0.062 * np.arange(10) + 0.004 * v * z[14:24],
-        clav_y=0.175 + 0.01 * v * float(u[1] - 0.5),
-        scale=1.0 + 0.05 * v * float(np.clip(z[15] * 0.7 + z[16] * 0.7, -2.5, 2.5)),
-        shift=(0.025 * v * float(2 * u[2] - 1), 0.025 * v * float(2 * u[3] - 1)),
-        angle_deg=5.0 * v * float(2 * u[4] - 1),
-        gain=1.0 + 0.12 * v * float(2 * u[5] - 1),
-        offset=0.05 * v * float(2 * u[6] - 1),
-    )
-
-
-def _canonical_grid(size: int, g: _Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical anatomy coordinates (qx, qy) of every pixel centre after the per-case similarity transform."""
-    p = (np.arange(size) + 0.5) / size
-    x, y = np.meshgrid(p, p)
-    t = math.radians(g.angle_deg)
-    dx, dy = x - 0.5 - g.shift[0], y - 0.5 - g.shift[1]
-    qx = (math.cos(t) * dx + math.sin(t) * dy) / g.scale + 0.5
-    qy = (-math.sin(t) * dx + math.cos(t) * dy) / g.scale + 0.5
-    return qx, qy
-
-
-def _heart_raw(qx: np.ndarray, qy: np.ndarray, g: _Geometry, ctr: float) -> np.ndarray:
-    w = ctr * g.thoracic_width
-    hx = 0.5 + w / 6.0  # one third right of the midline (patient's right), two thirds left
-    hh = g.heart_hh * (1.0 + 0.6 * (ctr / 0.44 - 1.0))
-    ell = ((qx - hx) / (w / 2)) ** 2 + ((qy - g.heart_y) / hh) ** 2 < 1.0
-    return ell & (qy < g.dome(qx) + 0.01)
-
-
-def _lung_raw(qx: np.ndarray, qy: np.ndarray, g: _Geometry, side: int) -> np.ndarray:
-    dx = np.abs(qx - g.cx[side]) / g.ax[side]
-    top = qy < g.cy
-    dy = np.abs(qy - g.cy) / np.where(top, g.ay_top, g.ay_bot)
-    inside = np.where(top, dx ** 2 + dy ** 2, dx ** 4 + dy ** 4) < 1.0
-    inside &= qy < g.dome(qx)
-    inside &= np.abs(qx - 0.5) > 0.045
-    if side == 1:  # aortic knob
-        inside &= (qx - 0.553) ** 2 + (qy - 0.30) ** 2 > 0.038 ** 2
-    return inside
-
-
-def _band(d: np.ndarray, half: float, cortex: float) -> np.ndarray:
-    """A bone band across distance ``d`` from its centre line: flat-topped body plus brighter cortical edges."""
-    body = np.exp(-((d / half) ** 4))
-    edges = np.exp(-(((np.abs(d) - half) / cortex) ** 2))
-    return 0.7 * body + 0.5 * edges
-
-
-# ------------------------------------------------------------------------------------------------
 # the case
 # ------------------------------------------------------------------------------------------------
 def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float = 0.5,
@@ -437,234 +297,24 @@ def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float =
 
 def _render(index: int, size: int, seed: int, difficulty: float, names: tuple[str, ...],
             prev: tuple[float, ...], suppress: set[str], force: set[str]) -> PhantomCase:
-    S = size
-    k = S / 256.0  # pixel-scale factor for filters defined at 256 px
-    mm = FOV_MM / S  # nominal mm per pixel
-    cf = 1.0 - 0.65 * difficulty  # lesion contrast factor
-
-    # labels: first draw of each class's own stream
-    class_rng: dict[str, np.random.Generator] = {}
-    present: dict[str, bool] = {}
-    for c, p in zip(names, prev):
-        r = _rng(seed, index, _STREAM_CLASS0 + KNOWN_CLASSES.index(c))
-        drawn = bool(r.random() < p)
-        class_rng[c] = r
-        present[c] = (drawn or c in force) and c not in suppress
-
-    ga = _rng(seed, index, _STREAM_ANATOMY)
-    g = _draw_geometry(ga, difficulty)
-    qx, qy = _canonical_grid(S, g)
-    rows, cols = np.mgrid[0:S, 0:S]
-
-    ctr_target = g.ctr_normal
-    meta: dict[str, Any] = {"nominal_pixel_mm": mm, "difficulty": difficulty,
-                            "transform": {"scale": g.scale, "shift": g.shift, "angle_deg": g.angle_deg,
-                                          "gain": g.gain, "offset": g.offset}}
-    if present.get("Cardiomegaly"):
-        r = class_rng["Cardiomegaly"]
-        ctr_target = 0.545 + (0.05 + 0.085 * float(r.random())) * (1.0 - 0.55 * difficulty)
-
-    heart_raw = _heart_raw(qx, qy, g, ctr_target)
-    heart_max = _heart_raw(qx, qy, g, 0.72)
-    sig_lung = 0.008 * S
-    lung_soft_side, lung_side, place_side = [], [], []
-    for side in (0, 1):
-        raw = _lung_raw(qx, qy, g, side)
-        soft = ndi.gaussian_filter((raw & ~heart_raw).astype(np.float64), sig_lung)
-        lung_soft_side.append(soft)
-        lung_side.append(soft > 0.5)
-        # where lesions are placed: the lung without the largest heart the phantom draws, so that
-        # placement does not depend on Cardiomegaly
-        place_side.append(ndi.gaussian_filter((raw & ~heart_max).astype(np.float64), sig_lung) > 0.5)
-    lung_soft = lung_soft_side[0] + lung_soft_side[1]
-    lung_mask = lung_side[0] | lung_side[1]
-    heart_mask = heart_raw.copy()
-
-    # ---- anatomy (density) ------------------------------------------------------------------
-    body_level = np.abs((qx - 0.5) / 0.455) ** 3 + np.abs((qy - 0.64) / 0.62) ** 3 - 1.0
-    body = _sigmoid(-body_level / 0.05)
-    neck = _sigmoid((0.085 - np.abs(qx - 0.5)) / 0.008) * _sigmoid((0.25 - qy) / 0.01)
-    body = np.maximum(body, neck)
-    dens = 0.04 + 0.50 * body
-    below = _sigmoid((qy - g.dome(qx)) / 0.006) * body
-    dens += 0.10 * below
-    gastric = ((qx - 0.66) / 0.05) ** 2 + ((qy - g.dome_y[1] - 0.055) / 0.03) ** 2
-    dens -= 0.10 * _sigmoid((1.0 - gastric) / 0.15) * below
-    dens -= 0.34 * lung_soft * (1.05 - 0.25 * np.clip((qy - 0.15) / 0.6, 0, 1))
-    dens += 0.05 * ndi.gaussian_filter(heart_raw.astype(np.float64), 0.004 * S)
-    # spine with vertebral bodies, trachea, aortic knob
-    spine = _sigmoid((0.034 - np.abs(qx - 0.5)) / 0.004) * (1.0 + 0.25 * np.cos(2 * np.pi * qy / 0.052))
-    dens += 0.07 * spine * body
-    trachea = _sigmoid((0.012 - np.abs(qx - 0.5)) / 0.003) * _sigmoid((0.40 - qy) / 0.01) * _sigmoid((qy - 0.04) / 0.01)
-    dens -= 0.09 * trachea
-    dens += 0.04 * _sigmoid((0.038 ** 2 - (qx - 0.553) ** 2 - (qy - 0.30) ** 2) / 0.0004)
-    # posterior ribs: curved bands from the spine, rising a little and turning down laterally
-    t = np.abs(qx - 0.5)
-    lateral = _sigmoid((t - 0.035) / 0.008) * _sigmoid((0.44 - t) / 0.012)
-    bones = np.zeros((S, S))
-    cage = _sigmoid((g.dome(qx) + 0.05 - qy) / 0.02)
-    for j, y0 in enumerate(g.rib_y0):
-        yc = y0 - 0.22 * t + 1.3 * t ** 2
-        half = 0.011 + 0.0025 * j / 9
-        bones += 0.075 * _band(qy - yc, half, 0.0035) * lateral * cage
-    # clavicles
-    tc = np.clip(t, 0.04, 0.33)
-    yc = g.clav_y - 0.20 * (tc - 0.04) + 0.25 * (tc - 0.04) ** 2
-    clav_extent = _sigmoid((t - 0.04) / 0.006) * _sigmoid((0.32 - t) / 0.01)
-    bones += 0.11 * _band(qy - yc, 0.013, 0.004) * clav_extent
-    dens += bones * body
-    # lung markings: band-pass noise, strongest near the hila
-    bp = ndi.gaussian_filter(ga.standard_normal((S, S)), 1.0 * k) - ndi.gaussian_filter(
-        ga.standard_normal((S, S)), 2.5 * k)
-    bp = np.clip(_norm(bp), 0, None) ** 1.3
-    d_hilum = np.minimum(np.hypot(qx - 0.40, qy - 0.45), np.hypot(qx - 0.60, qy - 0.44))
-    vessels = 0.035 * bp * (np.exp(-d_hilum / 0.15) + 0.2) * lung_soft
-    dens += 0.07 * np.exp(-(d_hilum / 0.035) ** 2) * np.maximum(lung_soft, 0.3)
-
-    # ---- lesions -------------------------------------------------------------------------------
-    masks: dict[str, np.ndarray] = {}
-    layers = np.zeros((S, S))
-    gap_soft = np.zeros((S, S))
-
-    def place(r_px: float, side: int, rng: np.random.Generator) -> tuple[float, float, float]:
-        """A centre (row, col) inside the placement lung at least ``r_px`` from its edge (shrinking r if needed)."""
-        dist = ndi.distance_transform_edt(place_side[side])
-        cand = np.flatnonzero(dist.ravel() >= r_px + 1.0)
-        if cand.size == 0:
-            cand = np.flatnonzero(dist.ravel() >= 0.8 * dist.max())
-            r_px = max(1.5, 0.9 * float(dist.max()) - 1.0)
-        pick = int(cand[rng.integers(cand.size)])
-        jit = rng.uniform(-0.3, 0.3, size=2)
-        return pick // S + float(jit[0]), pick % S + float(jit[1]), r_px
-
-    if present.get("Nodule"):
-        r = class_rng["Nodule"]
-        side = int(r.random() < 0.5)
-        diam = 5.0 + 10.0 * float(r.random())
-        rad = max(1.5, diam / 2 / mm)
-        r0, c0, rad = place(rad, side, r)
-        d = np.hypot(rows - r0, cols - c0)
-        shape = _sigmoid((rad - d) / max(0.25, 0.35 * k))
-        tex = 1.0 + 0.22 * _smooth_noise(r, (S, S), 0.45 * k)
-        layers += 0.20 * cf * (0.9 + 0.2 * float(r.random())) * shape * tex
-        masks["Nodule"] = (shape > 0.5) & lung_mask
-        meta["Nodule"] = {"diameter_mm": diam, "side": ("right", "left")[side]}
-
-    if present.get("Mass"):
-        r = class_rng["Mass"]
-        side = int(r.random() < 0.5)
-        diam = 30.0 + 30.0 * float(r.random())
-        rad0 = diam / 2 / mm
-        amps = r.uniform(0.04, 0.11, size=4)
-        phases = r.uniform(0, 2 * np.pi, size=4)
-        rmax = rad0 * (1 + float(amps.sum()))
-        r0, c0, rfit = place(rmax, side, r)
-        rad0 *= min(1.0, rfit / rmax)
-        ang = np.arctan2(rows - r0, cols - c0)
-        rad_t = rad0 * (1 + sum(a * np.cos(m * ang + ph) for a, m, ph in zip(amps, (2, 3, 4, 5), phases)))
-        d = np.hypot(rows - r0, cols - c0)
-        shape = _sigmoid((rad_t - d) / max(0.4, 0.9 * k))
-        coarse = _smooth_noise(r, (S, S), max(1.0, 0.22 * rad0))
-        necrosis = _sigmoid((_smooth_noise(r, (S, S), max(1.0, 0.3 * rad0)) - 1.0) / 0.25)
-        tex = np.clip(1.0 + 0.40 * coarse - 0.45 * necrosis, 0.15, None)
-        layers += 0.19 * cf * (0.9 + 0.2 * float(r.random())) * shape * tex
-        masks["Mass"] = (shape > 0.5) & lung_mask
-        meta["Mass"] = {"diameter_mm": diam * min(1.0, rfit / rmax), "side": ("right", "left")[side]}
-
-    if present.get("Infiltration"):
-        r = class_rng["Infiltration"]
-        side = int(r.random() < 0.5)
-        rad = (15.0 + 15.0 * float(r.random())) / mm
-        r0, c0, _ = place(0.35 * rad, side, r)
-        ell = (((rows - r0) / (rad * r.uniform(0.8, 1.2))) ** 2 + ((cols - c0) / (rad * r.uniform(0.8, 1.2))) ** 2)
-        window = _sigmoid((1.0 - ell) / 0.25)
-        patch = _sigmoid((_smooth_noise(r, (S, S), max(1.0, rad / 4)) + 0.3) / 0.5)
-        env = ndi.gaussian_filter(window * patch, max(0.6, 1.5 * k))
-        env *= lung_soft_side[side]
-        env /= max(float(env.max()), 1e-9)
-        band = _norm(ndi.gaussian_filter(r.standard_normal((S, S)), 0.9 * k)
-                     - ndi.gaussian_filter(r.standard_normal((S, S)), 2.2 * k))
-        reticular = np.exp(-(band / 0.45) ** 2)  # a net of bright lines along the zero crossings
-        mottled = _smooth_noise(r, (S, S), 1.2 * k)
-        tex = np.clip(0.35 + 0.75 * reticular + 0.25 * mottled, 0.0, None)
-        layers += 0.15 * cf * (0.9 + 0.2 * float(r.random())) * env * tex
-        masks["Infiltration"] = (env > 0.4) & lung_mask
-        meta["Infiltration"] = {"diameter_mm": 2 * rad * mm, "side": ("right", "left")[side]}
-
-    if present.get("Effusion"):
-        r = class_rng["Effusion"]
-        side = int(r.random() < 0.5)
-        sgn = -1.0 if side == 0 else 1.0
-        x_lat = g.cx[side] + sgn * g.ax[side]
-        y_cp = float(g.dome(np.array(x_lat - sgn * 0.03)))
-        height = (0.25 + 0.2 * float(r.random())) * (y_cp - (g.cy - g.ay_top))
-        y_top = y_cp - height
-        dd = np.clip(np.abs(qx - x_lat) / (2 * g.ax[side]), 0.0, 1.0)
-        y_men = y_top + 0.6 * height * np.sqrt(dd)  # concave meniscus: highest at the lateral chest wall
-        fluid = _sigmoid((qy - y_men) / (0.7 / S))
-        depth = np.clip((qy - y_men) / height, 0.0, 1.0)
-        layers += 0.30 * cf * (0.9 + 0.2 * float(r.random())) * fluid * lung_soft_side[side] * (0.9 + 0.1 * depth)
-        masks["Effusion"] = (fluid > 0.5) & lung_side[side]
-        meta["Effusion"] = {"side": ("right", "left")[side], "height": height}
-
-    if present.get("Pneumothorax"):
-        r = class_rng["Pneumothorax"]
-        side = int(r.random() < 0.5)
-        f = 0.72 + 0.14 * float(r.random())
-        b = mask_box(lung_side[side])
-        assert b is not None
-        medial_col = b[0] + b[2] - 1 if side == 0 else b[0]
-        ar, ac = b[1] + 0.72 * b[3], float(medial_col)
-        # the collapsed lung: the lung field shrunk by f towards a medial point low in the hilum region
-        src_r = ar + (rows - ar) / f
-        src_c = ac + (cols - ac) / f
-        collapsed_soft = ndi.map_coordinates(lung_soft_side[side], [src_r, src_c], order=1, mode="constant")
-        collapsed = collapsed_soft > 0.5
-        upper = _sigmoid((ar - rows) / max(1.0, 2.0 * k))
-        gap_soft = np.clip(lung_soft_side[side] - collapsed_soft, 0.0, 1.0) * upper
-        gap = (gap_soft > 0.5) & lung_side[side]
-        edge = collapsed & ~ndi.binary_erosion(collapsed)
-        line = ndi.gaussian_filter(edge.astype(np.float64), max(0.4, 0.5 * k))
-        line /= max(float(line.max()), 1e-9)
-        line *= ndi.binary_dilation(gap, iterations=2) * upper
-        layers += cf * (0.13 * line - 0.09 * gap_soft)
-        masks["Pneumothorax"] = gap
-        meta["Pneumothorax"] = {"side": ("right", "left")[side], "collapse": f}
-
-    if present.get("Cardiomegaly"):
-        masks["Cardiomegaly"] = heart_mask.copy()
-    dens += vessels * (1.0 - gap_soft) + layers
-    meta["ctr_target"] = ctr_target
-    meta["ctr"] = cardiothoracic_ratio(heart_mask, lung_mask)
-
-    # ---- acquisition: contrast, background, noise --------------------------------------------
-    gn = _rng(seed, index, _STREAM_NOISE)
-    img = g.gain * dens + g.offset
-    low = _smooth_noise(gn, (S, S), S / 8.0)
-    ang = gn.uniform(0, 2 * np.pi)
-    ramp = (np.cos(ang) * (cols / S - 0.5) + np.sin(ang) * (rows / S - 0.5))
-    img += (0.012 + 0.04 * difficulty) * low + (0.02 + 0.06 * difficulty) * ramp
-    grain = _smooth_noise(gn, (S, S), 0.6 * k)
-    img += (0.004 + 0.014 * difficulty) * grain
-    img += (0.006 + 0.03 * difficulty) * (0.6 + 0.8 * np.clip(img, 0, 1)) * gn.standard_normal((S, S))
-    image = np.clip(img, 0.0, 1.0).astype(np.float32)
-
-    # ---- ground truth ------------------------------------------------------------------------
+    """Draw the case (:func:`~chexradi.data.phantom_render.draw`) and build its ground truth."""
+    d = draw(index, size, seed, difficulty, names, tuple(KNOWN_CLASSES.index(c) for c in names), prev,
+             suppress, force, FOV_MM)
     labels = np.zeros(len(names), dtype=np.float32)
     boxes: dict[str, Box] = {}
     out_masks: dict[str, np.ndarray] = {}
     for i, c in enumerate(names):
-        if not present[c]:
+        if not d.present[c]:
             continue
-        box = mask_box(masks[c])
-        if box is None:  # cannot happen with the placement above; keep labels == masks anyway
+        box = mask_box(d.masks[c])
+        if box is None:  # cannot happen with the placement the drawing does; keep labels == masks anyway
             log.warning("phantom case %d: %s mask came out empty; the class is dropped", index, c)
             continue
         labels[i] = 1.0
         boxes[c] = box
-        out_masks[c] = masks[c]
-    return PhantomCase(index=index, image=image, labels=labels, boxes=boxes, masks=out_masks, lung_mask=lung_mask,
-                       heart_mask=heart_mask, class_names=names, meta=meta)
+        out_masks[c] = d.masks[c]
+    return PhantomCase(index=index, image=d.image, labels=labels, boxes=boxes, masks=out_masks,
+                       lung_mask=d.lung_mask, heart_mask=d.heart_mask, class_names=names, meta=d.meta)
 
 
 # ------------------------------------------------------------------------------------------------
