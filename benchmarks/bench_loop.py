@@ -11,10 +11,16 @@ for the guided round:
   PyRadiomics' extraction time put in its place;
 * training throughput (images/s over the epochs run) and extraction throughput (cases/s);
 * the largest relative difference between the two engines' feature values on the
-  round's cases (a parity check on real loop inputs).
+  round's cases (a parity check on real loop inputs);
+* where training ran: the device (with the GPU's name), AMP and its dtype, data-loader
+  workers.
+
+``--no-pyradiomics`` leaves the PyRadiomics extraction out (for a machine without
+PyRadiomics, e.g. a GPU box where only the training figures are wanted).
 
 Usage: python benchmarks/bench_loop.py [--n 600] [--size 96] [--epochs 8] [--jobs 2]
-       [--model resnet18_ta] [--device cpu] [--json PATH] [--out DIR]
+       [--model resnet18_ta] [--device cpu|cuda] [--num-workers 0] [--no-pyradiomics] [--json PATH]
+       [--out DIR]
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -62,10 +69,20 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=2, help="radiomics worker processes (both engines)")
     ap.add_argument("--model", default="resnet18_ta")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--device", default=None, help="training device (default: CUDA when available, else CPU)")
+    ap.add_argument("--num-workers", type=int, default=0,
+                    help="training data-loader workers (the loop's default 0: the phantom is held in memory)")
+    ap.add_argument("--no-pyradiomics", action="store_true",
+                    help="skip the PyRadiomics extraction (no share-with-PyRadiomics column, no parity check)")
     ap.add_argument("--out", type=Path, default=None, help="run folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_loop.json")
     args = ap.parse_args()
+    if not args.no_pyradiomics:
+        try:
+            import radiomics  # noqa: F401
+        except ImportError:
+            ap.error("PyRadiomics is not installed (pip install pyradiomics-bhklab); install it, or pass "
+                     "--no-pyradiomics to time the loop without the comparison.")
 
     import chexradi
     from chexradi.loop.features import extract_vectors
@@ -74,7 +91,7 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory(prefix="bench_loop_")
     out = args.out or Path(tmp.name) / "run"
     spec = f"phantom:n={args.n},size={args.size}"
-    train = {"epochs": args.epochs, "device": args.device}
+    train = {"epochs": args.epochs, "device": args.device, "num_workers": args.num_workers}
     t0 = time.perf_counter()
     h = chexradi.iterate(spec, model=args.model, rounds=2, out=out, train=train, radiomics={"jobs": args.jobs},
                          progress=False)
@@ -85,44 +102,63 @@ def main() -> int:
     n_train = h.settings["counts"]["train"]
     n_cases = int(r1["radiomics_cases"])
 
-    # PyRadiomics on the same round-0 masks, same settings and workers
-    with open(out / "round_0" / "regions.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["empty"] = r["empty"] == "True"
-    run = json.loads((out / "run.json").read_text())
-    counts = run["counts"]
-    pyr_dir = Path(tmp.name) / "pyradiomics"
-    t = time.perf_counter()
-    extract_vectors(rows, counts=counts, class_names=run["class_names"], run_dir=out,
-                    mask_round_dir=out / "round_0", out_dir=pyr_dir,
-                    settings={"engine": "pyradiomics", "jobs": args.jobs, "params": run["radiomics"]["params"]},
-                    progress=False)
-    t_pyr = time.perf_counter() - t
-    diff, n_values = max_rel_diff(out / "round_1" / "radiomics" / "radiomics.csv", pyr_dir / "radiomics.csv")
-    total_pyr = total - sec["radiomics"] + t_pyr
+    fit = json.loads((out / "round_1" / "fit" / "history.json").read_text())["fit"]
+    gpu = None
+    if str(fit["device"]).startswith("cuda"):
+        import torch
+
+        gpu = torch.cuda.get_device_name(torch.device(fit["device"]))
+
+    t_pyr: Optional[float] = None
+    diff, n_values = float("nan"), 0
+    if not args.no_pyradiomics:  # PyRadiomics on the same round-0 masks, same settings and workers
+        with open(out / "round_0" / "regions.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            r["empty"] = r["empty"] == "True"
+        run = json.loads((out / "run.json").read_text())
+        pyr_dir = Path(tmp.name) / "pyradiomics"
+        t = time.perf_counter()
+        extract_vectors(rows, counts=run["counts"], class_names=run["class_names"], run_dir=out,
+                        mask_round_dir=out / "round_0", out_dir=pyr_dir,
+                        settings={"engine": "pyradiomics", "jobs": args.jobs, "params": run["radiomics"]["params"]},
+                        progress=False)
+        t_pyr = time.perf_counter() - t
+        diff, n_values = max_rel_diff(out / "round_1" / "radiomics" / "radiomics.csv", pyr_dir / "radiomics.csv")
+    total_pyr = None if t_pyr is None else total - sec["radiomics"] + t_pyr
 
     print(f"## one guided round of the loop: {spec}, {args.model}, {r1['epochs_run']} epoch(s), "
           f"{n_cases} radiomics cases ({n_train} train images), --jobs {args.jobs}")
-    print(f"{'stage':<16}{'seconds':>9}{'share':>8}{'share if PyRadiomics':>22}")
+    print(f"training on {fit['device']}" + (f" ({gpu})" if gpu else "") + ", AMP "
+          + (f"on ({fit['amp_dtype']})" if fit["amp"] else "off") + f", {fit['num_workers']} loader worker(s), "
+          f"batch {fit['batch_size']}")
+    print(f"{'stage':<16}{'seconds':>9}{'share':>8}" + ("" if total_pyr is None else f"{'share if PyRadiomics':>22}"))
     for k in STAGES:
-        v = t_pyr if k == "radiomics" else sec[k]
-        print(f"{k:<16}{sec[k]:>9.1f}{sec[k] / total:>8.1%}{v / total_pyr:>22.1%}")
-    print(f"{'round':<16}{total:>9.1f}{1:>8.0%}{1:>22.0%}")
-    print(f"\nradiomics: chexradi {sec['radiomics']:.1f} s ({n_cases / max(sec['radiomics'], 1e-9):.0f} cases/s), "
-          f"PyRadiomics {t_pyr:.1f} s ({n_cases / t_pyr:.0f} cases/s): x{t_pyr / max(sec['radiomics'], 1e-9):.1f}; "
-          f"largest relative difference {diff:.1e} over {n_values} values")
+        line = f"{k:<16}{sec[k]:>9.1f}{sec[k] / total:>8.1%}"
+        if total_pyr is not None:
+            line += f"{(t_pyr if k == 'radiomics' else sec[k]) / total_pyr:>22.1%}"
+        print(line)
+    print(f"{'round':<16}{total:>9.1f}{1:>8.0%}" + ("" if total_pyr is None else f"{1:>22.0%}"))
+    print(f"\nradiomics: chexradi {sec['radiomics']:.1f} s ({n_cases / max(sec['radiomics'], 1e-9):.0f} cases/s)"
+          + ("; PyRadiomics not run (--no-pyradiomics)" if t_pyr is None else
+             f", PyRadiomics {t_pyr:.1f} s ({n_cases / t_pyr:.0f} cases/s): "
+             f"x{t_pyr / max(sec['radiomics'], 1e-9):.1f}; largest relative difference {diff:.1e} over "
+             f"{n_values} values"))
     ips = n_train * int(r1["epochs_run"]) / max(sec["train"], 1e-9)
     print(f"training: {ips:.0f} images/s ({r1['seconds']['train']:.1f} s for {r1['epochs_run']} epoch(s) "
-          f"of {n_train} images, with validation); whole bench {wall + t_pyr:.0f} s")
+          f"of {n_train} images, with validation); whole bench {wall + (t_pyr or 0.0):.0f} s")
 
     payload = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": versions(), "spec": spec, "model": args.model, "jobs": args.jobs,
+        "training": {"device": fit["device"], "gpu": gpu, "amp": fit["amp"], "amp_dtype": fit["amp_dtype"],
+                     "num_workers": fit["num_workers"], "batch_size": fit["batch_size"]},
         "round1_seconds": sec, "round1_total": total, "pyradiomics_seconds": t_pyr,
         "share": {k: sec[k] / total for k in STAGES},
-        "share_with_pyradiomics": {k: (t_pyr if k == "radiomics" else sec[k]) / total_pyr for k in STAGES},
-        "radiomics_cases": n_cases, "max_rel_diff": diff, "n_values_compared": n_values,
+        "share_with_pyradiomics": None if total_pyr is None else {
+            k: (t_pyr if k == "radiomics" else sec[k]) / total_pyr for k in STAGES},
+        "radiomics_cases": n_cases, "max_rel_diff": None if t_pyr is None else diff,
+        "n_values_compared": n_values,
         "train_images_per_s": ips, "epochs_run": r1["epochs_run"],
         "round0": {k: h[0]["seconds"].get(k) for k in ("train", "heatmaps_cam", "heatmaps_masks", "evaluate")},
     }
