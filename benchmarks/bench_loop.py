@@ -67,7 +67,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=600, help="phantom images (split 60/20/20)")
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--jobs", type=int, default=2, help="radiomics worker processes (both engines)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="radiomics worker processes (both engines); 0: one per CPU, the loop's default")
     ap.add_argument("--model", default="resnet18_ta")
     ap.add_argument("--device", default=None, help="training device (default: CUDA when available, else CPU)")
     ap.add_argument("--num-workers", type=int, default=0,
@@ -87,6 +88,7 @@ def main() -> int:
     import chexradi
     from chexradi.loop.features import extract_vectors
     from chexradi.nn.checkpoint import versions
+    from chexradi.radiomics.workers import resolve_jobs
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_loop_")
     out = args.out or Path(tmp.name) / "run"
@@ -128,7 +130,8 @@ def main() -> int:
     total_pyr = None if t_pyr is None else total - sec["radiomics"] + t_pyr
 
     print(f"## one guided round of the loop: {spec}, {args.model}, {r1['epochs_run']} epoch(s), "
-          f"{n_cases} radiomics cases ({n_train} train images), --jobs {args.jobs}")
+          f"{n_cases} radiomics cases ({n_train} train images), --jobs {args.jobs}"
+          + (f" ({resolve_jobs(0)} CPUs)" if args.jobs == 0 else ""))
     print(f"training on {fit['device']}" + (f" ({gpu})" if gpu else "") + ", AMP "
           + (f"on ({fit['amp_dtype']})" if fit["amp"] else "off") + f", {fit['num_workers']} loader worker(s), "
           f"batch {fit['batch_size']}")
@@ -150,7 +153,7 @@ def main() -> int:
 
     payload = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "versions": versions(), "spec": spec, "model": args.model, "jobs": args.jobs,
+        "versions": versions(), "spec": spec, "model": args.model, "jobs": resolve_jobs(args.jobs),
         "training": {"device": fit["device"], "gpu": gpu, "amp": fit["amp"], "amp_dtype": fit["amp_dtype"],
                      "num_workers": fit["num_workers"], "batch_size": fit["batch_size"]},
         "round1_seconds": sec, "round1_total": total, "pyradiomics_seconds": t_pyr,

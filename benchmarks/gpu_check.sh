@@ -8,7 +8,7 @@
 #    CAM and distributed test files on this machine;
 # 3. benchmarks/bench_loop.py on cuda with resnet18_ta (triplet attention) and resnet18 (without):
 #    training images/s, each stage's share of the round, AMP; with the PyRadiomics comparison only
-#    where PyRadiomics is installed;
+#    where PyRadiomics is installed; radiomics on every CPU (--jobs 0, the loop's default);
 # 4. torchrun with the nccl backend on every GPU of the machine: two rounds of the loop on the phantom.
 #
 # Each step writes OUT_DIR/<step>.log (bench_loop also OUT_DIR/bench_loop_<model>.json); a failing step
@@ -49,7 +49,7 @@ step tests_cuda "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_train.py t
 
 if "$PY" -c "import radiomics" 2>/dev/null; then ref=(); else ref=(--no-pyradiomics); fi
 for model in resnet18_ta resnet18; do
-    step "bench_loop_$model" "$PY" benchmarks/bench_loop.py --device cuda --model "$model" "${ref[@]}" \
+    step "bench_loop_$model" "$PY" benchmarks/bench_loop.py --device cuda --jobs 0 --model "$model" "${ref[@]}" \
         --json "$OUT/bench_loop_$model.json"
 done
 
