@@ -3,16 +3,21 @@
 Readers never see a half-written CSV, mask, PNG or checkpoint: a crash leaves the
 previous file (or none) plus, at worst, a hidden ``.<name>.*.tmp`` file that no
 reader trusts.
+
+A writer of many files (masks, overlays, phantom images) writes them with ``sync=False`` and
+makes them durable at once with :func:`sync_folders` before the table that names them.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional, Union
+from typing import IO, Iterator, Optional, Sequence, Union
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_path"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_path", "sync_folders"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -82,3 +87,53 @@ def atomic_write_bytes(path: PathLike, data: bytes, *, sync: bool = True) -> Non
             fh.write(data)
             if sync:
                 _flush_to_disk(fh)
+
+
+def sync_folders(folders: Sequence[Union[str, Path]]) -> None:
+    """Make the files written in ``folders`` with ``sync=False`` durable: their data (``syncfs`` of each file
+    system they are on, where the C library has it; else ``os.sync()``, every file system), then an fsync of
+    each folder (their names). Folders that do not exist are skipped."""
+    existing = [Path(f) for f in folders if Path(f).is_dir()]
+    if not existing:
+        return
+    done: set[int] = set()
+    for f in existing:
+        dev = f.stat().st_dev
+        if dev not in done:
+            if not _syncfs(f):
+                os.sync()
+                break
+            done.add(dev)
+    for f in existing:
+        _fsync_dir(f)
+
+
+def _syncfs(folder: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``folder``: flushes that one file system, not every one on the
+    machine as ``os.sync()`` does. False where it is not available (not Linux/glibc) or fails."""
+    fn = _libc_syncfs()
+    if fn is None:
+        return False
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return fn(fd) == 0
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_syncfs():  # type: ignore[no-untyped-def]
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn

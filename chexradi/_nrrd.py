@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
-import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from ._io import _fsync_dir, atomic_write_bytes
+from ._io import atomic_write_bytes
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -210,7 +208,7 @@ def write_nrrd(path: Union[str, Path], array: np.ndarray, spacing: Sequence[floa
     The file is written under a temporary name in the same folder, then renamed onto ``path``, so a reader
     never sees a partial file. ``sync``: fsync the file and its folder first (a power cut then loses
     nothing); a writer of many files passes False and syncs their folders once at the end
-    (:func:`sync_folders`). Parent folders are created. Returns ``path``.
+    (:func:`chexradi._io.sync_folders`). Parent folders are created. Returns ``path``.
     """
     path = Path(path)
     arr = np.ascontiguousarray(array)
@@ -239,53 +237,3 @@ def write_nrrd(path: Union[str, Path], array: np.ndarray, spacing: Sequence[floa
     data = head.encode("ascii") + packer.compress(arr.tobytes()) + packer.flush()
     atomic_write_bytes(path, data, sync=sync)
     return path
-
-
-def sync_folders(folders: Sequence[Union[str, Path]]) -> None:
-    """Make the files written in ``folders`` with ``sync=False`` durable: their data (``syncfs`` of each file
-    system they are on, where the C library has it; else ``os.sync()``, every file system), then an fsync of
-    each folder (their names). Folders that do not exist are skipped."""
-    existing = [Path(f) for f in folders if Path(f).is_dir()]
-    if not existing:
-        return
-    done: set[int] = set()
-    for f in existing:
-        dev = f.stat().st_dev
-        if dev not in done:
-            if not _syncfs(f):
-                os.sync()
-                break
-            done.add(dev)
-    for f in existing:
-        _fsync_dir(f)
-
-
-def _syncfs(folder: Path) -> bool:
-    """``syncfs(2)`` on the file system holding ``folder``: flushes that one file system, not every one on the
-    machine as ``os.sync()`` does. False where it is not available (not Linux/glibc) or fails."""
-    fn = _libc_syncfs()
-    if fn is None:
-        return False
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        return fn(fd) == 0
-    finally:
-        os.close(fd)
-
-
-@functools.lru_cache(maxsize=1)
-def _libc_syncfs():  # type: ignore[no-untyped-def]
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        fn = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn

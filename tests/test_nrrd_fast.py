@@ -165,7 +165,7 @@ def test_write_nrrd_replaces_atomically(tmp_path: Path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("chexradi._nrrd.os.replace", broken)
+    monkeypatch.setattr("chexradi._io.os.replace", broken)
     with pytest.raises(OSError, match="disk full"):
         write_nrrd(path, np.zeros((4, 4), np.uint8), (1.0, 1.0))
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.nrrd"]
@@ -198,23 +198,23 @@ def test_reuse_reads_decodes_a_file_once_whatever_its_name(tmp_path: Path, monke
 
 
 def test_sync_folders_flushes_each_file_system_once(tmp_path: Path, monkeypatch):
-    import chexradi._nrrd as nrrd
+    import chexradi._io as io_mod
 
     a, b = tmp_path / "a", tmp_path / "b"
     for f in (a, b):
         write_nrrd(f / "m.nrrd", np.ones((2, 2), np.uint8), (1.0, 1.0), sync=False)
     calls = []
-    monkeypatch.setattr(nrrd.os, "sync", lambda: calls.append("sync"))
-    monkeypatch.setattr(nrrd, "_fsync_dir", lambda f: calls.append(("dir", f.name)))
-    real = nrrd._syncfs
-    monkeypatch.setattr(nrrd, "_syncfs", lambda f: calls.append(("syncfs", f.name)) or real(f))
-    nrrd.sync_folders([a, b, tmp_path / "missing"])
-    if nrrd._libc_syncfs() is not None:  # Linux: one syncfs for the one file system, nothing machine-wide
+    monkeypatch.setattr(io_mod.os, "sync", lambda: calls.append("sync"))
+    monkeypatch.setattr(io_mod, "_fsync_dir", lambda f: calls.append(("dir", f.name)))
+    real = io_mod._syncfs
+    monkeypatch.setattr(io_mod, "_syncfs", lambda f: calls.append(("syncfs", f.name)) or real(f))
+    io_mod.sync_folders([a, b, tmp_path / "missing"])
+    if io_mod._libc_syncfs() is not None:  # Linux: one syncfs for the one file system, nothing machine-wide
         assert calls == [("syncfs", "a"), ("dir", "a"), ("dir", "b")]
     calls.clear()
-    monkeypatch.setattr(nrrd, "_syncfs", lambda f: False)  # no syncfs: every file system, once
-    nrrd.sync_folders([a, b])
+    monkeypatch.setattr(io_mod, "_syncfs", lambda f: False)  # no syncfs: every file system, once
+    io_mod.sync_folders([a, b])
     assert calls == ["sync", ("dir", "a"), ("dir", "b")]
     calls.clear()
-    nrrd.sync_folders([tmp_path / "missing"])
+    io_mod.sync_folders([tmp_path / "missing"])
     assert calls == []

@@ -23,7 +23,7 @@ and write:
 
 An unreadable image is reported and skipped; the others are still written.
 All files are written atomically. The overlays and masks are written without an fsync each; their
-folders are made durable at once (``_nrrd.sync_folders``) before the tables and ``heatmap.json``, so
+folders are made durable at once (``_io.sync_folders``) before the tables and ``heatmap.json``, so
 ``regions.csv`` never names a file that a power cut could lose.
 """
 from __future__ import annotations
@@ -40,8 +40,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .._io import atomic_write
-from .._nrrd import sync_folders
+from .._io import atomic_write, sync_folders
 from .._progress import progress_on
 from .masks import THRESHOLD_METHODS, MaskWarning, check_mask_options, heatmap_to_mask
 from .overlay import render_overlay, save_overlay

@@ -154,7 +154,7 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def save_overlay(rgb: np.ndarray, path: Union[str, Path], *, sync: bool = True) -> Path:
     """Write an RGB ``uint8`` array as PNG, atomically (temporary name, then rename). ``sync``: fsync the
-    folder after the rename (False: the caller makes many files durable at once, ``_nrrd.sync_folders``)."""
+    folder after the rename (False: the caller makes many files durable at once, ``_io.sync_folders``)."""
     from PIL import Image
 
     p = Path(path)

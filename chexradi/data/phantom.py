@@ -67,7 +67,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write
+from .._io import atomic_path, atomic_write, sync_folders
 from .phantom_render import Box, cardiothoracic_ratio, draw, mask_box
 
 __all__ = [
@@ -417,7 +417,6 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
         if old != settings and not overwrite:
             raise ValueError(f"{out} already holds a phantom made with other settings ({meta_path}); use another "
                              "folder or overwrite=True (--overwrite) to replace it.")
-    from .._nrrd import sync_folders
     from .lungs import save_mask
 
     img_dir, mask_dir = out / "images", out / "masks"

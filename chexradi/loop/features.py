@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, sync_folders
 
 logger = logging.getLogger("chexradi.loop")
 
@@ -42,7 +42,7 @@ def write_images(splits: Mapping[str, Any], run_dir: Path) -> int:
 
     ``images/done.json`` records the counts; when it matches, nothing is read.
     """
-    from .._nrrd import sync_folders, write_nrrd
+    from .._nrrd import write_nrrd
     from ..data.transforms import from_model_input
 
     counts = {s: len(ds) for s, ds in splits.items()}

@@ -28,8 +28,7 @@ import numpy as np
 from torch import nn
 from torch.utils.data import Subset
 
-from .._io import atomic_write
-from .._nrrd import sync_folders
+from .._io import atomic_write, sync_folders
 
 logger = logging.getLogger("chexradi.loop")
 
