@@ -7,13 +7,15 @@
 #   make bench-memory  the batch driver's memory as the number of cases grows (values held vs read back)
 #   make bench-reports  report labeler vs the IU X-ray human MeSH labels (P/R/F1, reports/s)
 #   make parity regenerate docs/parity.md from a same-process comparison
+#   make ablation  the loop's arms (control, cam, truth, random, lungs) x 3 seeds on the phantom, compared with
+#                  control, tables into docs/loop-results.md (about an hour on 2 CPU cores)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation venv clean
 
 venv: $(STAMP)
 
@@ -28,7 +30,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo_extract.py --out demo-output
-	$(BIN)/chexradi iterate --data phantom --model resnet18_ta --rounds 3 --out demo-output/loop
+	$(BIN)/chexradi iterate --data phantom --model resnet18_ta --rounds 2 --out demo-output/loop
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
@@ -48,5 +50,8 @@ bench-reports: $(STAMP)
 parity: $(STAMP)
 	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md
 
+ablation: $(STAMP)
+	$(BIN)/python examples/ablation.py --out runs/ablation --docs docs/loop-results.md --section demo
+
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache
+	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache runs

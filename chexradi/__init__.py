@@ -8,7 +8,9 @@ Public API (everything else is internal):
 - :func:`extract_batch` — many cases, in processes, resumable;
 - :func:`versions` — the package versions recorded in every output;
 - :func:`iterate` — the ChexRadiNet loop (radiomics-guided training rounds), returning a :class:`History`;
-- :func:`plot_history` — a run's curves.
+- :func:`plot_history` — a run's curves;
+- :func:`compare` — arms of the loop against a control arm on the same test images (DeLong, paired
+  bootstrap, spread over seeds), returning a :class:`Comparison`.
 
 Importing :mod:`chexradi` does not import torch.
 """
@@ -19,7 +21,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions", "iterate", "History",
-           "plot_history", "__version__"]
+           "plot_history", "compare", "Comparison", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
@@ -39,4 +41,8 @@ def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
         from . import loop
 
         return getattr(loop, name)
+    if name in ("compare", "Comparison"):
+        from .loop import compare as _compare
+
+        return getattr(_compare, name)
     raise AttributeError(f"module 'chexradi' has no attribute {name!r}")

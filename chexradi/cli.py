@@ -3,7 +3,8 @@
 Commands: ``extract`` (radiomics features of one case or of a batch),
 ``heatmap`` (a trained model's class heatmaps as overlays, masks and boxes),
 ``phantom`` (a synthetic data set), in :mod:`chexradi.cli_loop`, ``iterate``
-(the radiomics-guided loop) and ``evaluate`` (reprint a finished run), and, in
+(the radiomics-guided loop), ``evaluate`` (reprint a finished run) and ``compare``
+(arms against a control arm, with confidence intervals), and, in
 :mod:`chexradi.cli_reports`, ``label-reports`` (labels mined from radiology reports).
 
 Exit codes: 0 success; 1 a case failed; 2 usage error, invalid settings or
@@ -22,6 +23,7 @@ from typing import Any, Optional, Sequence
 import click
 
 from . import __version__
+from .cam.names import CAM_METHODS
 
 __all__ = ["cli", "main", "parse_setting"]
 
@@ -348,7 +350,6 @@ def _print_summary(report: Any) -> None:
 # ------------------------------------------------------------------------------------------------
 # heatmap
 # ------------------------------------------------------------------------------------------------
-CAM_METHODS = ("gradcam", "cam")  # == chexradi.cam.export.CAM_METHODS
 THRESHOLDS = ("fraction", "otsu", "percentile", "fixed")  # == chexradi.cam.masks.THRESHOLD_METHODS
 KEEPS = ("strongest", "largest", "all")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".dic")
@@ -376,7 +377,8 @@ def _expand_images(items: Sequence[Path]) -> list[Path]:
               help="Output folder: DIR/<image>/<class>.png overlays and <class>_mask.nrrd masks, "
                    "predictions.csv, regions.csv, cases.csv (for `chexradi extract --batch`) and heatmap.json.")
 @click.option("--method", "-m", type=click.Choice(CAM_METHODS), default="gradcam", show_default=True,
-              help="Grad-CAM (gradients at --layer) or CAM (classifier weights x final feature map).")
+              help="Grad-CAM (gradients at --layer), CAM (classifier weights x final feature map) or Grad-CAM++ "
+                   "(gradcampp: pixel-wise weights of the positive gradients at --layer).")
 @click.option("--layer", metavar="NAME", default=None,
               help="Grad-CAM target layer by module name, e.g. backbone.layer3 (default: the final feature map).")
 @click.option("--class", "classes", multiple=True, metavar="NAME",
@@ -464,11 +466,17 @@ PHANTOM_CLASSES = ("Nodule", "Mass", "Effusion", "Cardiomegaly", "Pneumothorax",
 @click.option("--prevalence", type=click.FloatRange(0.0, 1.0), default=None, metavar="P",
               help="Probability that each finding is present, independently (default 0.25).")
 @click.option("--masks", is_flag=True, help="Also write each finding's mask and the lung mask as NRRD.")
+@click.option("--version", "version", type=click.Choice(["2", "1"]), default="2", show_default=True,
+              help="The phantom's drawing: 2 (findings visible at 128 px, texture signatures, calibrated "
+                   "strengths) or 1 (the first phantom, drawn the same to the bit).")
+@click.option("--strength", "strength", multiple=True, metavar="CLASS:X",
+              help="Version 2: a finding's contrast factor instead of the calibrated one (repeatable), "
+                   "e.g. --strength Nodule:1.5.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a phantom made with other settings in DIR (and remove its leftover files).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes: str, prevalence: Optional[float],
-            masks: bool, overwrite: bool, quiet: bool) -> None:
+            masks: bool, version: str, strength: tuple[str, ...], overwrite: bool, quiet: bool) -> None:
     """Write a synthetic chest X-ray data set (ChestX-ray14 layout) with boxes and masks.
 
     Deterministic: image i depends only on (seed, i, size, difficulty, classes,
@@ -481,6 +489,8 @@ def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes:
       chexradi phantom --out phantom
       chexradi phantom --out small --n 40 --size 128 --difficulty 0.2 --masks
       chexradi phantom --out two --classes Nodule,Effusion --prevalence 0.5
+      chexradi phantom --out v1 --version 1 --size 96
+      chexradi phantom --out easy --strength Nodule:3 --strength Infiltration:5
 
     Exit status: 0 written, 1 a file could not be written, 2 usage error or invalid
     settings (nothing written).
@@ -488,9 +498,17 @@ def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes:
     from .data.phantom import write_phantom
 
     names = [c.strip() for c in classes.split(",") if c.strip()]
+    factors: dict[str, float] = {}
+    for item in strength:
+        name, _, value = item.partition(":")
+        try:
+            factors[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--strength {item!r}: give CLASS:NUMBER, e.g. Nodule:1.5") from None
     try:
         report = write_phantom(out, n, size=size, seed=seed, difficulty=difficulty, classes=names,
-                               prevalence=prevalence, masks=masks, overwrite=overwrite)
+                               prevalence=prevalence, masks=masks, overwrite=overwrite, version=version,
+                               strength=factors or None)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
@@ -499,7 +517,7 @@ def phantom(out: Path, n: int, size: int, seed: int, difficulty: float, classes:
         click.echo(report.summary())
 
 
-from . import cli_loop  # noqa: E402,F401 - registers `iterate` and `evaluate` on the group
+from . import cli_loop  # noqa: E402,F401 - registers `iterate`, `evaluate` and `compare` on the group
 from . import cli_reports  # noqa: E402,F401 - registers `label-reports`
 
 

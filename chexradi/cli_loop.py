@@ -1,4 +1,4 @@
-"""``chexradi iterate`` and ``chexradi evaluate``: the loop from the command line.
+"""``chexradi iterate``, ``chexradi evaluate`` and ``chexradi compare``: the loop from the command line.
 
 Registered on the ``chexradi`` group by :mod:`chexradi.cli`; kept apart so that each
 file stays readable. Heavy imports (torch) happen inside the commands.
@@ -11,9 +11,11 @@ from typing import Any, Optional
 
 import click
 
+from .cam.names import CAM_METHODS
+from .loop.arms import MASK_ARMS
 from .cli import CONTEXT, ConfigError, _settings_callback, cli
 
-__all__ = ["iterate_cmd", "evaluate_cmd"]
+__all__ = ["iterate_cmd", "evaluate_cmd", "compare_cmd"]
 
 _MODELS = ("resnet18", "resnet18_ta", "resnet34", "resnet34_ta", "resnet50", "resnet50_ta", "resnet101",
            "resnet101_ta", "densenet121", "densenet121_ta", "densenet169", "densenet169_ta")
@@ -50,7 +52,7 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
               help="Rounds including round 0 (image only).")
 @click.option("--model", "-m", type=click.Choice(_MODELS), default="resnet50_ta", show_default=True)
 @click.option("--size", type=click.IntRange(min=8), default=None, metavar="PX",
-              help="Network input side [default: 224 for files, 96 for the phantom].")
+              help="Network input side [default: 224 for files, 128 for the phantom (96 for phantom:version=1)].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs per round [8].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Training batch size [32].")
@@ -59,13 +61,23 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 ... [cuda when available].")
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes [0].")
+@click.option("--output-stride", type=click.Choice(["32", "16", "8"]), default=None,
+              help="Input side over the final feature map's side (finer CAM below 32: dilated last stages) [16].")
 @click.option("--no-guidance", is_flag=True,
               help="Control arm: every round retrains on images alone (same rounds and epochs, no radiomics).")
+@click.option("--guidance-masks", type=click.Choice(MASK_ARMS), default=None,
+              help="Where guided rounds take their radiomics masks: cam (the model's heatmaps), truth (oracle: "
+                   "ground-truth masks on the training split), random (the CAM masks moved at random inside the "
+                   "lungs: negative control), lungs (the lung fields) [cam].")
+@click.option("--round0-from", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Start from the finished round 0 of another arm's run (same settings but guidance), copied "
+                   "instead of trained again.")
 @click.option("--scratch", is_flag=True, help="Train every round from scratch instead of from the previous round.")
 @click.option("--alignment", type=click.Choice(["ntxent", "mse", "none"]), default=None,
               help="Alignment loss between image and radiomics embeddings [ntxent].")
 @click.option("--align-weight", type=click.FloatRange(min=0.0), default=None, help="Weight of the alignment [0.5].")
-@click.option("--method", type=click.Choice(["cam", "gradcam"]), default=None, help="Heatmap method [cam].")
+@click.option("--method", type=click.Choice(CAM_METHODS), default=None,
+              help="Heatmap method: cam, gradcam or gradcampp (Grad-CAM++) [cam].")
 @click.option("--threshold", type=click.Choice(["fraction", "otsu", "percentile", "fixed"]), default=None,
               help="Heatmap -> mask threshold [fraction].")
 @click.option("--value", type=float, default=None, help="The threshold's parameter [fraction 0.5].")
@@ -91,7 +103,8 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-round messages; the table only.")
 def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[int], seed: int, epochs: Optional[int],
                 batch_size: Optional[int], lr: Optional[float], patience: Optional[int], device: Optional[str],
-                amp: Optional[bool], workers: Optional[int], no_guidance: bool, scratch: bool, alignment: Optional[str],
+                amp: Optional[bool], workers: Optional[int], output_stride: Optional[str], no_guidance: bool,
+                guidance_masks: Optional[str], round0_from: Optional[Path], scratch: bool, alignment: Optional[str],
                 align_weight: Optional[float], method: Optional[str], threshold: Optional[str], value: Optional[float],
                 region: Optional[str], jobs: Optional[int], engine: Optional[str],
                 scheduler: Optional[str], param: Optional[Path],
@@ -110,6 +123,8 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
       chexradi iterate --data phantom --model resnet18_ta --rounds 3 --out runs/phantom
       chexradi iterate --data chestxray14:/data/cxr14 --out runs/cxr14 --device cuda --jobs 16
       chexradi iterate --data csv:labels.csv --out runs/mine --config loop.yaml
+      chexradi iterate --data phantom --model resnet18_ta --no-guidance --out runs/control
+      chexradi iterate --data phantom --guidance-masks truth --round0-from runs/control --out runs/truth
 
     Several processes (CPU) or GPUs: `torchrun --nproc_per_node N -m chexradi iterate ...`
     trains data-parallel (the global --batch-size is split over the N processes) and
@@ -127,9 +142,11 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
                     ("train", "num_workers", workers), ("heatmap", "method", method),
                     ("heatmap", "threshold", threshold), ("heatmap", "value", value), ("heatmap", "region", region),
                     ("radiomics", "jobs", jobs), ("radiomics", "engine", engine), ("radiomics", "scheduler", scheduler),
-                    ("guidance", "align_weight", align_weight)):
+                    ("guidance", "align_weight", align_weight), ("guidance", "masks", guidance_masks)):
         if v is not None:
             groups[g][k] = v
+    if output_stride is not None:
+        groups["train"]["output_stride"] = int(output_stride)
     if scratch:
         groups["train"]["warm_start"] = False
     if no_guidance:
@@ -147,7 +164,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     try:
         history = iterate(data, model=model, rounds=rounds, out=out, resume=not no_resume, seed=seed, size=size,
                           on_error="skip" if skip_bad_images else "fail",
-                          progress=False if quiet else None, **groups)
+                          progress=False if quiet else None, round0_from=round0_from, **groups)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
     except KeyboardInterrupt:
@@ -214,3 +231,50 @@ def evaluate_cmd(run_dir: Path, plot: Optional[Path], localization: bool) -> Non
                     click.echo(p.read_text().rstrip())
         click.echo("")
     _print_history(history, plot, run_dir)
+
+
+@cli.command("compare", context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--control", "-c", "control", multiple=True, required=True, type=click.Path(path_type=Path),
+              metavar="RUN_DIR", help="A run of the control arm (repeat for several seeds).")
+@click.option("--round", "round_", type=click.IntRange(min=0), default=None,
+              help="Round compared [the last round every run finished].")
+@click.option("--head", type=click.Choice(["image", "fused"]), default="image", show_default=True,
+              help="The image-only head (the deployed model) or the fused image + radiomics head.")
+@click.option("--resamples", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Paired-bootstrap resamples over test images.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+              help="Confidence level of the intervals.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write compare.csv, localization.csv, compare.json and forest.png there.")
+def compare_cmd(runs: tuple[Path, ...], control: tuple[Path, ...], round_: Optional[int], head: str, resamples: int,
+                seed: int, level: float, out: Optional[Path]) -> None:
+    """Compare arms of `chexradi iterate` with a control arm on the same test images.
+
+    RUNS are run folders of the arms (several seeds per arm: they are grouped by the arm their
+    run.json records). For each arm, per class and for the mean over classes: its AUC, the
+    difference from the control, the 95 % interval and p-value of DeLong's test on the same
+    images, the paired-bootstrap interval over test images, and, with paired seeds, the spread
+    over seeds; then localisation accuracy at T(IoU) = 0.1 / 0.3 and T(IoBB) = 0.5 with
+    bootstrap intervals. Runs that were not tested on the same images are refused.
+
+    \b
+    Examples:
+      chexradi compare runs/cam_s0 runs/cam_s1 runs/cam_s2 -c runs/ctl_s0 -c runs/ctl_s1 -c runs/ctl_s2
+      chexradi compare runs/truth runs/random --control runs/control --out runs/compare
+
+    Exit status: 0 done, 2 runs that cannot be compared.
+    """
+    from .loop.compare import compare
+
+    try:
+        result = compare(list(runs), control=list(control), round=round_, head=head, n_resamples=resamples,
+                         seed=seed, level=level, out=out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    click.echo(result.text())
+    if out is not None:
+        click.echo(f"\ntables: {out / 'compare.csv'}, {out / 'localization.csv'}")
+        if (out / "forest.png").is_file():
+            click.echo(f"forest plot: {out / 'forest.png'}")

@@ -11,13 +11,15 @@ import gc
 import tracemalloc
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chexradi.cam.base import BaseCAM
-from chexradi.cam.methods import CAM, METHODS, GradCAM, heatmaps
+from chexradi.cam.methods import CAM, METHODS, GradCAM, GradCAMPlusPlus, heatmaps
+from chexradi.cam.names import CAM_METHODS
 from chexradi.nn.models import Classifier, create_model
 
 SIZE = 64
@@ -99,8 +101,9 @@ def backbone_stages(model: Classifier) -> list[tuple[str, nn.Module]]:
     return [(f"backbone.{n}", m) for n, m in model.backbone.named_children()]
 
 
-def ref_gradcam(model: Classifier, x: Tensor, classes: list[int], split: str) -> Tensor:
-    """Grad-CAM by hand: A = output of stage ``split`` (or of the whole backbone)."""
+def split_at(model: Classifier, x: Tensor, split: str) -> tuple[Tensor, Tensor]:
+    """The activation ``A`` of stage ``split`` (or of the whole backbone), as a leaf requiring grad, and the
+    logits computed from it with the rest of the network run by hand."""
     stages = backbone_stages(model)
     names = [n for n, _ in stages]
     cut = len(stages) if split == "backbone" else names.index(split) + 1
@@ -114,11 +117,17 @@ def ref_gradcam(model: Classifier, x: Tensor, classes: list[int], split: str) ->
         for _, m in stages[cut:]:
             y = m(y)
         logits = model.head(model.embed_features(y))
-        raw = []
-        for k in classes:
-            (g,) = torch.autograd.grad(logits[:, k].sum(), a, retain_graph=True)
-            alpha = g.mean(dim=(2, 3), keepdim=True)
-            raw.append(torch.relu((alpha * a).sum(dim=1)))
+    return a, logits
+
+
+def ref_gradcam(model: Classifier, x: Tensor, classes: list[int], split: str) -> Tensor:
+    """Grad-CAM by hand: A = output of stage ``split`` (or of the whole backbone)."""
+    a, logits = split_at(model, x, split)
+    raw = []
+    for k in classes:
+        (g,) = torch.autograd.grad(logits[:, k].sum(), a, retain_graph=True)
+        alpha = g.mean(dim=(2, 3), keepdim=True)
+        raw.append(torch.relu((alpha * a).sum(dim=1)))
     return ref_scale(torch.stack(raw, 1).detach(), x.shape[-2:])
 
 
@@ -232,7 +241,7 @@ def test_gradcam_under_callers_grad_modes(resnet: Classifier, grad_mode: str) ->
 # --- both methods --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["cam", "gradcam"])
+@pytest.mark.parametrize("method", ["cam", "gradcam", "gradcampp"])
 def test_batch_equals_images_one_at_a_time(method: str, resnet_ta: Classifier) -> None:
     x = images(3, seed=7)
     with METHODS[method](resnet_ta) as cam:
@@ -243,7 +252,7 @@ def test_batch_equals_images_one_at_a_time(method: str, resnet_ta: Classifier) -
             torch.testing.assert_close(cam.logits, logits[i:i + 1], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", ["cam", "gradcam"])
+@pytest.mark.parametrize("method", ["cam", "gradcam", "gradcampp"])
 def test_output_logits_grads_and_modes(method: str) -> None:
     model = make("resnet18", seed=3).train()
     model.backbone.bn1.eval()  # a mixed state must come back as it was
@@ -395,8 +404,83 @@ def test_bad_input(x: Tensor, match: str, resnet: Classifier) -> None:
 
 
 def test_is_a_base_cam_registry() -> None:
-    assert METHODS == {"cam": CAM, "gradcam": GradCAM}
+    assert METHODS == {"cam": CAM, "gradcam": GradCAM, "gradcampp": GradCAMPlusPlus}
     assert all(issubclass(m, BaseCAM) for m in METHODS.values())
+    assert set(METHODS) == set(CAM_METHODS)  # the torch-free names the CLI and settings accept
+
+
+# --- Grad-CAM++ ----------------------------------------------------------------------
+
+
+def ref_gradcampp(model: Classifier, x: Tensor, classes: list[int], split: str) -> Tensor:
+    """Grad-CAM++ by hand: the split backbone's autograd gradient, then Chattopadhay et al.'s eq. 19
+    weights computed position by position in float64 numpy."""
+    a, logits = split_at(model, x, split)
+    raw = np.zeros((x.shape[0], len(classes), a.shape[2], a.shape[3]))
+    for j, k in enumerate(classes):
+        (g,) = torch.autograd.grad(logits[:, k].sum(), a, retain_graph=True)
+        g64, a64 = g.double().numpy(), a.detach().double().numpy()
+        for b in range(g64.shape[0]):
+            for c in range(g64.shape[1]):
+                s = a64[b, c].sum()
+                w = 0.0
+                for i in range(g64.shape[2]):
+                    for jj in range(g64.shape[3]):
+                        gv = g64[b, c, i, jj]
+                        den = 2 * gv ** 2 + s * gv ** 3
+                        alpha = gv ** 2 / den if den != 0 else 0.0
+                        w += alpha * max(gv, 0.0)
+                raw[b, j] += w * a64[b, c]
+    return ref_scale(torch.from_numpy(np.maximum(raw, 0.0)).float(), x.shape[-2:])
+
+
+@pytest.mark.parametrize("name, split", [("resnet", "backbone.layer3"), ("resnet_ta", "backbone.layer4"),
+                                         ("densenet", "backbone.features.denseblock4")])
+def test_gradcampp_equals_the_formula_by_hand(name: str, split: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(name)
+    x = images(2, seed=11)
+    with GradCAMPlusPlus(model, target_layer=split) as cam:
+        maps = cam(x, classes=[0, 2])
+    ref = ref_gradcampp(model, x, [0, 2], split)
+    assert nonconstant(ref) >= 2
+    torch.testing.assert_close(maps, ref, atol=2e-4, rtol=1e-3)
+    with GradCAM(model, target_layer=split) as gc_:
+        assert not torch.allclose(gc_(x, classes=[0, 2]), maps, atol=1e-3)  # a method of its own
+
+
+def test_gradcampp_at_the_final_map_of_a_gap_head(resnet: Classifier) -> None:
+    # dy_k/dF_c(x, y) = w_kc / hw everywhere, so a = 1 / (2 + S_c w_kc / hw) and the weight of channel c
+    # is hw * ReLU(w_kc / hw) / (2 + S_c w_kc / hw), with S_c the sum of F_c over the map
+    x = images(2, seed=12)
+    with GradCAMPlusPlus(resnet) as cam:
+        maps = cam(x)
+    with torch.no_grad():
+        f = resnet.forward_features(x).double()
+        hw = f.shape[2] * f.shape[3]
+        g = resnet.classifier_weight.double()[None, :, :] / hw            # (1, K, C)
+        s = f.sum(dim=(2, 3))[:, None, :]                                 # (B, 1, C)
+        w = hw * torch.relu(g) / (2 + s * g)
+        raw = torch.relu(torch.einsum("bkc,bchw->bkhw", w, f))
+    torch.testing.assert_close(maps, ref_scale(raw.float(), x.shape[-2:]), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+@pytest.mark.parametrize("arch", ["resnet18_ta", "densenet121"])
+def test_every_method_at_a_finer_output_stride(arch: str, stride: int) -> None:
+    torch.manual_seed(3)
+    model = create_model(arch, num_classes=K, in_chans=1, output_stride=stride)
+    _randomize_bn(model)
+    model.eval()
+    x = images(2, seed=13)
+    assert model.forward_features(x).shape[-1] == SIZE // stride
+    with CAM(model) as cam:
+        torch.testing.assert_close(cam(x), ref_cam(model, x, list(range(K))), atol=1e-5, rtol=1e-4)
+    with GradCAM(model) as cam:
+        torch.testing.assert_close(cam(x), ref_gradcam(model, x, list(range(K)), "backbone"), atol=1e-5,
+                                   rtol=1e-4)
+    with GradCAMPlusPlus(model) as cam:
+        maps = cam(x)
+    assert maps.shape == (2, K, SIZE, SIZE) and nonconstant(maps) >= 2
 
 
 # --- memory --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from chexradi.cam.masks import Box, heatmap_to_mask
-from chexradi.cam.overlay import jet, render_overlay
+from chexradi.cam.overlay import jet, panel_scale, render_overlay
 from chexradi.cam.methods import heatmaps
 from chexradi.cli import cli
 from chexradi.data.readers import read_radiograph
@@ -74,10 +74,13 @@ def test_heatmap_writes_overlays_masks_and_tables(setup: dict, tmp_path: Path) -
         # the probabilities are the model's on the documented normalisation at the checkpoint's size
         np.testing.assert_allclose([float(pred[f"prob_{c}"]) for c in CLASSES], probs, rtol=1e-4)
         for k, name in enumerate(CLASSES):
-            # the overlay: two panels of the radiograph's size under a caption band
+            # the overlay: two panels of at least 512 px on the long side, the caption below them
             png = np.asarray(Image.open(out / path.stem / f"{name}.png"))
-            assert png.shape[1:] == (2 * img.shape[1] + 8, 3) and png.shape[0] >= img.shape[0] + 22
-            left = png[-img.shape[0]:, : img.shape[1]].astype(int)
+            s = panel_scale(img.shape)
+            ph, pw = round(img.shape[0] * s), round(img.shape[1] * s)
+            assert max(ph, pw) >= 512
+            assert png.shape[1:] == (2 * pw + 8, 3) and png.shape[0] >= ph + 20
+            left = png[:ph, :pw].astype(int)
             grey = (left[..., 0] == left[..., 1]) & (left[..., 1] == left[..., 2])
             assert grey.mean() > 0.8  # the radiograph, in grey, with only the box drawn in colour
             # the mask: the heatmap resized to the radiograph and thresholded at half its maximum
@@ -208,20 +211,40 @@ def test_render_overlay_panels_box_and_heat() -> None:
     img = rng.normal(100, 10, (50, 60))
     yy, xx = np.mgrid[:50, :60]
     heat = np.exp(-((yy - 20) ** 2 + (xx - 40) ** 2) / 20.0)
-    rgb = render_overlay(img, heat, boxes=[Box(30, 12, 20, 16, 1.0)], caption="Nodule p=0.9")
-    band = rgb.shape[0] - 50
-    assert rgb.shape == (50 + band, 128, 3) and band == 22
-    left, right = rgb[band:, :60].astype(int), rgb[band:, 68:].astype(int)
-    assert tuple(left[12, 35]) == (0, 255, 0) and tuple(right[27, 30]) == (0, 255, 0)  # box edges, both panels
-    assert left[40, 5, 0] == left[40, 5, 1] == left[40, 5, 2]  # grey radiograph away from the box
-    r, g, b = right[20, 40]
-    assert r > g and r > b  # the hottest pixel is red on the right panel
-    assert tuple(right[45, 5]) == tuple(left[45, 5])  # no heat, no colour
+    mask = heat > 0.5
+    rgb = render_overlay(img, heat, boxes=[Box(30, 12, 20, 16, 1.0)], mask=mask, caption="Nodule p=0.9")
+    # a 50 x 60 image is enlarged so the panel's long side is 512 px: 427 x 512 per panel, 8 px apart
+    s = 512 / 60
+    h, w = round(50 * s), 512
+    assert rgb.shape[1] == 2 * w + 8 and rgb.shape[0] > h
+    left, right = rgb[:h, :w].astype(int), rgb[:h, w + 8:].astype(int)
+    line = 2  # box and contour width at a 512-px panel
+    assert tuple(left[round(12 * s) + line // 2, round(40 * s)]) == (0, 255, 0)  # top edge of the box
+    assert tuple(right[round(20 * s), round(30 * s)]) == (0, 255, 0)  # left edge of the box, right panel
+    assert left[40 * 8, 5, 0] == left[40 * 8, 5, 1] == left[40 * 8, 5, 2]  # grey radiograph away from the box
+    r, g, b = right[round(20 * s) + 12, round(40 * s) + 12]
+    assert r > g and r > b  # near the hottest pixel: red on the right panel
+    assert tuple(right[h - 5, 5]) == tuple(left[h - 5, 5])  # no heat, no colour
+    # the mask contour is white on the right panel only: a ring around the hot spot
+    white_r, white_l = (right == 255).all(-1), (left == 255).all(-1)
+    ring = np.zeros_like(white_r)
+    yy2, xx2 = np.mgrid[:h, :w]
+    d = np.hypot(yy2 / s - 20, xx2 / s - 40)
+    ring[(d > 2.5) & (d < 5.5)] = True
+    assert (white_r & ring).sum() > 100 and (white_r & ring).sum() > 10 * (white_l & ring).sum()
+    caption = rgb[h:]
+    assert caption.shape[0] >= 20 and (caption > 200).any()  # the caption is below the panels, in white
+    assert not (rgb[:h, w:w + 8] > 0).any()  # nothing drawn in the gap: the caption never covers the image
     np.testing.assert_allclose(jet(np.array([0.0, 0.5, 1.0])), [[0, 0, 0.5], [0.5, 1, 0.5], [0.5, 0, 0]])
-    long = render_overlay(img, heat, caption="a caption far too long for two panels of sixty pixels " * 2)
-    assert long.shape[0] > 50 + 22  # the caption wraps instead of being cut
+    long = render_overlay(img, heat, caption="a caption far too long for two panels of this width " * 8)
+    assert long.shape[0] > rgb.shape[0]  # the caption wraps onto more lines instead of being cut
+    assert render_overlay(img, heat).shape == (h, 2 * w + 8, 3)  # no caption, no band
+    big = render_overlay(np.zeros((2000, 1500)), np.zeros((2000, 1500)))
+    assert big.shape == (1024, 2 * 768 + 8, 3)  # a large radiograph is reduced to 1024 px
     with pytest.raises(ValueError, match="same shape"):
         render_overlay(img, heat[:, :-1])
+    with pytest.raises(ValueError, match="min_side"):
+        render_overlay(img, heat, min_side=600, max_side=500)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

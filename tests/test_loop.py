@@ -550,7 +550,7 @@ def test_history_load_and_tables(run_a, tmp_path):
     assert loaded.rounds == h.rounds and loaded.settings == h.settings and loaded.run_dir == out
     lines = h.table().splitlines()
     assert len(lines) == 2 + len(h)  # header, rule, one per round
-    assert lines[2].split()[:2] == ["0", "no"] and lines[3].split()[:2] == ["1", "yes"]
+    assert lines[2].split()[:2] == ["0", "no"] and lines[3].split()[:2] == ["1", "cam"]
     assert lines[3].split()[3] == f"{h[1]['mean_auc_fused']:.3f}"
     assert str(h) == h.table()
     auc_lines = h.auc_table().splitlines()

@@ -681,3 +681,77 @@ def test_checkpoint_unknown_model_and_bad_weights(small_checkpoint, tmp_path):
     torch.save(dict(ckpt, state_dict=state), tmp_path / "short.pt")
     with pytest.raises(ValueError, match="short.pt"):
         load_model(tmp_path / "short.pt")
+
+
+# ---------------------------------------------------------------------------------------------
+# output stride (dilated backbones)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_ta", "resnet50_ta", "densenet121", "densenet121_ta"])
+@pytest.mark.parametrize("stride", [32, 16, 8])
+def test_output_stride_sets_the_final_map(name, stride):
+    torch.manual_seed(31)
+    model = create_model(name, num_classes=2, output_stride=stride).eval()
+    with torch.no_grad():
+        f = model.forward_features(torch.randn(1, 1, 128, 96))
+        logits = model(torch.randn(2, 1, 128, 96))
+    assert f.shape[-2:] == (128 // stride, 96 // stride)
+    assert logits.shape == (2, 2) and torch.isfinite(logits).all()
+    assert model.config["output_stride"] == stride
+
+
+@pytest.mark.parametrize("name", ["resnet18_ta", "resnet50", "densenet121_ta"])
+def test_output_stride_keeps_the_weights_and_their_draws(name):
+    # the same parameters, drawn in the same order: only strides, pools and dilations differ
+    torch.manual_seed(32)
+    a = create_model(name, num_classes=2)
+    torch.manual_seed(32)
+    b = create_model(name, num_classes=2, output_stride=8)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    dilated = [m for m in b.modules() if isinstance(m, torch.nn.Conv2d) and m.dilation != (1, 1)]
+    assert dilated and all(m.padding == m.dilation and m.kernel_size == (3, 3) for m in dilated)
+    assert not [m for m in a.modules() if isinstance(m, torch.nn.Conv2d) and m.dilation != (1, 1)]
+
+
+def test_dilated_resnet18_block_matches_a_dilated_convolution_by_hand():
+    torch.manual_seed(33)
+    model = create_model("resnet18", num_classes=2, output_stride=16).eval()
+    block = model.backbone.layer4[1]  # dilation 2, stride 1
+    x = torch.randn(1, 512, 6, 6)
+    with torch.no_grad():
+        ref = F.conv2d(x, block.conv1.weight, padding=2, dilation=2)
+        torch.testing.assert_close(block.conv1(x), ref)
+    assert model.backbone.layer4[0].conv1.stride == (1, 1) and model.backbone.layer4[0].downsample is not None
+
+
+@pytest.mark.parametrize("bad", [4, 64, 0, True, "16", None])
+def test_output_stride_bad_values(bad):
+    with pytest.raises(ValueError, match="output_stride must be one of 32, 16, 8"):
+        create_model("resnet18", output_stride=bad)
+
+
+def test_output_stride_in_the_checkpoint(tmp_path):
+    torch.manual_seed(34)
+    model = create_model("resnet18_ta", num_classes=2, output_stride=16).eval()
+    path = save_checkpoint(tmp_path / "s16.pt", model)
+    loaded, ckpt = load_model(path)
+    assert ckpt["config"]["output_stride"] == 16 and loaded.config["output_stride"] == 16
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert loaded.forward_features(x).shape[-1] == 4
+        torch.testing.assert_close(model(x), loaded(x), rtol=0, atol=0)
+
+
+def test_checkpoint_without_output_stride_loads_at_32(tmp_path):
+    # checkpoints written before output_stride existed have no such key: they were stride 32
+    torch.manual_seed(35)
+    model = create_model("resnet18", num_classes=2).eval()
+    path = save_checkpoint(tmp_path / "old.pt", model)
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["config"]["output_stride"]
+    torch.save(ckpt, path)
+    loaded, _ = load_model(path)
+    assert loaded.config["output_stride"] == 32

@@ -95,18 +95,19 @@ def test_prevalence_binomial():
     assert binom.ppf(0.0005, n, p0) <= none <= binom.ppf(0.9995, n, p0)
 
 
-def _contrast(i, name, d, size=128):
-    with_ = make_case(i, size=size, seed=5, difficulty=d, force=(name,))
-    without = make_case(i, size=size, seed=5, difficulty=d, suppress=(name,))
+def _contrast(i, name, d, size=128, version=2):
+    with_ = make_case(i, size=size, seed=5, difficulty=d, force=(name,), version=version)
+    without = make_case(i, size=size, seed=5, difficulty=d, suppress=(name,), version=version)
     m = with_.masks[name]
     diff = with_.image.astype(np.float64) - without.image
     return float(diff[m].mean()), with_, without
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("name", ALL)
-def test_lesions_visible_and_subtler_with_difficulty(name):
-    easy = [_contrast(i, name, 0.0)[0] for i in range(3)]
-    hard = [_contrast(i, name, 1.0)[0] for i in range(3)]
+def test_lesions_visible_and_subtler_with_difficulty(name, version):
+    easy = [_contrast(i, name, 0.0, version=version)[0] for i in range(3)]
+    hard = [_contrast(i, name, 1.0, version=version)[0] for i in range(3)]
     sign = -1.0 if name == "Pneumothorax" else 1.0  # a lucency; all others are opacities
     assert all(sign * e > 0.02 for e in easy), easy
     assert all(sign * h > 0.005 for h in hard), hard
@@ -140,12 +141,13 @@ def _glcm_contrast(img, mask):
     return float(graycoprops(m, "contrast").mean())
 
 
-def test_textures_differ():
+@pytest.mark.parametrize("version", [1, 2])
+def test_textures_differ(version):
     """Mass (coarse, heterogeneous) and Infiltration (reticular) are rougher than the homogeneous Effusion."""
     for i in range(3):
-        _, mass, mass0 = _contrast(i, "Mass", 0.0, size=128)
-        _, eff, eff0 = _contrast(i, "Effusion", 0.0, size=128)
-        _, inf, inf0 = _contrast(i, "Infiltration", 0.0, size=128)
+        _, mass, mass0 = _contrast(i, "Mass", 0.0, size=128, version=version)
+        _, eff, eff0 = _contrast(i, "Effusion", 0.0, size=128, version=version)
+        _, inf, inf0 = _contrast(i, "Infiltration", 0.0, size=128, version=version)
         lesion = {k: c.image.astype(np.float64) - c0.image for k, (c, c0) in
                   {"Mass": (mass, mass0), "Effusion": (eff, eff0), "Infiltration": (inf, inf0)}.items()}
         sd = {k: _local_std(lesion[k], c.masks[k]) for k, c in (("Mass", mass), ("Effusion", eff),
@@ -156,14 +158,78 @@ def test_textures_differ():
 
 
 def test_cardiothoracic_ratio():
-    s = generate(30, size=128, seed=2, prevalence=0.5, difficulty=0.5)
+    s = generate(30, size=128, seed=2, prevalence=0.5, difficulty=0.5, version=1)
     j = ALL.index("Cardiomegaly")
     ratios = [(cardiothoracic_ratio(c.heart_mask, c.lung_mask), c.labels[j]) for c in s.cases]
     assert {lab for _, lab in ratios} == {0.0, 1.0}
     for r, lab in ratios:
         assert (r > 0.5) if lab else (0.38 < r < 0.5), ratios
-    big = make_case(0, size=128, seed=2, difficulty=1.0, force=("Cardiomegaly",))
+    big = make_case(0, size=128, seed=2, difficulty=1.0, force=("Cardiomegaly",), version=1)
     assert cardiothoracic_ratio(big.heart_mask, big.lung_mask) > 0.5
+
+
+def test_cardiothoracic_ratio_v2_overlaps_like_real_hearts():
+    from chexradi.data.phantom_v2 import STRENGTH, enlarged_ctr
+
+    s = generate(60, size=128, seed=2, prevalence=0.5, difficulty=0.5)
+    j = ALL.index("Cardiomegaly")
+    present = [c.meta["ctr"] for c in s.cases if c.labels[j]]
+    absent = [c.meta["ctr"] for c in s.cases if not c.labels[j]]
+    assert present and absent
+    assert np.mean(present) > np.mean(absent) + 0.02
+    assert min(present) < max(absent)  # enlarged and normal hearts overlap, as in real radiographs
+    for i in range(4):  # the same case with and without: its own normal ratio, raised by the formula
+        w = make_case(i, size=256, seed=3, difficulty=0.5, force=("Cardiomegaly",))
+        wo = make_case(i, size=256, seed=3, difficulty=0.5, suppress=("Cardiomegaly",))
+        assert wo.meta["ctr_target"] < w.meta["ctr_target"]
+        lift = w.meta["ctr_target"] - wo.meta["ctr_target"]
+        lo, hi = (enlarged_ctr(0.0, u, 0.5, STRENGTH["Cardiomegaly"]) for u in (0.0, 1.0))
+        assert lo <= lift <= hi
+        assert w.meta["ctr"] > wo.meta["ctr"]
+
+
+def test_version2_findings():
+    # nodules of 10-30 mm: 4-11 pixels across at 128 px, so they can be seen
+    d = [make_case(i, size=128, seed=4, force=("Nodule",)).meta["Nodule"]["diameter_mm"] for i in range(20)]
+    assert 10.0 <= min(d) and max(d) <= 30.0 and max(d) - min(d) > 8
+    areas = [make_case(i, size=128, seed=4, force=("Nodule",)).masks["Nodule"].sum() for i in range(5)]
+    assert min(areas) >= 9
+    # the fluid hides the lung markings behind it (version 1 left them): smoother inside than the same lung
+    for i in range(4):
+        ratio = {}
+        for version in (2, 1):
+            w = make_case(i, size=128, seed=6, difficulty=0.0, force=("Effusion",), version=version,
+                          **({"strength": {"Effusion": 1.0}} if version == 2 else {}))
+            wo = make_case(i, size=128, seed=6, difficulty=0.0, suppress=ALL, version=version)
+            m = w.masks["Effusion"]
+            ratio[version] = _local_std(w.image, m) / _local_std(wo.image, m)
+        assert ratio[2] < 0.92 and ratio[2] < ratio[1] - 0.04, (i, ratio)  # v1: 0.95-1.01, v2: 0.86-0.91
+    # a smaller pneumothorax rim than version 1's
+    v2 = [make_case(i, size=128, seed=6, force=("Pneumothorax",)).meta["Pneumothorax"]["collapse"] for i in range(8)]
+    assert all(0.80 <= f <= 0.92 for f in v2)
+
+
+def test_strength_scales_a_finding_and_is_recorded(tmp_path):
+    base = make_case(1, size=128, seed=7, difficulty=0.0, force=("Mass",))
+    strong = make_case(1, size=128, seed=7, difficulty=0.0, force=("Mass",), strength={"Mass": 2.0})
+    without = make_case(1, size=128, seed=7, difficulty=0.0, suppress=ALL)
+    m = base.masks["Mass"]
+    c1 = (base.image.astype(float) - without.image)[m].mean()
+    c2 = (strong.image.astype(float) - without.image)[m].mean()
+    assert c2 > 1.6 * c1 > 0
+    assert np.array_equal(strong.masks["Mass"], m)  # same place and size: only the contrast changes
+    s = generate(2, size=64, strength={"Mass": 2.0})
+    assert s.settings["version"] == "2" and s.settings["strength"]["Mass"] == 2.0
+    assert generate(2, size=64, version=1).settings == {**generate(2, size=64, version=1).settings}
+    assert "strength" not in generate(2, size=64, version=1).settings
+    with pytest.raises(ValueError, match="version 1 is drawn as it always was"):
+        make_case(0, size=64, version=1, strength={"Mass": 2.0})
+    with pytest.raises(ValueError, match="unknown class"):
+        make_case(0, size=64, strength={"Hernia": 2.0})
+    with pytest.raises(ValueError, match="finite number"):
+        make_case(0, size=64, strength={"Mass": -1})
+    with pytest.raises(ValueError, match="version must be one of 1, 2"):
+        make_case(0, size=64, version=3)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -280,7 +346,7 @@ _PINNED = {
 @pytest.mark.parametrize("index", sorted(_PINNED))
 def test_drawing_is_pinned(index):
     mean, std, lung_area, heart_area, areas, findings, ctr_target = _PINNED[index]
-    c = make_case(index, size=64, seed=11, difficulty=0.4, force=DEFAULT_CLASSES)
+    c = make_case(index, size=64, seed=11, difficulty=0.4, force=DEFAULT_CLASSES, version=1)
     img = c.image.astype(np.float64)
     assert img.mean() == pytest.approx(mean, abs=1e-6) and img.std() == pytest.approx(std, abs=1e-6)
     assert abs(int(c.lung_mask.sum()) - lung_area) <= 2 and abs(int(c.heart_mask.sum()) - heart_area) <= 2
@@ -293,5 +359,5 @@ def test_drawing_is_pinned(index):
         value = {"Effusion": "height", "Pneumothorax": "collapse"}.get(name, "diameter_mm")
         assert float(m[value]) == pytest.approx(size, rel=1e-9), name
     assert c.meta["ctr_target"] == pytest.approx(ctr_target, rel=1e-12)
-    unforced = make_case(5, size=64, seed=11, difficulty=0.4)
+    unforced = make_case(5, size=64, seed=11, difficulty=0.4, version=1)
     assert unforced.labels.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]

@@ -1,6 +1,6 @@
 """Heatmaps, and heatmaps turned into masks and boxes.
 
-- :class:`CAM`, :class:`GradCAM`, :func:`heatmaps` (``chexradi.cam.methods``, torch):
+- :class:`CAM`, :class:`GradCAM`, :class:`GradCAMPlusPlus`, :func:`heatmaps` (``chexradi.cam.methods``, torch):
   class activation maps for a batch, upsampled to the input and min-max scaled;
   hooks live inside a context manager.
 - :func:`heatmap_to_mask`, :func:`mask_to_boxes`, :class:`MaskResult`, :class:`Box`
@@ -17,7 +17,8 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "BaseCAM": "base", "CAM": "methods", "GradCAM": "methods", "METHODS": "methods", "heatmaps": "methods",
+    "BaseCAM": "base", "CAM": "methods", "GradCAM": "methods", "GradCAMPlusPlus": "methods", "METHODS": "methods",
+    "heatmaps": "methods", "CAM_METHODS": "names",
     "heatmap_to_mask": "masks", "mask_to_boxes": "masks", "threshold_value": "masks", "MaskResult": "masks",
     "Box": "masks", "MaskWarning": "masks", "THRESHOLD_METHODS": "masks", "check_mask_options": "masks",
     "render_overlay": "overlay", "save_overlay": "overlay",

@@ -43,13 +43,13 @@ import numpy as np
 from .._io import atomic_write, sync_folders
 from .._progress import progress_on
 from .masks import THRESHOLD_METHODS, MaskWarning, check_mask_options, heatmap_to_mask
+from .names import CAM_METHODS
 from .overlay import render_overlay, save_overlay
 
 __all__ = ["write_heatmaps", "HeatmapReport", "CAM_METHODS"]
 
 logger = logging.getLogger("chexradi.cam")
 PathLike = Union[str, Path]
-CAM_METHODS = ("gradcam", "cam")  # == chexradi.cam.methods.METHODS (kept here so --help does not import torch)
 
 
 @dataclass
@@ -119,7 +119,7 @@ def write_heatmaps(
     out:
         Output folder (created).
     method:
-        ``"gradcam"`` or ``"cam"``.
+        ``"gradcam"``, ``"cam"`` or ``"gradcampp"`` (:data:`~chexradi.cam.names.CAM_METHODS`).
     target_layer:
         Grad-CAM layer name (default: the model's final feature map).
     classes:

@@ -37,7 +37,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 __all__ = ["THRESHOLD_METHODS", "KEEP_MODES", "MaskWarning", "Box", "MaskResult",
-           "heatmap_to_mask", "mask_to_boxes", "threshold_value", "check_mask_options"]
+           "heatmap_to_mask", "mask_to_boxes", "threshold_value", "check_mask_options", "mask_iou", "place_mask"]
 
 log = logging.getLogger("chexradi.cam")
 
@@ -442,3 +442,68 @@ def heatmap_to_mask(heatmap: ArrayLike, *, method: str = "fraction",
     warnings.warn(msg, MaskWarning, stacklevel=2)
     log.warning(msg)
     return result
+
+
+def mask_iou(a: ArrayLike, b: ArrayLike) -> float:
+    """Intersection over union of two binary masks of the same shape; NaN when both are empty.
+
+    Raises
+    ------
+    ValueError
+        The shapes differ.
+    """
+    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    if a.shape != b.shape:
+        raise ValueError(f"mask_iou needs two masks of the same shape, got {a.shape} and {b.shape}")
+    union = np.count_nonzero(a | b)
+    return float("nan") if union == 0 else np.count_nonzero(a & b) / union
+
+
+def place_mask(shape: ArrayLike, allowed: ArrayLike, rng: np.random.Generator) -> np.ndarray:
+    """``shape`` moved to a random position, whole, inside ``allowed``: a region of the same area and outline.
+
+    The non-empty mask ``shape`` is cropped to its bounding box and translated (never
+    rotated, scaled or cut) to an offset drawn uniformly from those where every one of its
+    pixels lies inside ``allowed``. Where it fits nowhere, the offsets with the fewest
+    pixels outside ``allowed`` are drawn from instead, so the area is always kept.
+
+    Parameters
+    ----------
+    shape:
+        2-D binary mask with at least one pixel (any position).
+    allowed:
+        2-D binary mask of the same shape: where the region may lie (e.g. the lung fields
+        without the image's findings).
+    rng:
+        The random generator that draws the offset.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool mask of ``allowed``'s shape with ``count_nonzero(shape)`` pixels.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, shapes differ, or ``shape`` is empty.
+    """
+    from scipy.signal import fftconvolve
+
+    s, ok = np.asarray(shape).astype(bool), np.asarray(allowed).astype(bool)
+    if s.ndim != 2 or s.shape != ok.shape:
+        raise ValueError(f"place_mask needs 2-D shape and allowed masks of the same shape, got {s.shape} and "
+                         f"{ok.shape}")
+    rows, cols = np.flatnonzero(s.any(axis=1)), np.flatnonzero(s.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("place_mask: shape is empty; give a mask with at least one pixel")
+    piece = s[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    # pixels of the piece outside `allowed` at every offset where the piece lies within the image
+    outside = fftconvolve((~ok).astype(np.float64), piece[::-1, ::-1].astype(np.float64), mode="valid")
+    outside = np.rint(outside)
+    best = outside.min()
+    cand = np.flatnonzero(outside.ravel() <= best)
+    pick = int(cand[rng.integers(cand.size)])
+    r0, c0 = divmod(pick, outside.shape[1])
+    out = np.zeros(ok.shape, bool)
+    out[r0:r0 + piece.shape[0], c0:c0 + piece.shape[1]] = piece
+    return out

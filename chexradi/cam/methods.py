@@ -7,6 +7,9 @@ each to ``[0, 1]``.
 - :class:`CAM` (Zhou et al., CVPR 2016): the head weights times the final feature map.
 - :class:`GradCAM` (Selvaraju et al., ICCV 2017): gradient-weighted activations of any
   convolutional layer.
+- :class:`GradCAMPlusPlus` (Chattopadhay et al., WACV 2018): Grad-CAM with pixel-wise
+  weights on the positive gradients, which spreads the map over several instances of a
+  class and over the whole extent of one.
 
 ``METHODS`` maps method names to classes, and :func:`heatmaps` opens the context for one
 batch. Both live here, not in :mod:`chexradi.cam.base`, because they name the subclasses
@@ -22,7 +25,7 @@ from torch import Tensor, nn
 
 from .base import BaseCAM, Classes
 
-__all__ = ["CAM", "GradCAM", "METHODS", "heatmaps"]
+__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "METHODS", "heatmaps"]
 
 
 class CAM(BaseCAM):
@@ -142,17 +145,55 @@ class GradCAM(BaseCAM):
                                               allow_unused=True)
                 if grad is None:
                     raise RuntimeError(self._unused_message())
-                alpha = grad.mean(dim=(2, 3), keepdim=True)
-                maps.append(torch.relu((alpha * act.detach()).sum(dim=1)))
+                maps.append(self._combine(grad, act.detach()))
             return torch.stack(maps, dim=1)
+
+    @staticmethod
+    def _combine(grad: Tensor, act: Tensor) -> Tensor:
+        """The ``(B, h, w)`` map of one class from dy/dA and A (both ``(B, C, h, w)``)."""
+        alpha = grad.mean(dim=(2, 3), keepdim=True)
+        return torch.relu((alpha * act).sum(dim=1))
 
     def _unused_message(self) -> str:
         return (f"the logits of {type(self.model).__name__} do not depend on target_layer "
                 f"{self.target_layer!r}; pick a layer on the path from image to logits")
 
 
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++ (Chattopadhay et al., "Grad-CAM++: Generalized Gradient-Based Visual
+    Explanations for Deep Convolutional Networks", WACV 2018).
+
+    With ``A`` the ``(C, h, w)`` activation of the target layer, ``y_k`` the logit of
+    class ``k`` and ``g = dy_k / dA``, the paper's weights for ``Y_k = exp(y_k)`` (whose
+    higher derivatives are powers of ``g``, their eq. 19) are
+
+    .. math::
+
+        a_{kc}(x, y) = \\frac{g_c(x, y)^2}
+            {2 g_c(x, y)^2 + \\sum_{x', y'} A_c(x', y') \\, g_c(x, y)^3},
+        \\qquad
+        w_{kc} = \\sum_{x, y} a_{kc}(x, y) \\operatorname{ReLU}(g_c(x, y)),
+
+    with ``a = 0`` where the denominator is 0 (``g = 0``: the ratio is 0/0 there), and the map is
+    ``M_k = ReLU(sum_c w_kc A_c)``. The gradients, hooks and modes are those of
+    :class:`GradCAM`; only how a class's gradient and activation are combined differs.
+    Where a feature map's gradient is the same at every position (the final map of a
+    global-average-pool head), ``w_kc`` is a positive multiple of ``ReLU(g_c)`` and the
+    map differs from Grad-CAM's in that negative-gradient channels drop out.
+    """
+
+    @staticmethod
+    def _combine(grad: Tensor, act: Tensor) -> Tensor:
+        g2 = grad * grad
+        denom = 2.0 * g2 + act.sum(dim=(2, 3), keepdim=True) * g2 * grad
+        defined = denom != 0  # 0 exactly where g = 0 (or where the two terms cancel): a = 0 there
+        a = torch.where(defined, g2 / torch.where(defined, denom, torch.ones_like(denom)), torch.zeros_like(g2))
+        w = (a * torch.relu(grad)).sum(dim=(2, 3), keepdim=True)
+        return torch.relu((w * act).sum(dim=1))
+
+
 #: CAM methods by name, for :func:`heatmaps` and the command line.
-METHODS: dict[str, type[BaseCAM]] = {"cam": CAM, "gradcam": GradCAM}
+METHODS: dict[str, type[BaseCAM]] = {"cam": CAM, "gradcam": GradCAM, "gradcampp": GradCAMPlusPlus}
 
 
 def heatmaps(model: nn.Module, x: Tensor, *, method: str = "gradcam", classes: Classes = None,
@@ -171,7 +212,8 @@ def heatmaps(model: nn.Module, x: Tensor, *, method: str = "gradcam", classes: C
     x:
         ``(B, in_chans, H, W)`` image batch.
     method:
-        A key of :data:`METHODS`: ``"gradcam"`` (default) or ``"cam"``.
+        A key of :data:`METHODS`: ``"gradcam"`` (default), ``"cam"`` or ``"gradcampp"``
+        (Grad-CAM++).
     classes:
         Class indices; default all classes.
     target_layer:

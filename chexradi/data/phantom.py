@@ -34,6 +34,14 @@ ground truth (labels, boxes, masks) and writes phantom folders. ``make_case(...,
 without the Mass (same anatomy, same noise, same other lesions): the lesion-free
 reference used to measure a lesion's contrast.
 
+Versions
+--------
+``version=2`` (the default) draws findings a 128-px image shows, each with a texture
+signature, at strengths calibrated on the image-only arm (:mod:`chexradi.data.phantom_v2`
+says what differs and why). ``version=1`` is the phantom as it was first written, drawn the
+same to the bit (its drawing is pinned by a test); its findings are described below, and
+version 2 keeps its conventions, anatomy, noise and random streams.
+
 Findings (independent Bernoulli draws with ``prevalence``; none = "No Finding")
 ------------------------------------------------------------------------------
 Nodule        round, 5-15 mm, sharp edge, bright, fine-grained internal texture.
@@ -63,22 +71,26 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .._io import atomic_path, atomic_write, sync_folders
-from .phantom_render import Box, cardiothoracic_ratio, draw, mask_box
+from . import phantom_v2
+from .phantom_render import FINDINGS_V1, Box, Findings, cardiothoracic_ratio, draw, mask_box
 
 __all__ = [
     "DEFAULT_CLASSES", "KNOWN_CLASSES", "DEFAULT_PREVALENCE", "NO_FINDING", "FOV_MM", "PHANTOM_VERSION",
+    "PHANTOM_VERSIONS",
     "PhantomCase", "PhantomSet", "PhantomWritten", "make_case", "generate", "write_phantom", "image_name",
     "cardiothoracic_ratio", "mask_box",
 ]
 
 log = logging.getLogger(__name__)
 
-PHANTOM_VERSION = "1"
+#: The version drawn by default, and every version that can be drawn.
+PHANTOM_VERSION = "2"
+PHANTOM_VERSIONS = ("1", "2")
 DEFAULT_CLASSES: tuple[str, ...] = ("Nodule", "Mass", "Effusion", "Cardiomegaly", "Pneumothorax", "Infiltration")
 KNOWN_CLASSES: tuple[str, ...] = DEFAULT_CLASSES
 DEFAULT_PREVALENCE = 0.25
@@ -177,7 +189,8 @@ class PhantomWritten:
 
     def summary(self) -> str:
         counts = ", ".join(f"{c} {k}" for c, k in self.class_counts.items())
-        return (f"{self.n} phantom image(s) ({self.settings['size']}x{self.settings['size']}, seed "
+        return (f"{self.n} phantom image(s) (version {self.settings['version']}, "
+                f"{self.settings['size']}x{self.settings['size']}, seed "
                 f"{self.settings['seed']}, difficulty {self.settings['difficulty']:g}) -> {self.out}: "
                 f"{counts}, {NO_FINDING} {self.no_finding}")
 
@@ -236,6 +249,41 @@ def _check_settings(size: int, seed: int, difficulty: float, classes: Sequence[s
     return int(size), int(seed), d, names, prev
 
 
+def _check_version(version: Union[int, str]) -> str:
+    v = str(version).strip() if isinstance(version, (int, str)) and not isinstance(version, bool) else None
+    if v not in PHANTOM_VERSIONS:
+        raise ValueError(f"version must be one of {', '.join(PHANTOM_VERSIONS)} (the phantom's drawing; "
+                         f"{PHANTOM_VERSION} is the default), got {version!r}")
+    return v
+
+
+def _check_strength(strength: Optional[Mapping[str, float]], version: str) -> Optional[dict[str, float]]:
+    """Version 2's per-class strengths over its calibrated defaults (None: the defaults)."""
+    if strength is None:
+        return None
+    if version == "1":
+        raise ValueError("strength applies to phantom version 2; version 1 is drawn as it always was "
+                         "(drop strength, or use version=2)")
+    if not isinstance(strength, Mapping):
+        raise ValueError(f"strength must be a mapping class -> factor (e.g. {{'Nodule': 1.5}}), got {strength!r}")
+    unknown = [c for c in strength if c not in KNOWN_CLASSES]
+    if unknown:
+        raise ValueError(f"strength: unknown class name(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(KNOWN_CLASSES)}")
+    out: dict[str, float] = {}
+    for c, v in strength.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (
+                0.0 < float(v) < float("inf")):
+            raise ValueError(f"strength[{c!r}] must be a finite number > 0 (a factor on the finding's contrast; "
+                             f"leave the class out of classes to draw no such finding), got {v!r}")
+        out[c] = float(v)
+    return out
+
+
+def _findings(version: str, strength: Optional[dict[str, float]]) -> Findings:
+    return FINDINGS_V1 if version == "1" else phantom_v2.findings(strength)
+
+
 def _check_names(names: Sequence[str], what: str) -> tuple[str, ...]:
     if isinstance(names, str):
         names = [names]
@@ -252,7 +300,8 @@ def _check_names(names: Sequence[str], what: str) -> tuple[str, ...]:
 def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float = 0.5,
               classes: Sequence[str] = DEFAULT_CLASSES,
               prevalence: Union[None, float, Mapping[str, float], Sequence[float]] = None,
-              suppress: Sequence[str] = (), force: Sequence[str] = ()) -> PhantomCase:
+              suppress: Sequence[str] = (), force: Sequence[str] = (), version: Union[int, str] = PHANTOM_VERSION,
+              strength: Optional[Mapping[str, float]] = None) -> PhantomCase:
     """Render case ``index`` of the phantom defined by ``(seed, size, difficulty, classes, prevalence)``.
 
     Parameters
@@ -274,6 +323,11 @@ def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float =
         lesion-free reference of a case.
     force : sequence of str
         Classes rendered present whatever their draw (must be among ``classes``).
+    version : {2, 1}
+        The phantom's drawing (see the module docstring); 1 reproduces the first phantom to the bit.
+    strength : mapping, optional
+        Version 2 only: class -> factor (> 0) on that finding's contrast, instead of the calibrated
+        :data:`chexradi.data.phantom_v2.STRENGTH`.
 
     Returns
     -------
@@ -282,9 +336,12 @@ def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float =
     Raises
     ------
     ValueError
-        Invalid size, seed, difficulty, class names, prevalence, suppress/force names or index.
+        Invalid size, seed, difficulty, class names, prevalence, suppress/force names, index, version or
+        strength.
     """
     size, seed, difficulty, names, prev = _check_settings(size, seed, difficulty, classes, prevalence)
+    version = _check_version(version)
+    strength = _check_strength(strength, version)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
         raise ValueError(f"index must be a non-negative integer, got {index!r}.")
     suppress = _check_names(suppress, "suppress")
@@ -292,14 +349,15 @@ def make_case(index: int, *, size: int = 256, seed: int = 0, difficulty: float =
     not_requested = [c for c in force if c not in names]
     if not_requested:
         raise ValueError(f"force: {', '.join(not_requested)} not among classes ({', '.join(names)}).")
-    return _render(int(index), size, seed, difficulty, names, prev, set(suppress), set(force))
+    return _render(int(index), size, seed, difficulty, names, prev, set(suppress), set(force),
+                   _findings(version, strength))
 
 
 def _render(index: int, size: int, seed: int, difficulty: float, names: tuple[str, ...],
-            prev: tuple[float, ...], suppress: set[str], force: set[str]) -> PhantomCase:
+            prev: tuple[float, ...], suppress: set[str], force: set[str], findings: Findings) -> PhantomCase:
     """Draw the case (:func:`~chexradi.data.phantom_render.draw`) and build its ground truth."""
     d = draw(index, size, seed, difficulty, names, tuple(KNOWN_CLASSES.index(c) for c in names), prev,
-             suppress, force, FOV_MM)
+             suppress, force, FOV_MM, findings)
     labels = np.zeros(len(names), dtype=np.float32)
     boxes: dict[str, Box] = {}
     out_masks: dict[str, np.ndarray] = {}
@@ -321,9 +379,12 @@ def _render(index: int, size: int, seed: int, difficulty: float, names: tuple[st
 # many cases
 # ------------------------------------------------------------------------------------------------
 def _settings(n: int, size: int, seed: int, difficulty: float, names: tuple[str, ...],
-              prev: tuple[float, ...]) -> dict[str, Any]:
-    return {"n": n, "size": size, "seed": seed, "difficulty": difficulty, "classes": list(names),
-            "prevalence": dict(zip(names, prev)), "fov_mm": FOV_MM, "version": PHANTOM_VERSION}
+              prev: tuple[float, ...], version: str, findings: Findings) -> dict[str, Any]:
+    out = {"n": n, "size": size, "seed": seed, "difficulty": difficulty, "classes": list(names),
+           "prevalence": dict(zip(names, prev)), "fov_mm": FOV_MM, "version": version}
+    if findings.strength is not None:  # version 2 and later: the strength of every class
+        out["strength"] = dict(findings.strength)
+    return out
 
 
 def _check_n(n: int) -> int:
@@ -334,7 +395,9 @@ def _check_n(n: int) -> int:
 
 def generate(n: int, *, size: int = 256, seed: int = 0, difficulty: float = 0.5,
              classes: Sequence[str] = DEFAULT_CLASSES,
-             prevalence: Union[None, float, Mapping[str, float], Sequence[float]] = None) -> PhantomSet:
+             prevalence: Union[None, float, Mapping[str, float], Sequence[float]] = None,
+             version: Union[int, str] = PHANTOM_VERSION,
+             strength: Optional[Mapping[str, float]] = None) -> PhantomSet:
     """Cases ``0 .. n-1`` of the phantom, in memory.
 
     Parameters are those of :func:`make_case`; ``n`` >= 1. The first ``m`` cases of
@@ -347,17 +410,19 @@ def generate(n: int, *, size: int = 256, seed: int = 0, difficulty: float = 0.5,
     """
     n = _check_n(n)
     size, seed, difficulty, names, prev = _check_settings(size, seed, difficulty, classes, prevalence)
+    version = _check_version(version)
+    findings = _findings(version, _check_strength(strength, version))
     images = np.empty((n, size, size), dtype=np.float32)
     labels = np.empty((n, len(names)), dtype=np.float32)
     cases: list[PhantomCase] = []
     for i in range(n):
-        c = _render(i, size, seed, difficulty, names, prev, set(), set())
+        c = _render(i, size, seed, difficulty, names, prev, set(), set(), findings)
         images[i] = c.image
         c.image = images[i]
         labels[i] = c.labels
         cases.append(c)
     return PhantomSet(images=images, labels=labels, class_names=names, boxes=[c.boxes for c in cases],
-                      settings=_settings(n, size, seed, difficulty, names, prev), cases=cases)
+                      settings=_settings(n, size, seed, difficulty, names, prev, version, findings), cases=cases)
 
 
 def _versions() -> dict[str, str]:
@@ -380,7 +445,8 @@ def _write_png16(image: np.ndarray, path: Path) -> None:
 def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, difficulty: float = 0.5,
                   classes: Sequence[str] = DEFAULT_CLASSES,
                   prevalence: Union[None, float, Mapping[str, float], Sequence[float]] = None,
-                  masks: bool = False, overwrite: bool = False) -> PhantomWritten:
+                  masks: bool = False, overwrite: bool = False, version: Union[int, str] = PHANTOM_VERSION,
+                  strength: Optional[Mapping[str, float]] = None) -> PhantomWritten:
     """Write ``n`` phantom cases as a ChestX-ray14-like folder.
 
     Layout::
@@ -404,10 +470,12 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
     """
     n = _check_n(n)
     size, seed, difficulty, names, prev = _check_settings(size, seed, difficulty, classes, prevalence)
+    version = _check_version(version)
+    findings = _findings(version, _check_strength(strength, version))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file; give a folder (it is created if missing).")
-    settings = _settings(n, size, seed, difficulty, names, prev)
+    settings = _settings(n, size, seed, difficulty, names, prev, version, findings)
     meta_path = out / "phantom.json"
     if meta_path.exists():
         try:
@@ -427,7 +495,7 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
     keep_images: set[str] = set()
     keep_masks: set[str] = set()
     for i in range(n):
-        case = _render(i, size, seed, difficulty, names, prev, set(), set())
+        case = _render(i, size, seed, difficulty, names, prev, set(), set(), findings)
         name = image_name(i)
         keep_images.add(name)
         _write_png16(case.image, img_dir / name)
@@ -467,7 +535,7 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
     _csv(out / "boxes.csv", ["Image Index", "Finding Label", "x", "y", "w", "h"], box_rows)
     info = {
         "kind": "chexradi-phantom",
-        "version": PHANTOM_VERSION,
+        "version": version,
         "seed": seed,
         "class_names": list(names),
         "settings": settings,

@@ -26,13 +26,14 @@ presence and geometry do not depend on the others.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Drawn", "draw", "mask_box", "cardiothoracic_ratio", "STREAM_ANATOMY", "STREAM_NOISE", "STREAM_CLASS0"]
+__all__ = ["Drawn", "Findings", "FINDINGS_V1", "draw", "mask_box", "cardiothoracic_ratio", "STREAM_ANATOMY",
+           "STREAM_NOISE", "STREAM_CLASS0"]
 
 STREAM_ANATOMY = 0
 STREAM_NOISE = 1
@@ -270,15 +271,21 @@ class _Finding:
     fade: Optional[np.ndarray] = None  # where the lung markings fade (0..1), if anywhere
 
 
-def _nodule(sc: _Scene, r: np.random.Generator) -> _Finding:
+def _nodule(sc: _Scene, r: np.random.Generator, *, diam_mm: tuple[float, float] = (5.0, 10.0),
+            edge_px: float = 0.25, grain: float = 0.22, grain_px: float = 0.0,
+            floor: Optional[float] = None) -> _Finding:
+    """A round nodule of diameter ``diam_mm[0] + diam_mm[1] * u`` mm with a grainy interior: texture
+    ``1 + grain * noise`` (Gaussian-smoothed at ``max(grain_px, 0.45 k)`` pixels, clipped below at ``floor``)."""
     S, k, rows, cols = sc.S, sc.k, sc.rows, sc.cols
     side = int(r.random() < 0.5)
-    diam = 5.0 + 10.0 * float(r.random())
+    diam = diam_mm[0] + diam_mm[1] * float(r.random())
     rad = max(1.5, diam / 2 / sc.mm)
     r0, c0, rad = sc.place(rad, side, r)
     d = np.hypot(rows - r0, cols - c0)
-    shape = _sigmoid((rad - d) / max(0.25, 0.35 * k))
-    tex = 1.0 + 0.22 * _smooth_noise(r, (S, S), 0.45 * k)
+    shape = _sigmoid((rad - d) / max(edge_px, 0.35 * k))
+    tex = 1.0 + grain * _smooth_noise(r, (S, S), max(grain_px, 0.45 * k))
+    if floor is not None:
+        tex = np.clip(tex, floor, None)
     layer = 0.20 * sc.cf * (0.9 + 0.2 * float(r.random())) * shape * tex
     return _Finding(layer, (shape > 0.5) & sc.lung_mask, {"diameter_mm": diam, "side": ("right", "left")[side]})
 
@@ -326,7 +333,9 @@ def _infiltration(sc: _Scene, r: np.random.Generator) -> _Finding:
                     {"diameter_mm": 2 * rad * sc.mm, "side": ("right", "left")[side]})
 
 
-def _effusion(sc: _Scene, r: np.random.Generator) -> _Finding:
+def _effusion(sc: _Scene, r: np.random.Generator, *, hide_markings: bool = False) -> _Finding:
+    """A meniscus of fluid at one costophrenic angle; ``hide_markings``: the lung markings behind it fade in
+    proportion to the fluid's contrast factor (``min(1, cf)``: a faint layer hides them a little)."""
     S, g, qx, qy = sc.S, sc.g, sc.qx, sc.qy
     side = int(r.random() < 0.5)
     sgn = -1.0 if side == 0 else 1.0
@@ -339,14 +348,18 @@ def _effusion(sc: _Scene, r: np.random.Generator) -> _Finding:
     fluid = _sigmoid((qy - y_men) / (0.7 / S))
     depth = np.clip((qy - y_men) / height, 0.0, 1.0)
     layer = 0.30 * sc.cf * (0.9 + 0.2 * float(r.random())) * fluid * sc.lung_soft_side[side] * (0.9 + 0.1 * depth)
-    return _Finding(layer, (fluid > 0.5) & sc.lung_side[side], {"side": ("right", "left")[side], "height": height})
+    return _Finding(layer, (fluid > 0.5) & sc.lung_side[side], {"side": ("right", "left")[side], "height": height},
+                    fade=fluid * sc.lung_soft_side[side] * min(1.0, sc.cf) if hide_markings else None)
 
 
-def _pneumothorax(sc: _Scene, r: np.random.Generator) -> _Finding:
-    """The mask is the gap between the chest wall and the collapsed lung, where the lung markings fade."""
+def _pneumothorax(sc: _Scene, r: np.random.Generator, *, collapse: tuple[float, float] = (0.72, 0.14),
+                  line_px: float = 0.4) -> _Finding:
+    """The mask is the gap between the chest wall and the collapsed lung, where the lung markings fade; the
+    lung is shrunk to ``collapse[0] + collapse[1] * u`` of its size; the pleural line is blurred by
+    ``max(line_px, 0.5 k)`` pixels."""
     k, rows, cols = sc.k, sc.rows, sc.cols
     side = int(r.random() < 0.5)
-    f = 0.72 + 0.14 * float(r.random())
+    f = collapse[0] + collapse[1] * float(r.random())
     b = mask_box(sc.lung_side[side])
     assert b is not None
     medial_col = b[0] + b[2] - 1 if side == 0 else b[0]
@@ -360,7 +373,7 @@ def _pneumothorax(sc: _Scene, r: np.random.Generator) -> _Finding:
     gap_soft = np.clip(sc.lung_soft_side[side] - collapsed_soft, 0.0, 1.0) * upper
     gap = (gap_soft > 0.5) & sc.lung_side[side]
     edge = collapsed & ~ndi.binary_erosion(collapsed)
-    line = ndi.gaussian_filter(edge.astype(np.float64), max(0.4, 0.5 * k))
+    line = ndi.gaussian_filter(edge.astype(np.float64), max(line_px, 0.5 * k))
     line /= max(float(line.max()), 1e-9)
     line *= ndi.binary_dilation(gap, iterations=2) * upper
     layer = sc.cf * (0.13 * line - 0.09 * gap_soft)
@@ -372,6 +385,26 @@ _FINDINGS: dict[str, Callable[[_Scene, np.random.Generator], _Finding]] = {
     "Nodule": _nodule, "Mass": _mass, "Infiltration": _infiltration, "Effusion": _effusion,
     "Pneumothorax": _pneumothorax,
 }
+
+
+def _enlarged_ctr_v1(ctr_normal: float, u: float, difficulty: float, strength: float) -> float:
+    """Version 1's Cardiomegaly: a cardiothoracic ratio of 0.595-0.68 (x (1 - 0.55 difficulty) above 0.545)."""
+    return 0.545 + (0.05 + 0.085 * u) * (1.0 - 0.55 * difficulty)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """How a phantom version draws its findings: the layer-drawing function of each class (in the order the
+    layers are added), the enlarged heart's cardiothoracic ratio ``enlarged_ctr(ctr_normal, u, difficulty,
+    strength)``, and each class's strength (its contrast factor is multiplied by it; None: 1 for all)."""
+
+    layers: Mapping[str, Callable[[_Scene, np.random.Generator], _Finding]]
+    enlarged_ctr: Callable[[float, float, float, float], float]
+    strength: Optional[Mapping[str, float]] = None
+
+
+#: Version 1, as it has always been drawn.
+FINDINGS_V1 = Findings(layers=_FINDINGS, enlarged_ctr=_enlarged_ctr_v1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -405,9 +438,12 @@ class Drawn:
 
 
 def draw(index: int, size: int, seed: int, difficulty: float, names: tuple[str, ...], class_ids: tuple[int, ...],
-         prev: tuple[float, ...], suppress: set[str], force: set[str], fov_mm: float) -> Drawn:
+         prev: tuple[float, ...], suppress: set[str], force: set[str], fov_mm: float,
+         findings: Findings = FINDINGS_V1) -> Drawn:
     """Draw case ``index`` (settings already checked). ``class_ids``: each class's position in the known
-    classes (its stream); ``fov_mm``: the field of view (sets the nominal pixel size)."""
+    classes (its stream); ``fov_mm``: the field of view (sets the nominal pixel size); ``findings``: how the
+    phantom's version draws its findings (:data:`FINDINGS_V1`, or version 2's in
+    :mod:`chexradi.data.phantom_v2`)."""
     S = size
     k = S / 256.0  # pixel-scale factor for filters defined at 256 px
     mm = fov_mm / S  # nominal mm per pixel
@@ -431,9 +467,11 @@ def draw(index: int, size: int, seed: int, difficulty: float, names: tuple[str, 
     meta: dict[str, Any] = {"nominal_pixel_mm": mm, "difficulty": difficulty,
                             "transform": {"scale": g.scale, "shift": g.shift, "angle_deg": g.angle_deg,
                                           "gain": g.gain, "offset": g.offset}}
+    strength = findings.strength or {}
     if present.get("Cardiomegaly"):
         r = class_rng["Cardiomegaly"]
-        ctr_target = 0.545 + (0.05 + 0.085 * float(r.random())) * (1.0 - 0.55 * difficulty)
+        ctr_target = findings.enlarged_ctr(g.ctr_normal, float(r.random()), difficulty,
+                                           float(strength.get("Cardiomegaly", 1.0)))
 
     heart_raw = _heart_raw(qx, qy, g, ctr_target)
     heart_max = _heart_raw(qx, qy, g, 0.72)
@@ -458,13 +496,13 @@ def draw(index: int, size: int, seed: int, difficulty: float, names: tuple[str, 
     masks: dict[str, np.ndarray] = {}
     layers = np.zeros((S, S))
     gap_soft = np.zeros((S, S))
-    for c, draw_finding in _FINDINGS.items():
+    for c, draw_finding in findings.layers.items():
         if present.get(c):
-            f = draw_finding(sc, class_rng[c])
+            f = draw_finding(sc if c not in strength else replace(sc, cf=cf * float(strength[c])), class_rng[c])
             layers += f.layer
             masks[c], meta[c] = f.mask, f.meta
             if f.fade is not None:
-                gap_soft = f.fade
+                gap_soft = np.maximum(gap_soft, f.fade)
     if present.get("Cardiomegaly"):
         masks["Cardiomegaly"] = heart_mask.copy()
     dens += vessels * (1.0 - gap_soft) + layers

@@ -4,7 +4,7 @@
 
 ========================  =====================================================================
 ``phantom``               the synthetic phantom, generated in memory (:func:`phantom_splits`);
-                          options as ``phantom:n=600,size=128,difficulty=0.5,seed=0``
+                          options as ``phantom:n=600,size=128,difficulty=0.5,seed=0,version=2``
 ``chestxray14:DIR``       NIH ChestX-ray14 (:func:`~chexradi.data.datasets.chestxray14`)
 ``chexpert:DIR``          CheXpert (:func:`~chexradi.data.datasets.chexpert`)
 ``mimic:DIR``             MIMIC-CXR-JPG (:func:`~chexradi.data.datasets.mimic_cxr`)
@@ -16,7 +16,9 @@ A :class:`PhantomDataset` behaves like a :class:`~chexradi.data.datasets.CXRData
 (items ``{"image", "target", "index"}``, ``targets``, ``class_names``, ``boxes_at``) but
 holds its images in memory, already through
 :func:`~chexradi.data.transforms.to_model_input`, so it is the same network input a
-written phantom PNG read from disk would give.
+written phantom PNG read from disk would give. It also knows each image's ground-truth
+masks (``masks_at``: one per present finding) and lung fields (``lungs_at``), which the
+loop's oracle and control arms use (``guidance={"masks": "truth" | "random" | "lungs"}``).
 """
 from __future__ import annotations
 
@@ -29,20 +31,34 @@ import torch
 from torch.utils.data import Dataset
 
 from .cxr_dataset import Splits, check_size
-from .phantom import DEFAULT_CLASSES, generate
+from .phantom import DEFAULT_CLASSES, PHANTOM_VERSION, PHANTOM_VERSIONS, generate
 from .transforms import to_model_input
 
-__all__ = ["PhantomDataset", "phantom_splits", "open_data", "check_images", "SOURCES", "PHANTOM_DEFAULTS"]
+__all__ = ["PhantomDataset", "phantom_splits", "open_data", "check_images", "SOURCES", "PHANTOM_DEFAULTS",
+           "phantom_defaults"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Spec prefixes :func:`open_data` accepts.
 SOURCES = ("phantom", "chestxray14", "chexpert", "mimic", "csv")
 
-#: Defaults of ``phantom:...`` (and of :func:`phantom_splits`): case counts of the three splits,
-#: image side, seed and difficulty of the generator.
-PHANTOM_DEFAULTS: dict[str, Any] = {"n_train": 360, "n_val": 120, "n_test": 120, "size": 96, "seed": 0,
-                                    "difficulty": 0.5}
+#: Defaults of ``phantom:...`` (and of :func:`phantom_splits`) for each phantom version: case counts of the
+#: three splits, image side, seed and difficulty of the generator. Version 2's 128 px make every finding
+#: visible and, at output stride 16, give an 8 x 8 final map; its 360 test images narrow the AUC's
+#: confidence intervals (training cost is unchanged). Version 1's are those it was always run with.
+_DEFAULTS_BY_VERSION: dict[str, dict[str, Any]] = {
+    "1": {"n_train": 360, "n_val": 120, "n_test": 120, "size": 96, "seed": 0, "difficulty": 0.5},
+    "2": {"n_train": 360, "n_val": 120, "n_test": 360, "size": 128, "seed": 0, "difficulty": 0.5},
+}
+PHANTOM_DEFAULTS: dict[str, Any] = _DEFAULTS_BY_VERSION[PHANTOM_VERSION]
+
+
+def phantom_defaults(version: Union[int, str] = PHANTOM_VERSION) -> dict[str, Any]:
+    """The defaults of ``phantom:version=V`` (a copy)."""
+    v = str(version)
+    if v not in _DEFAULTS_BY_VERSION:
+        raise ValueError(f"phantom version must be one of {', '.join(PHANTOM_VERSIONS)}, got {version!r}")
+    return dict(_DEFAULTS_BY_VERSION[v])
 
 
 class PhantomDataset(Dataset):
@@ -62,14 +78,23 @@ class PhantomDataset(Dataset):
         Image ids (the file names ``write_phantom`` gives).
     size : int
         Network input side; images of another side are resized and boxes scaled.
+    masks : list of dict, optional
+        Per case, class -> bool ``(S, S)`` ground-truth mask of each present finding.
+    lungs : list of numpy.ndarray, optional
+        Per case, the bool ``(S, S)`` lung fields.
+    hearts : list of numpy.ndarray, optional
+        Per case, the bool ``(S, S)`` cardiac silhouette (the region Cardiomegaly is judged on).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: Sequence[dict], class_names: Sequence[str],
-                 ids: Sequence[str], *, size: int) -> None:
+                 ids: Sequence[str], *, size: int, masks: Optional[Sequence[dict]] = None,
+                 lungs: Optional[Sequence[np.ndarray]] = None, hearts: Optional[Sequence[np.ndarray]] = None) -> None:
         n = int(images.shape[0])
         if labels.shape[0] != n or len(boxes) != n or len(ids) != n:
             raise ValueError(f"images ({n}), labels ({labels.shape[0]}), boxes ({len(boxes)}) and ids ({len(ids)}) "
                              "must have one entry per case")
+        if any(x is not None and len(x) != n for x in (masks, lungs, hearts)):
+            raise ValueError(f"masks, lungs and hearts must have one entry per case ({n})")
         self.size = int(size)
         self.class_names: tuple[str, ...] = tuple(class_names)
         self.ids = list(ids)
@@ -78,6 +103,9 @@ class PhantomDataset(Dataset):
             np.zeros((0, 1, self.size, self.size), np.float32)
         self._y = np.asarray(labels, np.float32)
         self._boxes = [dict(b) for b in boxes]
+        self._masks = None if masks is None else [{c: np.asarray(m, bool) for c, m in d.items()} for d in masks]
+        self._lungs = None if lungs is None else [np.asarray(m, bool) for m in lungs]
+        self._hearts = None if hearts is None else [np.asarray(m, bool) for m in hearts]
 
     def __len__(self) -> int:
         return int(self._x.shape[0])
@@ -104,6 +132,36 @@ class PhantomDataset(Dataset):
         s = (self.size if size is None else int(size)) / self._source_side
         return {c: [(x * s, y * s, w * s, h * s)] for c, (x, y, w, h) in self._boxes[index].items()}
 
+    def _at_size(self, mask: np.ndarray) -> np.ndarray:
+        if mask.shape[-1] == self.size:
+            return mask.copy()
+        from .transforms import resize
+
+        return resize(mask.astype(np.float32), (self.size, self.size)) >= 0.5
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether the ground-truth masks and lung fields are known (:meth:`masks_at`, :meth:`lungs_at`)."""
+        return self._masks is not None and self._lungs is not None
+
+    def masks_at(self, index: int) -> dict[str, np.ndarray]:
+        """Class -> bool ``(size, size)`` ground-truth mask of each finding present in case ``index``."""
+        if self._masks is None:
+            raise ValueError("this PhantomDataset was built without masks; build it with phantom_splits()")
+        return {c: self._at_size(m) for c, m in self._masks[index].items()}
+
+    def lungs_at(self, index: int) -> np.ndarray:
+        """The bool ``(size, size)`` lung fields of case ``index``."""
+        if self._lungs is None:
+            raise ValueError("this PhantomDataset was built without lung masks; build it with phantom_splits()")
+        return self._at_size(self._lungs[index])
+
+    def heart_at(self, index: int) -> np.ndarray:
+        """The bool ``(size, size)`` cardiac silhouette of case ``index`` (enlarged or not)."""
+        if self._hearts is None:
+            raise ValueError("this PhantomDataset was built without heart masks; build it with phantom_splits()")
+        return self._at_size(self._hearts[index])
+
     def __repr__(self) -> str:
         return f"PhantomDataset({len(self)} image(s), {len(self.class_names)} class(es), size={self.size})"
 
@@ -111,12 +169,17 @@ class PhantomDataset(Dataset):
 def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHANTOM_DEFAULTS["n_val"],
                    n_test: int = PHANTOM_DEFAULTS["n_test"], *, size: int = PHANTOM_DEFAULTS["size"],
                    seed: int = PHANTOM_DEFAULTS["seed"], difficulty: float = PHANTOM_DEFAULTS["difficulty"],
-                   classes: Sequence[str] = DEFAULT_CLASSES, render_size: Optional[int] = None) -> Splits:
+                   classes: Sequence[str] = DEFAULT_CLASSES, render_size: Optional[int] = None,
+                   version: Union[int, str] = PHANTOM_VERSION,
+                   strength: Optional[dict[str, float]] = None) -> Splits:
     """Train / val / test splits of the phantom: cases ``0 .. n_train + n_val + n_test - 1`` in that order.
 
     ``render_size`` is the side the phantom is drawn at (default ``max(size, 64)``, the
     generator's minimum); images are then brought to ``size`` by
     :func:`~chexradi.data.transforms.to_model_input`, as files read from disk would be.
+    ``version`` and ``strength`` are the phantom's (:func:`chexradi.data.phantom.make_case`);
+    the counts and size default to version 2's (:func:`phantom_defaults` gives each version's).
+    Each split knows its ground-truth masks, lung fields and hearts (``masks_at``, ``lungs_at``, ``heart_at``).
 
     Raises
     ------
@@ -129,10 +192,13 @@ def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHAN
     size = check_size(size)
     side = int(render_size) if render_size is not None else max(int(size), 64)
     total = int(n_train) + int(n_val) + int(n_test)
-    ps = generate(total, size=side, seed=seed, difficulty=difficulty, classes=classes)
+    ps = generate(total, size=side, seed=seed, difficulty=difficulty, classes=classes, version=version,
+                  strength=strength)
     names = ps.image_names
     cuts = [0, int(n_train), int(n_train) + int(n_val), total]
-    parts = [PhantomDataset(ps.images[a:b], ps.labels[a:b], ps.boxes[a:b], ps.class_names, names[a:b], size=size)
+    parts = [PhantomDataset(ps.images[a:b], ps.labels[a:b], ps.boxes[a:b], ps.class_names, names[a:b], size=size,
+                            masks=[c.masks for c in ps.cases[a:b]], lungs=[c.lung_mask for c in ps.cases[a:b]],
+                            hearts=[c.heart_mask for c in ps.cases[a:b]])
              for a, b in zip(cuts[:-1], cuts[1:])]
     return Splits(train=parts[0], val=parts[1], test=parts[2], class_names=tuple(ps.class_names))  # type: ignore
 
@@ -149,12 +215,16 @@ def _parse_options(text: str, spec: str) -> dict[str, Any]:
 
 
 def _phantom_from_options(opts: dict[str, Any], spec: str, size: Optional[int]) -> Splits:
-    known = {"n", "n_train", "n_val", "n_test", "size", "seed", "difficulty", "classes"}
+    known = {"n", "n_train", "n_val", "n_test", "size", "seed", "difficulty", "classes", "version", "strength"}
     bad = sorted(set(opts) - known)
     if bad:
         raise ValueError(f"data spec {spec!r}: unknown phantom option(s) {', '.join(bad)}; "
                          f"valid: {', '.join(sorted(known))}")
-    kw: dict[str, Any] = dict(PHANTOM_DEFAULTS)
+    version = str(opts.get("version", PHANTOM_VERSION)).strip()
+    if version not in PHANTOM_VERSIONS:
+        raise ValueError(f"data spec {spec!r}: version must be one of {', '.join(PHANTOM_VERSIONS)}, got "
+                         f"{opts['version']!r}")
+    kw: dict[str, Any] = {**phantom_defaults(version), "version": version}
     try:
         if "n" in opts:  # total, split 60 / 20 / 20
             n = int(opts["n"])
@@ -174,6 +244,15 @@ def _phantom_from_options(opts: dict[str, Any], spec: str, size: Optional[int]) 
         kw["size"] = int(size)
     if "classes" in opts:
         kw["classes"] = tuple(c.strip() for c in str(opts["classes"]).split("+") if c.strip())
+    if "strength" in opts:  # strength=Nodule:1.5+Mass:0.4
+        kw["strength"] = {}
+        for item in filter(None, (p.strip() for p in str(opts["strength"]).split("+"))):
+            name, sep, value = item.partition(":")
+            try:
+                kw["strength"][name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"data spec {spec!r}: strength item {item!r} is not CLASS:NUMBER (e.g. "
+                                 f"strength=Nodule:1.5+Mass:0.4)") from None
     return phantom_splits(**kw)
 
 

@@ -96,7 +96,8 @@ def _cases(rows: Iterable[Mapping[str, Any]], run_dir: Path, round_dir: Path) ->
     run_dir, round_dir = run_dir.resolve(), round_dir.resolve()
     for r in rows:
         if not r.get("empty"):
-            yield {"Image": str(run_dir / image_file(r["split"], int(r["index"]))), "Mask": str(round_dir / r["mask"]),
+            mask = Path(r["mask_file"]).resolve() if r.get("mask_file") else round_dir / r["mask"]
+            yield {"Image": str(run_dir / image_file(r["split"], int(r["index"]))), "Mask": str(mask),
                    "split": r["split"], "index": int(r["index"]), "class": r["class"]}
 
 

@@ -10,6 +10,11 @@ holds
   T(IoU) / T(IoBB) threshold (Wang et al.'s rule; None without ground-truth boxes), and
   the per-class tables in ``localization_iou.csv`` / ``localization_iobb.csv``;
 - ``mask_iou``: mean IoU between this round's masks and the previous round's (None in round 0);
+- ``arm``: where guided rounds took their radiomics masks (``cam``, ``truth``, ``random``,
+  ``lungs``) or ``control`` (no guidance);
+- ``cam_truth_iou``: per split, the mean IoU of this round's heatmap masks with the ground truth of
+  the findings present (None without ground truth); ``guidance_truth_iou``: the same for the masks
+  a guided round measured radiomics in;
 - ``seconds``: ``train``, ``heatmaps`` (of which ``heatmaps_cam``: the model computing the maps,
   and ``heatmaps_masks``: thresholds, boxes, mask files), ``radiomics`` (extraction of the vectors
   this round trained with), ``evaluate`` and ``total``;
@@ -87,7 +92,8 @@ class History:
         for r in self.rounds:
             sec = r.get("seconds", {})
             row: dict[str, Any] = {
-                "round": r["round"], "guided": r["guided"], "eval_split": r.get("eval_split"),
+                "round": r["round"], "guided": r["guided"], "arm": r.get("arm", "cam" if r["guided"] else None),
+                "eval_split": r.get("eval_split"),
                 "mean_auc_image": r.get("mean_auc_image"), "mean_auc_fused": r.get("mean_auc_fused"),
                 "val_score": r.get("val_score"), "best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
                 "mask_iou": r.get("mask_iou"),
@@ -104,22 +110,28 @@ class History:
             for metric in ("iou", "iobb"):
                 for key, v in (r.get(f"loc_{metric}") or {}).items():
                     row[f"loc_{metric}>{float(key):g}"] = v
+            for what in ("cam_truth_iou", "guidance_truth_iou"):
+                for split, v in (r.get(what) or {}).items():
+                    row[f"{what}:{split}"] = v
             rows.append(row)
         return rows
 
     def table(self) -> str:
         """The per-round summary as text: AUC of both heads, localisation at T(IoU)=0.1 / 0.3, times."""
-        head = (f"{'round':>5}  {'guided':>6}  {'AUC img':>7}  {'AUC fused':>9}  {'IoU>0.1':>7}  {'IoU>0.3':>7}  "
-                f"{'IoBB>0.5':>8}  {'mask IoU':>8}  {'train s':>7}  {'heatmap s':>9}  {'radiomics s':>11}")
+        head = (f"{'round':>5}  {'guidance':>8}  {'AUC img':>7}  {'AUC fused':>9}  {'IoU>0.1':>7}  {'IoU>0.3':>7}  "
+                f"{'IoBB>0.5':>8}  {'mask IoU':>8}  {'CAM~truth':>9}  {'train s':>7}  {'heatmap s':>9}  "
+                f"{'radiomics s':>11}")
         lines = [head, "-" * len(head)]
         for r in self.rounds:
             sec = r.get("seconds", {})
+            guided = r.get("arm", "cam") if r["guided"] else "no"
+            cam_truth = (r.get("cam_truth_iou") or {}).get(r.get("eval_split") or "")
             lines.append(
-                f"{r['round']:>5}  {'yes' if r['guided'] else 'no':>6}  {_f(r.get('mean_auc_image')):>7}  "
+                f"{r['round']:>5}  {guided:>8}  {_f(r.get('mean_auc_image')):>7}  "
                 f"{_f(r.get('mean_auc_fused')):>9}  {_f(_at(r.get('loc_iou'), 0.1)):>7}  "
                 f"{_f(_at(r.get('loc_iou'), 0.3)):>7}  {_f(_at(r.get('loc_iobb'), 0.5)):>8}  "
-                f"{_f(r.get('mask_iou')):>8}  {_f(sec.get('train'), 1):>7}  {_f(sec.get('heatmaps'), 1):>9}  "
-                f"{_f(sec.get('radiomics'), 1):>11}")
+                f"{_f(r.get('mask_iou')):>8}  {_f(cam_truth):>9}  {_f(sec.get('train'), 1):>7}  "
+                f"{_f(sec.get('heatmaps'), 1):>9}  {_f(sec.get('radiomics'), 1):>11}")
         return "\n".join(lines)
 
     def auc_table(self) -> str:
@@ -231,13 +243,9 @@ def plot_history(history: Union[History, PathLike], path: Optional[PathLike] = N
     ImportError
         matplotlib is not installed (``pip install matplotlib`` or ``chexradi[plot]``).
     """
-    try:
-        import matplotlib
+    from .._plot import pyplot, save_figure
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib is in the test environment
-        raise ImportError("plot_history needs matplotlib: pip install matplotlib (or chexradi[plot])") from exc
+    plt = pyplot("plot_history")
     h = history if isinstance(history, History) else History.load(history)
     ks = [r["round"] for r in h.rounds]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
@@ -276,10 +284,5 @@ def plot_history(history: Union[History, PathLike], path: Optional[PathLike] = N
         ax.grid(alpha=0.3)
     fig.tight_layout()
     if path is not None:
-        from .._io import atomic_path
-
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(p, suffix=p.suffix or ".png") as tmp:
-            fig.savefig(str(tmp), dpi=100, format=(p.suffix.lstrip(".") or "png"))
+        save_figure(fig, path)
     return fig

@@ -1,7 +1,7 @@
 """Loop stage 2: heatmaps -> masks and boxes for every image of every split, written to the round folder.
 
 For each split, the model's class heatmaps (:func:`chexradi.train.predict` with
-``heatmaps="cam"`` or ``"gradcam"``, in chunks so memory does not grow with the data
+``heatmaps="cam"``, ``"gradcam"`` or ``"gradcampp"``, in chunks so memory does not grow with the data
 set) are thresholded into masks (:func:`chexradi.cam.masks.heatmap_to_mask`) for every
 class the model scores. Each mask is written as ``masks/<split>/<index>_<k>.nrrd``
 (label 1, at the network input's 1 x 1 pixel grid; with ``region="box"`` the filled
@@ -67,6 +67,10 @@ class Regions:
     seconds_cam, seconds_masks : float
         Wall time computing heatmaps (the model's forward/backward) and turning them into
         masks, boxes and files (thresholds, components, NRRD writes, mask IoU).
+    truth_iou_sum, truth_iou_n : dict
+        Per split, the sum and count of the IoU of each present finding's heatmap mask with
+        its ground truth (masks or filled boxes; data without either has none):
+        :attr:`truth_iou` is their ratio, how close this round's masks are to the lesions.
     """
 
     n_rows: int = 0
@@ -77,6 +81,13 @@ class Regions:
     n_compared: int = 0
     seconds_cam: float = 0.0
     seconds_masks: float = 0.0
+    truth_iou_sum: dict[str, float] = field(default_factory=dict)
+    truth_iou_n: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def truth_iou(self) -> dict[str, float]:
+        """Split -> mean IoU of the heatmap masks of present findings with their ground truth."""
+        return {s: self.truth_iou_sum[s] / n for s, n in self.truth_iou_n.items() if n}
 
     @classmethod
     def merged(cls, parts: Sequence["Regions"]) -> "Regions":
@@ -95,6 +106,9 @@ class Regions:
             iou_sum += (p.mask_iou or 0.0) * p.n_compared
             out.seconds_cam = max(out.seconds_cam, p.seconds_cam)
             out.seconds_masks = max(out.seconds_masks, p.seconds_masks)
+            for s, v in p.truth_iou_sum.items():
+                out.truth_iou_sum[s] = out.truth_iou_sum.get(s, 0.0) + v
+                out.truth_iou_n[s] = out.truth_iou_n.get(s, 0) + p.truth_iou_n[s]
         if out.n_compared:
             out.mask_iou = iou_sum / out.n_compared
         return out
@@ -175,13 +189,15 @@ def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[
              round_dir: Path, prev_round_dir: Optional[Path], device: Any, progress: Optional[bool],
              indices: Optional[Mapping[str, range]], boxes_for: Optional[str], out: Regions, writer: Any) -> float:
     """The work of :func:`make_regions`: fills ``out``, writes each row with ``writer``; returns the IoU sum."""
-    from ..cam.masks import MaskWarning, heatmap_to_mask
+    from ..cam.masks import MaskWarning, heatmap_to_mask, mask_iou
     from ..data.lungs import save_mask
     from ..train import predict
+    from ..data.truth import has_truth, truth_masks
 
     chunk = int(settings["batch_size"]) * _CHUNK_BATCHES
     iou_sum = 0.0
     for split, ds in splits.items():
+        known = has_truth(ds)
         todo = range(len(ds)) if indices is None else indices.get(split, range(0))
         for a in range(todo.start, todo.stop, chunk):
             part = Subset(ds, range(a, min(todo.stop, a + chunk)))
@@ -195,6 +211,7 @@ def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[
             for j in range(len(part)):
                 idx = a + j  # predict returns the part's items in order
                 iid = image_id(ds, idx)
+                truth = truth_masks(ds, idx, tuple(pred.heatmaps.shape[-2:])) if known else {}
                 for k, cls in enumerate(class_names):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", MaskWarning)
@@ -212,6 +229,11 @@ def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[
                         mask = np.zeros_like(mask)
                         for b in res.boxes:
                             mask[b.y:b.y + b.h, b.x:b.x + b.w] = True
+                    if cls in truth:
+                        v = mask_iou(mask, truth[cls])
+                        if v == v:
+                            out.truth_iou_sum[split] = out.truth_iou_sum.get(split, 0.0) + v
+                            out.truth_iou_n[split] = out.truth_iou_n.get(split, 0) + 1
                     rel = mask_file(split, idx, k)
                     save_mask(mask.view(np.uint8), (1.0, 1.0), round_dir / rel, sync=False)
                     if prev_round_dir is not None:

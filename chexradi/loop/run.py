@@ -28,8 +28,9 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, sync_folders
 from . import settings as _settings
+from .arms import arm_name
 from .history import History, read_run_json
 
 logger = logging.getLogger("chexradi.loop")
@@ -40,9 +41,11 @@ RUN_FORMAT = "chexradi-run/1"
 PathLike = Union[str, Path]
 
 #: run.json keys that may differ when resuming (they do not change the numbers).
-_FREE_KEYS = {"created", "versions", "rounds", "progress", "distributed"}
+_FREE_KEYS = {"created", "versions", "rounds", "progress", "distributed", "round0_from"}
 _FREE_TRAIN = {"device", "amp", "num_workers"}
 _FREE_OTHER = {("radiomics", "jobs"), ("radiomics", "scheduler"), ("heatmap", "batch_size")}
+#: Settings added after runs were first written: a run.json without one was run with this value.
+_LEGACY = {("train", "output_stride"): 32, ("guidance", "masks"): "cam"}
 
 
 def _jsonable(x: Any) -> Any:
@@ -52,6 +55,9 @@ def _jsonable(x: Any) -> Any:
 def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in run.items() if k not in _FREE_KEYS}
     d = json.loads(json.dumps(d))
+    for (g, k), v in _LEGACY.items():
+        if isinstance(d.get(g), dict):
+            d[g].setdefault(k, v)
     for k in _FREE_TRAIN:
         d.get("train", {}).pop(k, None)
     for g, k in _FREE_OTHER:
@@ -67,6 +73,11 @@ def _check_resume(run_json: Path, new: Mapping[str, Any], resume: bool) -> None:
         raise ValueError(f"{run_json.parent} already holds a run; resume it (resume=True / drop --no-resume), "
                          f"or give a new out folder (or delete this one) to start over")
     a, b = _comparable(old), _comparable(new)
+    old_arm = arm_name({**{"enabled": True, "masks": "cam"}, **(a.get("guidance") or {})})
+    new_arm = arm_name(b.get("guidance") or {})
+    if old_arm != new_arm:
+        raise ValueError(f"cannot resume {run_json.parent}: it is the {old_arm!r} arm, not {new_arm!r} (guidance "
+                         f"masks / --no-guidance differ); give each arm its own out folder")
     if a != b:
         diff = []
         for k in sorted(set(a) | set(b)):
@@ -89,7 +100,8 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
             guidance: Optional[Mapping[str, Any]] = None, train: Optional[Mapping[str, Any]] = None,
             heatmap: Optional[Mapping[str, Any]] = None, out: PathLike, resume: bool = True, seed: int = 0,
             size: Optional[int] = None, on_error: str = "fail", progress: Optional[bool] = None,
-            on_round_end: Optional[Callable[[dict[str, Any]], Any]] = None) -> History:
+            on_round_end: Optional[Callable[[dict[str, Any]], Any]] = None,
+            round0_from: Optional[PathLike] = None) -> History:
     """Run the ChexRadiNet loop: train, heatmaps, masks, radiomics, guided retraining, for ``rounds`` rounds.
 
     Round 0 trains on images alone. After every round the model's class heatmaps for
@@ -120,7 +132,7 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     seed : int
         Seeds model initialisation, training order and the validation draw.
     size : int, optional
-        Network input side for file sources (default 224) and the phantom (default 96).
+        Network input side for file sources (default 224) and the phantom (default 128; 96 for version 1).
     on_error : {"fail", "skip"}
         File sources: an image that is missing or cannot be opened fails the run before any
         training, naming the files (default), or is skipped with a count.
@@ -128,6 +140,12 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         Per-round messages and progress bars on stderr; None: bars only on a terminal.
     on_round_end : callable, optional
         Called with each finished round's record.
+    round0_from : path, optional
+        Another run's folder whose finished round 0 this run starts from (copied, files
+        hard-linked where the file system allows) instead of training it again: the arms of
+        an experiment (control, ``cam``, ``truth``, ...) then share one round-0 model, as
+        they should. Its settings must equal this run's in everything but ``guidance``
+        (round 0 trains on images alone whatever the arm); it is recorded in ``run.json``.
 
     Returns
     -------
@@ -137,7 +155,8 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     ------
     ValueError
         Bad settings (before any work), data without train/val splits, an ``out`` holding
-        a run with other settings.
+        a run with other settings (or of another arm), a ``round0_from`` run with other
+        settings or without a finished round 0.
     """
     from ..nn import list_models
 
@@ -163,14 +182,15 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     dist = _distributed.init_from_env(groups["train"]["device"])
     try:
         return _iterate(data, spec, dist, model=model, rounds=rounds, groups=groups, run_dir=run_dir, resume=resume,
-                        seed=seed, size=size, on_error=on_error, progress=progress, on_round_end=on_round_end)
+                        seed=seed, size=size, on_error=on_error, progress=progress, on_round_end=on_round_end,
+                        round0_from=None if round0_from is None else Path(round0_from))
     finally:
         dist.close()
 
 
 def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups: dict[str, dict[str, Any]],
              run_dir: Path, resume: bool, seed: int, size: Optional[int], on_error: str, progress: Optional[bool],
-             on_round_end: Optional[Callable[[dict[str, Any]], Any]]) -> History:
+             on_round_end: Optional[Callable[[dict[str, Any]], Any]], round0_from: Optional[Path] = None) -> History:
     from ..data.sources import open_data
 
     run_json = run_dir / "run.json"
@@ -192,6 +212,9 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
            **_jsonable(groups), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(),
            "distributed": {"world_size": dist.world_size, "backend": dist.backend}}
+    if round0_from is not None:
+        run["round0_from"] = str(round0_from)
+        _check_round0_source(round0_from, run)
     _check_resume(run_json, run, resume)
     _check_weights_file(groups, run_dir, rounds)
     if dist.is_distributed:  # every rank checked the same things; now they agree before anything is written
@@ -207,6 +230,10 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
 
     from .features import write_images
 
+    if round0_from is not None and dist.is_main and not (run_dir / "round_0" / "round.json").is_file():
+        _copy_round0(round0_from, run_dir, arm_name(groups["guidance"]))
+        _say(progress, f"round 0 copied from {round0_from}")
+    dist.barrier()
     history = History.load(run_dir)
     history.rounds = history.rounds[:rounds]
     done = len(history.rounds)
@@ -247,6 +274,49 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
     return history
 
 
+def _check_round0_source(src: Path, run: Mapping[str, Any]) -> None:
+    """``src`` is a run with a finished round 0 and the same settings as ``run`` but for guidance."""
+    src_json = src / "run.json"
+    if not src_json.is_file() or not (src / "round_0" / "round.json").is_file():
+        raise ValueError(f"round0_from={src}: not a run folder with a finished round 0 (no {src_json} or "
+                         f"{src / 'round_0' / 'round.json'}); run that arm first, or drop round0_from")
+    a = {k: v for k, v in _comparable(read_run_json(src_json)).items() if k != "guidance"}
+    b = {k: v for k, v in _comparable(run).items() if k != "guidance"}
+    if a != b:
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"round0_from={src}: its round 0 was trained with other settings (differing: "
+                         f"{', '.join(diff)}); only the guidance settings may differ between arms that share round 0")
+
+
+def _copy_round0(src: Path, run_dir: Path, arm: str) -> None:
+    """Copy ``src/round_0`` into ``run_dir`` (hard links where possible), its record made this run's."""
+    import os
+    import shutil
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    tmp = run_dir / ".round_0.copying"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src / "round_0", tmp, copy_function=link_or_copy)
+    record = json.loads((tmp / "round.json").read_text())
+    record["arm"] = arm
+    old, new = str(src / "round_0"), str(run_dir / "round_0")
+    record["paths"] = {k: (v.replace(old, new, 1) if isinstance(v, str) else v)
+                       for k, v in (record.get("paths") or {}).items()}
+    (tmp / "round.json").unlink()  # a hard link to the source's: replaced, never written through
+    with atomic_write(tmp / "round.json") as fh:
+        json.dump(record, fh, indent=2, allow_nan=False)
+    dst = run_dir / "round_0"
+    if dst.exists():  # an unfinished round 0 of this run (no round.json): the copy replaces it
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
 def _check_against_data(groups: Mapping[str, Mapping[str, Any]], model: str, class_names: list[str]) -> None:
     """Settings that can only be checked once the classes are known: class weights, the heatmap layer."""
     from ..train.objectives import _class_weights_setting
@@ -259,7 +329,8 @@ def _check_against_data(groups: Mapping[str, Mapping[str, Any]], model: str, cla
     if layer is not None:
         from ..nn import create_model
 
-        layers = dict(create_model(model, num_classes=len(class_names), in_chans=1).named_modules())
+        layers = dict(create_model(model, num_classes=len(class_names), in_chans=1,
+                                   output_stride=groups["train"]["output_stride"]).named_modules())
         if layer not in layers:
             raise ValueError(f"heatmap['target_layer'] = {layer!r} is not a layer of {model}; e.g. "
                              f"{', '.join(n for n in layers if n.count('.') <= 1 and n)[:300]}")
@@ -280,6 +351,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                say: Callable[[str], None], dist: Any, workers: Any = None, next_guided: bool = False
                ) -> dict[str, Any]:
     from ..metrics import localization_accuracy
+    from .arms import GuidanceMasks
     from .features import extract_cases, extract_vectors, merge_shards, read_vectors
     from .regions import Regions, make_regions, merge_region_files, read_regions
     from .training import evaluate, train_round
@@ -296,16 +368,22 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     counts = {s: len(ds) for s, ds in parts.items()}
     vec = None
     rad_cases = rad_failed = 0
+    guidance_iou: Optional[dict[str, float]] = None
+    arm = arm_name(groups["guidance"])
     guided = k > 0 and bool(groups["guidance"]["enabled"])
     if guided:
         assert prev is not None
-        say(f"round {k}: radiomics inside round {k - 1}'s masks")
+        masks = GuidanceMasks(arm, parts, class_names, round_dir=rdir, prev_round_dir=prev, seed=int(run["seed"]),
+                              k=k)
+        where = f"round {k - 1}'s heatmap masks" if arm == "cam" else f"the {arm!r} arm's masks"
+        say(f"round {k}: radiomics inside {where}")
         t = time.perf_counter()
         rows: Any = read_regions(prev / "regions.csv")  # one row at a time
         rad_dir = rdir / "radiomics"
         pool = workers.start() if workers is not None else None  # already running unless this run resumed here
         if dist.is_distributed:  # each rank its shard of the images, into radiomics/rank<r>/
             rows = (r for r in rows if int(r["index"]) in shards[r["split"]])
+        rows = masks.rows(rows)  # the arm's mask for every row, and its IoU with the truth
         if not dist.is_distributed:
             v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
                                 out_dir=rad_dir, settings=groups["radiomics"], progress=progress, pool=pool)
@@ -318,6 +396,16 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
             dist.barrier()
             v = read_vectors(rad_dir / "radiomics.csv", counts=counts, class_names=class_names)
             v.n_cases, v.n_failed = int(totals[0]), int(totals[1])
+        sync_folders(masks.folders())
+        iou = masks.iou
+        if dist.is_distributed:
+            parts_iou = dist.all_gather_object((iou.sums, iou.counts))
+            iou = type(iou)()
+            for sums, cnts in parts_iou:
+                for s, x in sums.items():
+                    iou.sums[s] = iou.sums.get(s, 0.0) + x
+                    iou.counts[s] = iou.counts.get(s, 0) + cnts[s]
+        guidance_iou = iou.means()
         seconds["radiomics"] = time.perf_counter() - t
         vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
         say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "
@@ -356,16 +444,18 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     if dist.is_main:
         loc = _localization(parts[eval_split], eval_split, reg.boxes, class_names, rdir, localization_accuracy)
         _write_auc(rdir / "auc.csv", class_names, ev)
+        _write_predictions(rdir / "predictions.csv", parts[eval_split], class_names, ev)
     seconds["total"] = time.perf_counter() - t_round
     fit = rm.fit
     record = {
-        "round": k, "guided": guided, "eval_split": eval_split,
+        "round": k, "guided": guided, "arm": arm, "eval_split": eval_split,
         "auc_image": ev["auc_image"], "mean_auc_image": ev["mean_auc_image"],
         "auc_fused": ev["auc_fused"], "mean_auc_fused": ev["mean_auc_fused"],
         "val_score": fit.best_score, "val_criterion": fit.criterion, "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history), "stopped_early": fit.stopped_early,
         "loc_iou": loc.get("iou"), "loc_iobb": loc.get("iobb"), "loc_boxes": loc.get("n"),
         "mask_iou": reg.mask_iou, "n_masks": reg.n_rows, "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
+        "cam_truth_iou": reg.truth_iou or None, "guidance_truth_iou": guidance_iou or None,
         "radiomics_cases": rad_cases, "radiomics_failed": rad_failed, "nonfinite": rm.nonfinite,
         "seconds": {s: round(v, 3) for s, v in seconds.items()},
         "paths": {"checkpoint": str(rdir / "fit" / "best.pt"), "masks": str(rdir / "masks"),
@@ -400,6 +490,7 @@ def _localization(ds: Any, split: str, boxes: Mapping[tuple[str, int, str], list
     if not truth:
         return {}
     pred = {(i, c): boxes.get((split, i, c), []) for (i, c) in truth}
+    _write_box_hits(rdir / "localization_boxes.csv", ds, truth, pred)
     out: dict[str, Any] = {"n": len(truth)}
     boxed = sorted({c for _, c in truth}, key=class_names.index)
     for metric in ("iou", "iobb"):
@@ -407,6 +498,54 @@ def _localization(ds: Any, split: str, boxes: Mapping[tuple[str, int, str], list
         tab.to_csv(rdir / f"localization_{metric}.csv")
         out[metric] = {f"{t:g}": (None if m != m else float(m)) for t, m in zip(tab.thresholds, tab.mean)}
     return out
+
+
+#: Columns of ``localization_boxes.csv``: one row per ground-truth box of the evaluation split.
+BOX_COLUMNS = ["index", "image_id", "class", "x", "y", "w", "h", "iou", "iobb"]
+
+
+def _write_box_hits(path: Path, ds: Any, truth: Mapping[tuple[int, str], list],
+                    pred: Mapping[tuple[int, str], list]) -> None:
+    """Each ground-truth box with the best IoU and IoBB of its image's heatmap boxes of its class (0 without
+    one): what ``chexradi compare`` resamples to put confidence intervals on localisation accuracy."""
+    from ..metrics import box_iobb, box_iou
+    from .regions import image_id
+
+    with atomic_write(path, newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(BOX_COLUMNS)
+        for (i, c), gts in sorted(truth.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            for g in gts:
+                ps = pred.get((i, c)) or []
+                iou = max((box_iou(p, g) for p in ps), default=0.0)
+                iobb = max((box_iobb(p, g) for p in ps), default=0.0)
+                w.writerow([i, image_id(ds, i), c, *(float(v) for v in g), repr(float(iou)), repr(float(iobb))])
+
+
+#: Prefixes of the columns of ``predictions.csv`` (one row per image of the evaluation split).
+PREDICTION_COLUMNS = {"target": "y:", "image": "p_image:", "fused": "p_fused:"}
+
+
+def _write_predictions(path: Path, ds: Any, class_names: list[str], ev: Mapping[str, Any]) -> None:
+    """The evaluation split's targets and each head's probabilities, per image (what ``chexradi compare``
+    pairs between runs: DeLong's test and the bootstrap need the scores, not only the AUCs)."""
+    from .regions import image_id
+
+    targets, p_img, p_fused = ev["targets"], ev["probs_image"], ev.get("probs_fused")
+    header = ["index", "image_id"] + [PREDICTION_COLUMNS["target"] + c for c in class_names] + [
+        PREDICTION_COLUMNS["image"] + c for c in class_names]
+    if p_fused is not None:
+        header += [PREDICTION_COLUMNS["fused"] + c for c in class_names]
+    with atomic_write(path, newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        for i in range(len(targets)):
+            row: list[Any] = [i, image_id(ds, i)]
+            row += ["" if t != t else int(t) for t in targets[i]]
+            row += [repr(float(p)) for p in p_img[i]]
+            if p_fused is not None:
+                row += [repr(float(p)) for p in p_fused[i]]
+            w.writerow(row)
 
 
 def _write_auc(path: Path, class_names: list[str], ev: Mapping[str, Any]) -> None:

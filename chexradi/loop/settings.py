@@ -27,9 +27,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "amp": None,             # None: on for CUDA
         "num_workers": 0,        # DataLoader worker processes
         "weights": None,         # optional local torchvision state_dict for round 0's backbone
+        "output_stride": 16,     # input side / final feature map side: 32, 16 or 8 (dilated last stages)
     },
     "heatmap": {
-        "method": "cam",         # "cam" or "gradcam"
+        "method": "cam",         # "cam", "gradcam" or "gradcampp"
         "target_layer": None,    # Grad-CAM layer; None: the model's feature layer
         "threshold": "fraction",  # heatmap -> mask: "fraction", "otsu", "percentile", "fixed"
         "value": None,           # the threshold's parameter (None: its default, fraction 0.5)
@@ -47,6 +48,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "guidance": {
         "enabled": True,         # False: rounds >= 1 retrain on images alone (the control arm; no radiomics)
+        "masks": "cam",          # where the radiomics masks come from: "cam", "truth", "random", "lungs"
         "alignment": "ntxent",   # "ntxent", "mse" or None
         "align_weight": 0.5,
         "temperature": 0.1,
@@ -98,11 +100,17 @@ def _check(group: str, s: dict[str, Any]) -> None:
             raise ValueError(f"train settings: {exc}") from exc
         if s["weights"] is not None and not isinstance(s["weights"], (str, os.PathLike)):
             _fail(group, "weights", s["weights"], "give None or the path of a local torchvision state_dict")
+        from ..nn.models import OUTPUT_STRIDES
+
+        if isinstance(s["output_stride"], bool) or s["output_stride"] not in OUTPUT_STRIDES:
+            _fail(group, "output_stride", s["output_stride"], f"use one of {', '.join(map(str, OUTPUT_STRIDES))}")
     elif group == "heatmap":
         from ..cam.masks import check_mask_options
 
-        if s["method"] not in ("cam", "gradcam"):
-            _fail(group, "method", s["method"], "use 'cam' or 'gradcam'")
+        from ..cam.names import CAM_METHODS
+
+        if s["method"] not in CAM_METHODS:
+            _fail(group, "method", s["method"], f"use one of {', '.join(CAM_METHODS)}")
         if s["target_layer"] is not None and not (isinstance(s["target_layer"], str) and s["target_layer"]):
             _fail(group, "target_layer", s["target_layer"], "give None or a module name such as 'backbone.layer4'")
         if s["region"] not in ("mask", "box"):
@@ -131,8 +139,13 @@ def _check(group: str, s: dict[str, Any]) -> None:
     elif group == "guidance":
         from ..guidance import ALIGNMENTS
 
+        from .arms import MASK_ARMS
+
         if not isinstance(s["enabled"], bool):
             _fail(group, "enabled", s["enabled"], "give True or False")
+        if s["masks"] not in MASK_ARMS:
+            _fail(group, "masks", s["masks"], f"use one of {', '.join(MASK_ARMS)} (the control arm is "
+                                              f"enabled=False, --no-guidance)")
         if s["alignment"] not in ALIGNMENTS:
             _fail(group, "alignment", s["alignment"], f"use one of {ALIGNMENTS}")
         _positive_float(group, "align_weight", s["align_weight"], allow_zero=True)

@@ -68,7 +68,7 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
     else:
         _seeded(round_seed)
         model = create_model(model_name, num_classes=len(class_names), in_chans=1, class_names=list(class_names),
-                             weights=train["weights"])
+                             weights=train["weights"], output_stride=train["output_stride"])
     objective = None
     guided: dict[str, Any] = {}
     nonfinite = 0
@@ -131,7 +131,8 @@ def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *,
     kw = dict(batch_size=train["batch_size"], device=train["device"], amp=train["amp"], progress=progress)
     p_img = predict(rm.model, ds, **kw)
     assert p_img.targets is not None
-    out: dict[str, Any] = {"split": split}
+    out: dict[str, Any] = {"split": split, "targets": p_img.targets, "probs_image": p_img.probs,
+                           "probs_fused": None}
     out["auc_image"], out["mean_auc_image"] = report(p_img.probs, p_img.targets)
     out["auc_fused"], out["mean_auc_fused"] = None, None
     obj = rm.objective
@@ -143,5 +144,6 @@ def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *,
         finally:
             obj.mode = old
         assert p_f.targets is not None
+        out["probs_fused"] = p_f.probs
         out["auc_fused"], out["mean_auc_fused"] = report(p_f.probs, p_f.targets)
     return out

@@ -10,8 +10,9 @@
 from .attention import AttentionGate, TripletAttention, ZPool
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .device import resolve_device
-from .models import ATTENTIONS, Classifier, class_indices, create_model, list_models, load_backbone_weights
+from .models import (ATTENTIONS, OUTPUT_STRIDES, Classifier, class_indices, create_model, list_models,
+                     load_backbone_weights)
 
 __all__ = ["TripletAttention", "AttentionGate", "ZPool", "Classifier", "create_model", "list_models",
-           "load_backbone_weights", "class_indices", "resolve_device", "ATTENTIONS", "save_checkpoint",
-           "read_checkpoint", "load_model"]
+           "load_backbone_weights", "class_indices", "resolve_device", "ATTENTIONS", "OUTPUT_STRIDES",
+           "save_checkpoint", "read_checkpoint", "load_model"]

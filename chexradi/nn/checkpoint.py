@@ -126,7 +126,8 @@ def load_model(path: PathLike, *, map_location: Any = "cpu",
                          f"pass a checkpoint of {expect} or build the model as {name}")
     model = create_model(name, num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
                          attention=cfg.get("attention"), kernel_size=cfg.get("kernel_size", 7),
-                         class_names=cfg.get("class_names"), drop_rate=cfg.get("drop_rate", 0.0))
+                         class_names=cfg.get("class_names"), drop_rate=cfg.get("drop_rate", 0.0),
+                         output_stride=cfg.get("output_stride", 32))
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

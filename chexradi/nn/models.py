@@ -31,14 +31,34 @@ from torchvision.models import resnet as tv_resnet
 
 from .attention import TripletAttention
 
-__all__ = ["Classifier", "create_model", "list_models", "class_indices", "ATTENTIONS"]
+__all__ = ["Classifier", "create_model", "list_models", "class_indices", "ATTENTIONS", "OUTPUT_STRIDES"]
 
 #: Attention blocks by name (``None`` = plain backbone).
 ATTENTIONS: dict[str, Callable[..., nn.Module]] = {"triplet": TripletAttention}
 
 
-class _TABasicBlock(tv_resnet.BasicBlock):
-    """torchvision's BasicBlock with attention on the residual branch, before the add."""
+def _dilate(conv: nn.Conv2d, dilation: int) -> None:
+    """Make a 3x3 convolution dilated in place: same weights, same output size at stride 1."""
+    conv.dilation = (dilation, dilation)
+    conv.padding = (dilation, dilation)
+
+
+class _BasicBlock(tv_resnet.BasicBlock):
+    """torchvision's BasicBlock that also takes ``dilation`` (torchvision's refuses it): both 3x3
+    convolutions are dilated, as in DeepLab's dilated ResNets. Built with ``dilation=1`` it is
+    torchvision's block unchanged (the same modules, initialised from the same random draws)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None,
+                 groups: int = 1, base_width: int = 64, dilation: int = 1,
+                 norm_layer: Optional[Callable[..., nn.Module]] = None) -> None:
+        super().__init__(inplanes, planes, stride, downsample, groups, base_width, 1, norm_layer)
+        if dilation > 1:
+            _dilate(self.conv1, dilation)
+            _dilate(self.conv2, dilation)
+
+
+class _TABasicBlock(_BasicBlock):
+    """The BasicBlock with attention on the residual branch, before the add."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,8 +99,8 @@ def _block_attention(channels: int) -> nn.Module:
 
 
 _RESNETS = {
-    "resnet18": (tv_resnet.BasicBlock, _TABasicBlock, [2, 2, 2, 2]),
-    "resnet34": (tv_resnet.BasicBlock, _TABasicBlock, [3, 4, 6, 3]),
+    "resnet18": (_BasicBlock, _TABasicBlock, [2, 2, 2, 2]),
+    "resnet34": (_BasicBlock, _TABasicBlock, [3, 4, 6, 3]),
     "resnet50": (tv_resnet.Bottleneck, _TABottleneck, [3, 4, 6, 3]),
     "resnet101": (tv_resnet.Bottleneck, _TABottleneck, [3, 4, 23, 3]),
 }
@@ -88,6 +108,16 @@ _DENSENETS = {
     "densenet121": (32, (6, 12, 24, 16), 64),
     "densenet169": (32, (6, 12, 32, 32), 64),
 }
+
+#: Output strides every backbone supports: the input side over the final feature map's side.
+OUTPUT_STRIDES = (32, 16, 8)
+
+
+def _dilation_plan(output_stride: int) -> list[bool]:
+    """Which of the last three stages keep their resolution (stride 1, dilated) for ``output_stride``:
+    torchvision's ``replace_stride_with_dilation`` for ResNets (stages 2-4), the same for DenseNets
+    (the pools of transitions 2 and 3)."""
+    return {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
 
 
 def list_models() -> list[str]:
@@ -100,14 +130,16 @@ def _stem_conv(old: nn.Conv2d, in_chans: int) -> nn.Conv2d:
     return nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
 
 
-def _build_resnet(arch: str, attention: Optional[Callable[[int], nn.Module]], in_chans: int) -> tuple[nn.Module, int]:
+def _build_resnet(arch: str, attention: Optional[Callable[[int], nn.Module]], in_chans: int,
+                  output_stride: int = 32) -> tuple[nn.Module, int]:
     plain, with_att, layers = _RESNETS[arch]
+    dilate = _dilation_plan(output_stride)
     if attention is None:
-        net = tv_resnet.ResNet(plain, layers)
+        net = tv_resnet.ResNet(plain, layers, replace_stride_with_dilation=dilate)
     else:
         _ATTENTION_FACTORY.append(attention)
         try:
-            net = tv_resnet.ResNet(with_att, layers)
+            net = tv_resnet.ResNet(with_att, layers, replace_stride_with_dilation=dilate)
         finally:
             _ATTENTION_FACTORY.pop()
     net.conv1 = _stem_conv(net.conv1, in_chans)
@@ -119,14 +151,25 @@ def _build_resnet(arch: str, attention: Optional[Callable[[int], nn.Module]], in
     return body, net.fc.in_features
 
 
-def _build_densenet(arch: str, attention: Optional[Callable[[int], nn.Module]], in_chans: int) -> tuple[nn.Module, int]:
+def _build_densenet(arch: str, attention: Optional[Callable[[int], nn.Module]], in_chans: int,
+                    output_stride: int = 32) -> tuple[nn.Module, int]:
     growth, blocks, init = _DENSENETS[arch]
     net = tv_densenet.DenseNet(growth_rate=growth, block_config=blocks, num_init_features=init)
+    # output stride 16 / 8: the average pool of transition 3 (and 2) goes, and every 3x3 convolution of the
+    # dense blocks after it is dilated by the resolution kept (2, then 4), as in DeepLab's dilated backbones
+    keep = _dilation_plan(output_stride)[1:]  # transitions 2 and 3
+    dilation = 1
     feats = OrderedDict()
     for name, module in net.features.named_children():
         if name == "conv0":
             module = _stem_conv(module, in_chans)
             nn.init.kaiming_normal_(module.weight)
+        if name in ("transition2", "transition3") and keep[int(name[-1]) - 2]:
+            module.pool = nn.Identity()
+            dilation *= 2
+        if name.startswith("denseblock") and dilation > 1:
+            for layer in module.children():
+                _dilate(layer.conv2, dilation)
         feats[name] = module
         if attention is not None and name.startswith("denseblock"):
             channels = _densenet_channels(init, growth, blocks, int(name[len("denseblock"):]))
@@ -234,6 +277,7 @@ def create_model(
     class_names: Optional[Sequence[str]] = None,
     drop_rate: float = 0.0,
     weights: Union[str, Path, None] = None,
+    output_stride: int = 32,
 ) -> Classifier:
     """Build a classifier by name.
 
@@ -258,13 +302,23 @@ def create_model(
         Path to a local torchvision ``state_dict`` of the same backbone (e.g. ImageNet
         weights). The stem convolution is adapted to ``in_chans`` (summed over RGB
         for one channel); attention blocks and the head start from scratch.
+    output_stride:
+        Input side over the final feature map's side: 32 (the backbone as published),
+        16 or 8. Below 32 the last stage (16) or the last two stages (8) keep their
+        resolution and dilate their 3x3 convolutions instead (torchvision's
+        ``replace_stride_with_dilation`` for ResNets; for DenseNets the average pool of
+        transition 3 (and 2) is removed and the later dense blocks are dilated), so a
+        224-px input gives a 14x14 (16) or 28x28 (8) map for CAM instead of 7x7. The
+        weights keep their shapes, so local ImageNet weights load at every stride.
+        Recorded in ``config`` (and so in checkpoints).
 
     Raises
     ------
     ValueError
         Unknown name (the message lists the known ones), unknown attention, bad
-        sizes, class names that do not match ``num_classes``, or a weights file
-        that is not a state dict of this backbone.
+        sizes, an output stride not in :data:`OUTPUT_STRIDES`, class names that do
+        not match ``num_classes``, or a weights file that is not a state dict of this
+        backbone.
     FileNotFoundError
         ``weights`` does not exist.
     """
@@ -279,6 +333,9 @@ def create_model(
         raise ValueError(f"in_chans must be a positive integer (1 for grey radiographs), got {in_chans!r}")
     if not 0.0 <= float(drop_rate) < 1.0:
         raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
+    if isinstance(output_stride, bool) or output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} (input side over "
+                         f"the final feature map's side), got {output_stride!r}")
     if class_names is None:
         class_names = [f"class_{i}" for i in range(num_classes)]
     class_names = [str(c) for c in class_names]
@@ -292,9 +349,9 @@ def create_model(
         factory = functools.partial(_make_attention, block, kernel_size=kernel_size)
 
     if arch in _RESNETS:
-        body, nf = _build_resnet(arch, factory, in_chans)
+        body, nf = _build_resnet(arch, factory, in_chans, int(output_stride))
     else:
-        body, nf = _build_densenet(arch, factory, in_chans)
+        body, nf = _build_densenet(arch, factory, in_chans, int(output_stride))
     config = {
         "name": arch + ("_ta" if att_name == "triplet" else ""),
         "arch": arch,
@@ -304,6 +361,7 @@ def create_model(
         "in_chans": in_chans,
         "class_names": class_names,
         "drop_rate": float(drop_rate),
+        "output_stride": int(output_stride),
     }
     model = Classifier(body, nf, config=config, drop_rate=float(drop_rate))
     if weights is not None:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from .._progress import progress_on
+from ..cam.names import CAM_METHODS
 from ..nn.device import resolve_device
 from ..nn.models import class_indices
 from .data import _check_data, _make_loader, _peek, _to_device
@@ -80,7 +81,7 @@ def predict(
         As for :func:`fit` (amp applies to the forward pass; heatmaps are computed
         in float32).
     heatmaps:
-        None, ``"cam"`` or ``"gradcam"``: per-class maps from
+        None, ``"cam"``, ``"gradcam"`` or ``"gradcampp"``: per-class maps from
         :func:`chexradi.cam.methods.heatmaps`, upsampled to the input size.
     classes:
         Restrict the heatmaps to these classes (indices or names); default all.
@@ -114,13 +115,13 @@ def predict(
                          "the Dataset or a DataLoader with shuffle=False")
     batch_size = _check_int(batch_size, "batch_size", 1)
     num_workers = _check_int(num_workers, "num_workers", 0)
-    if heatmaps not in (None, "cam", "gradcam"):
-        raise ValueError(f"unknown heatmaps {heatmaps!r}; use None, 'cam' or 'gradcam'")
+    if heatmaps is not None and heatmaps not in CAM_METHODS:
+        raise ValueError(f"unknown heatmaps {heatmaps!r}; use None or one of {', '.join(CAM_METHODS)}")
     if classes is not None and heatmaps is None:
-        raise ValueError("classes selects heatmap classes; pass heatmaps='cam' or 'gradcam' with it "
+        raise ValueError("classes selects heatmap classes; pass heatmaps='cam', 'gradcam' or 'gradcampp' with it "
                          "(probabilities always cover every class)")
     if target_layer is not None and heatmaps is None:
-        raise ValueError("target_layer applies to heatmaps; pass heatmaps='cam' or 'gradcam' with it")
+        raise ValueError("target_layer applies to heatmaps; pass heatmaps='cam', 'gradcam' or 'gradcampp' with it")
     if not isinstance(embeddings, bool):
         raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
     _check_progress(progress)
