@@ -4,16 +4,19 @@ For every class, on the phantom as the loop sees it (each image through the netw
 normalisation and back to 0-255, the loop's radiomics images; the loop's radiomics settings):
 
 * **finding vs normal lung** -- chexradi's features inside each present finding's
-  ground-truth mask, against the same features inside a region of the same outline and area
-  moved whole into normal lung (inside the lung fields, clear of every finding;
-  :func:`chexradi.cam.masks.place_mask`): of the same image when it fits there, else of one of
-  up to ten other images without that finding; a finding whose outline fits in none is left
-  without its pair (the counts say how many pairs there are). Cardiomegaly's ground truth is
-  the heart, which fits in no lung: its row is left out.
+  ground-truth mask, against the same features inside the *same region* of another image
+  without that finding (the mask where it lies, cut to that image's lung fields clear of its
+  findings, when at least 95 % of it is there; up to ten images tried), so that place and size
+  are held fixed and only what is inside differs; when none has room, the outline moved whole
+  into normal lung of the same image (:func:`chexradi.cam.masks.place_mask`); a finding with
+  neither is left without its pair (the counts say how many pairs there are). Cardiomegaly's
+  ground truth is the heart, which is no lung: its row is left out.
 * **oracle arm** -- what the loop's ``truth`` arm hands the radiomics on the training split:
-  present findings in their ground-truth mask, absent ones in a region of normal lung drawn
-  the same way (Cardiomegaly: the heart, enlarged or not). This is the separability the
-  guidance of that arm could pass on.
+  present findings in their ground-truth mask, absent ones in a region of normal lung shaped and
+  placed like a real finding (another image's ground-truth mask of that class where it lies, cut
+  to this image's normal lung: :func:`chexradi.loop.arms.normal_region`; Cardiomegaly: the heart,
+  enlarged or not). This is the separability the guidance of that arm could pass on; the place of
+  the region says nothing about the label.
 
 Each is a cross-validated logistic regression (scikit-learn: standardised features, L2,
 stratified 5-fold, out-of-fold scores) and its ROC AUC per class, with the number of cases.
@@ -52,7 +55,7 @@ def ceiling(data: str, *, folds: int, seed: int) -> dict[str, dict[str, float]]:
     from chexradi.cam.masks import place_mask
     from chexradi.data.sources import open_data
     from chexradi.data.transforms import from_model_input
-    from chexradi.loop.arms import ORGAN_OF
+    from chexradi.loop.arms import ORGAN_OF, normal_region
     from chexradi.loop.settings import DEFAULTS
 
     splits = open_data(data)
@@ -89,18 +92,22 @@ def ceiling(data: str, *, folds: int, seed: int) -> dict[str, dict[str, float]]:
                     continue
                 pairs[c].append((f, 1))
                 without = [j for j in range(len(cases)) if c not in cases[j][0].masks_at(cases[j][1])]
-                for j in [k, *rng.choice(without, size=min(9, len(without)), replace=False).tolist()]:
-                    region = normal if j == k else normal_of(j)
-                    moved = place_mask(truth[c], region, rng)
-                    if not (moved & ~region).any():  # a region wholly in normal lung
-                        pairs[c].append((_features(extractor, image if j == k else image_of(j), moved), 0))
+                m = truth[c]
+                for j in rng.choice(without, size=min(10, len(without)), replace=False).tolist():
+                    region = normal_of(j)
+                    if np.count_nonzero(m & region) >= 0.95 * np.count_nonzero(m):  # the same place, no finding
+                        pairs[c].append((_features(extractor, image_of(j), m & region), 0))
                         break
+                else:
+                    moved = place_mask(m, normal, rng)
+                    if not (moved & ~normal).any():  # a region wholly in normal lung of this image
+                        pairs[c].append((_features(extractor, image, moved), 0))
             else:
                 organ = ORGAN_OF.get(c)
                 if organ is not None:
                     region = getattr(ds, f"{organ}_at")(i)
                 else:
-                    region = place_mask(outlines[c][int(rng.integers(len(outlines[c])))], normal, rng)
+                    region = normal_region(outlines[c], normal, rng)
                 oracle[c].append((_features(extractor, image, region), 0))
     out: dict[str, dict[str, float]] = {c: {} for c in names}
     for what, table in (("finding_vs_lung", pairs), ("oracle_arm", oracle)):

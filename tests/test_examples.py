@@ -65,8 +65,56 @@ def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("script", ["heatmap_quickstart.py", "demo_extract.py", "reproduce_auc_table.py",
-                                    "reproduce_localization_table.py"])
+                                    "reproduce_localization_table.py", "ablation.py", "calibrate_phantom.py",
+                                    "radiomics_ceiling.py", "heatmap_study.py", "phantom_contact_sheet.py"])
 def test_example_help(script: str) -> None:
     proc = subprocess.run([sys.executable, str(REPO / "examples" / script), "--help"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "usage" in proc.stdout.lower()
+
+
+TINY = "phantom:n_train=24,n_val=12,n_test=16,size=64"
+
+
+def _example(script: str, *args: str, timeout: int = 600, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / script), *args], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode in ok, proc.stderr[-3000:]
+    return proc
+
+
+def test_ablation_writes_its_tables_into_the_docs(tmp_path: Path) -> None:
+    docs = tmp_path / "results.md"
+    docs.write_text("# results\n\n<!-- ablation:tiny start -->\nold\n<!-- ablation:tiny end -->\n\nkept\n")
+    out = tmp_path / "abl"
+    _example("ablation.py", "--out", str(out), "--data", TINY, "--seeds", "0", "--arms", "control", "truth",
+             "--model", "resnet18", "--resamples", "50", "--docs", str(docs), "--section", "tiny")
+    text = docs.read_text()
+    assert "old" not in text and text.endswith("kept\n")  # the section replaced, the rest kept
+    assert "| truth | 1 |" in text and "| control | 1 |" in text and "DeLong" in text
+    assert (out / "compare" / "compare.csv").is_file() and (out / "ablation.md").is_file()
+    import chexradi
+
+    truth = chexradi.History.load(out / "truth" / "seed0")
+    assert truth[1]["arm"] == "truth" and truth[1]["guidance_truth_iou"]["train"] == 1.0
+    # run again: every run is finished, nothing is trained, the same tables come out
+    before = (out / "truth" / "seed0" / "round_1" / "round.json").stat().st_mtime_ns
+    _example("ablation.py", "--out", str(out), "--data", TINY, "--seeds", "0", "--arms", "control", "truth",
+             "--model", "resnet18", "--resamples", "50", "--docs", str(docs), "--section", "tiny")
+    assert (out / "truth" / "seed0" / "round_1" / "round.json").stat().st_mtime_ns == before
+
+
+def test_calibration_and_ceiling_scripts(tmp_path: Path) -> None:
+    cal = _example("calibrate_phantom.py", "--out", str(tmp_path / "cal"), "--data", TINY, "--seeds", "0",
+                   "--model", "resnet18", "--strength", "Nodule:2", ok=(0, 1))
+    # tiny data: the window is not the point here (exit 1 when a class is outside it); the table and log are
+    assert "round-0 test AUC" in cal.stdout and ("NO" in cal.stdout) == (cal.returncode == 1)
+    log = [json.loads(x) for x in (tmp_path / "cal" / "calibration.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["strength"]["Nodule"] == 2.0 and set(log[0]["auc"]) >= {"Nodule", "Mass"}
+    ceil = _example("radiomics_ceiling.py", "--data", "phantom:n_train=60,n_val=20,n_test=20",
+                    "--json", str(tmp_path / "ceiling.json"))
+    res = json.loads((tmp_path / "ceiling.json").read_text())["auc"]
+    assert "| Nodule |" in ceil.stdout
+    for c in ("Nodule", "Mass", "Effusion", "Pneumothorax", "Infiltration"):
+        assert res[c]["finding_vs_lung"] > 0.8, (c, res[c])  # radiomics in the right place sees the finding
+    assert "finding_vs_lung" not in res["Cardiomegaly"] and 0.0 <= res["Cardiomegaly"]["oracle_arm"] <= 1.0

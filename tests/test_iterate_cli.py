@@ -72,6 +72,28 @@ def test_control_arm_has_no_radiomics(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text())["guidance"]["enabled"] is False
 
 
+def test_arm_options_from_the_command_line(run: tuple[Path, str], tmp_path: Path) -> None:
+    out = tmp_path / "lungs"
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "2", "--guidance-masks", "lungs", "--round0-from",
+                                   str(run[0]), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    settings = json.loads((out / "run.json").read_text())
+    assert settings["guidance"]["masks"] == "lungs" and settings["round0_from"] == str(run[0])
+    assert settings["train"]["output_stride"] == 16
+    h = History.load(out)
+    assert [r["arm"] for r in h] == ["lungs", "lungs"] and "lungs" in h.table()
+    # the same folder with another arm: refused by name, exit 2, nothing trained
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "2", "--guidance-masks", "random", "--out", str(out)])
+    assert res.exit_code == 2 and "'lungs' arm, not 'random'" in res.output
+    s32 = tmp_path / "s32"
+    res = CliRunner().invoke(cli, ["iterate", *TINY, "--rounds", "1", "--output-stride", "32", "--out", str(s32)])
+    assert res.exit_code == 0, res.output
+    from chexradi.nn import load_model
+
+    model, _ = load_model(s32 / "round_0" / "fit" / "best.pt")
+    assert model.config["output_stride"] == 32
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--data", "nosuch:x"], "unknown source 'nosuch'"),
     (["--data", "chestxray14:/no/such/dir"], "/no/such/dir does not exist"),

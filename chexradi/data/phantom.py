@@ -455,6 +455,9 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
         OUT/labels.csv                           Image Index, Finding Labels ("A|B" or "No Finding"), one 0/1
                                                  column per class
         OUT/boxes.csv                            Image Index, Finding Label, x, y, w, h (one row per finding)
+        OUT/reports.csv                          Image Index, findings, impression, hedged, negated: each
+                                                 image's report written from its ground truth
+                                                 (:mod:`chexradi.data.phantom_reports`)
         OUT/masks/phantom_00000_<class>.nrrd     with ``masks=True``: each finding's mask, and
         OUT/masks/phantom_00000_lungs.nrrd       the lung fields (label 1, spacing 1.0 like the PNG)
         OUT/phantom.json                         settings, class names, counts, versions (written last)
@@ -488,8 +491,11 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
     from .lungs import save_mask
 
     img_dir, mask_dir = out / "images", out / "masks"
+    from .phantom_reports import write_report
+
     label_rows: list[list[Any]] = []
     box_rows: list[list[Any]] = []
+    report_rows: list[list[Any]] = []
     counts = {c: 0 for c in names}
     no_finding = 0
     keep_images: set[str] = set()
@@ -504,6 +510,8 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
         for c in names:
             counts[c] += int(c in case.boxes)
         label_rows.append([name, "|".join(present)] + [int(v) for v in case.labels])
+        rep = write_report(case, seed=seed)
+        report_rows.append([name, rep.findings, rep.impression, "|".join(rep.hedged), "|".join(rep.negated)])
         for c in sorted(case.boxes):
             box_rows.append([name, c, *case.boxes[c]])
         if masks:
@@ -533,6 +541,7 @@ def write_phantom(out_dir: PathLike, n: int, *, size: int = 256, seed: int = 0, 
 
     _csv(out / "labels.csv", ["Image Index", "Finding Labels", *names], label_rows)
     _csv(out / "boxes.csv", ["Image Index", "Finding Label", "x", "y", "w", "h"], box_rows)
+    _csv(out / "reports.csv", ["Image Index", "findings", "impression", "hedged", "negated"], report_rows)
     info = {
         "kind": "chexradi-phantom",
         "version": version,

@@ -23,8 +23,14 @@ __all__ = ["has_truth", "truth_masks", "lung_fields"]
 
 
 def has_truth(ds: Any) -> bool:
-    """Whether ``ds`` knows where its findings are (ground-truth masks or boxes)."""
-    return bool(getattr(ds, "has_masks", False)) or callable(getattr(ds, "boxes_at", None))
+    """Whether ``ds`` knows where some of its findings are: ground-truth masks, or at least one record with
+    ground-truth boxes (a file dataset without any, CheXpert or MIMIC, knows none)."""
+    if getattr(ds, "has_masks", False):
+        return True
+    if not callable(getattr(ds, "boxes_at", None)):
+        return False
+    records = getattr(ds, "records", None)
+    return records is None or any(getattr(r, "boxes", None) for r in records)
 
 
 def truth_masks(ds: Any, i: int, shape: tuple[int, int]) -> dict[str, np.ndarray]:

@@ -7,14 +7,18 @@ A guided round ``k`` measures radiomics inside one mask per (image, class). Whic
     round ``k-1``'s heatmap masks, as the loop was designed (ChexRadiNet).
 ``truth``
     an oracle. On the training split, a present finding's mask is its ground-truth mask; an
-    absent finding's is a region of normal lung of the same kind -- the ground-truth outline of
-    a present finding of that class, drawn from the training split at random, moved whole to a
-    random position inside the lung fields clear of the image's findings (up to ten outlines are
-    drawn until one fits whole; else the one with the fewest pixels outside) -- so that neither the
-    mask's place nor its size and outline say whether the finding is there. A finding defined by
-    an organ (Cardiomegaly: the heart) is measured on that organ in every image, present or not,
-    where the dataset knows the organ. Validation and test use round ``k-1``'s heatmap masks, as
-    a deployed model would.
+    absent finding's is a region of normal lung of the same kind: the ground-truth mask of a
+    present finding of that class in another training image, drawn at random, *at its own
+    position*, cut to this image's lung fields clear of its findings -- so that neither the
+    mask's place, its size nor its outline says whether the finding is there (a costophrenic
+    region for Effusion, a rim for Pneumothorax, where real ones lie). Up to ten masks are
+    drawn until one has at least 95 % of its pixels in that allowed region; when none has, the
+    first is moved whole to a random place inside it (:func:`chexradi.cam.masks.place_mask`).
+    A finding defined by an organ (Cardiomegaly: the heart) is measured on that organ in every
+    image, present or not, where the dataset knows the organ. A present finding without a
+    ground-truth annotation (most positives of ChestX-ray14, whose boxes cover a few hundred
+    test images) keeps its own heatmap mask and is counted (``n_unannotated``). Validation and
+    test use round ``k-1``'s heatmap masks, as a deployed model would.
 ``random``
     a negative control: every (image, class) heatmap mask of round ``k-1`` moved whole (same
     area, same outline) to a random position inside the lung fields, on every split.
@@ -49,7 +53,7 @@ from ..data.truth import has_truth, lung_fields, truth_masks
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["MASK_ARMS", "GuidanceMasks", "arm_name"]
+__all__ = ["MASK_ARMS", "GuidanceMasks", "arm_name", "normal_region"]
 
 #: Where a guided round's radiomics masks come from (see the module docstring).
 MASK_ARMS = ("cam", "truth", "random", "lungs")
@@ -59,13 +63,32 @@ ORGAN_OF: dict[str, str] = {"Cardiomegaly": "heart"}
 
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 
-#: Outlines tried for an absent finding's oracle region before the one that fits best is kept.
+#: Masks of other images tried for an absent finding's oracle region before one is moved instead.
 OUTLINE_TRIES = 10
+#: Share of such a mask that must lie in this image's normal lung for it to be used where it is.
+IN_PLACE_FRACTION = 0.95
 
 
 def arm_name(guidance: Mapping[str, Any]) -> str:
     """The arm of a run from its resolved ``guidance`` settings: ``"control"`` or the masks' source."""
     return "control" if not guidance.get("enabled", True) else str(guidance.get("masks", "cam"))
+
+
+def normal_region(masks: Sequence[np.ndarray], allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A region of normal tissue shaped and placed like a real finding: one of ``masks`` (ground-truth masks
+    of that finding in other images), drawn at random, where it lies, cut to ``allowed`` (this image's lung
+    fields clear of its findings) when at least ``IN_PLACE_FRACTION`` of it is there; up to
+    ``OUTLINE_TRIES`` draws, then the first drawn is moved whole to a random place inside ``allowed``."""
+    from ..cam.masks import place_mask
+
+    first = None
+    for _ in range(OUTLINE_TRIES):
+        m = masks[int(rng.integers(len(masks)))]
+        first = m if first is None else first
+        n = np.count_nonzero(m)
+        if m.shape == allowed.shape and n and np.count_nonzero(m & allowed) >= IN_PLACE_FRACTION * n:
+            return m & allowed
+    return place_mask(first, allowed, rng)
 
 
 def _rng(seed: int, k: int, split: str, index: int, cls: int) -> np.random.Generator:
@@ -123,6 +146,8 @@ class GuidanceMasks:
         self.seed, self.k = int(seed), int(k)
         self.iou = _IoU()
         self.n_written = 0
+        self.n_unannotated = 0
+        self._known: dict[str, bool] = {}
         self._lungs: dict[tuple[str, int], np.ndarray] = {}
         self._truths: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self._shapes: Optional[dict[str, list[np.ndarray]]] = None
@@ -145,7 +170,8 @@ class GuidanceMasks:
             truth: Optional[dict[str, np.ndarray]] = None
             if self.arm == "cam" or (self.arm == "truth" and split != "train"):
                 out["mask_file"] = str(cam_file)
-                mask = None if r.get("empty") else self._read(cam_file, read_nrrd_array)
+                known = self._known.setdefault(split, has_truth(ds))  # read the mask only to measure it
+                mask = None if r.get("empty") or not known else self._read(cam_file, read_nrrd_array)
             else:
                 mask, truth = self._draw(split, i, cls, kcls, ds, r, cam_file, read_nrrd_array)
                 if mask is None or not mask.any():
@@ -153,7 +179,7 @@ class GuidanceMasks:
                 else:
                     out["empty"] = False
                     out["mask_file"] = str(self._write(split, i, kcls, mask))
-            if mask is not None and has_truth(ds):
+            if self._known.setdefault(split, has_truth(ds)) and (mask is not None):
                 truth = truth if truth is not None else self._truth(split, i, ds, mask.shape)
                 if cls in truth:
                     from ..cam.masks import mask_iou
@@ -202,23 +228,19 @@ class GuidanceMasks:
         organ = ORGAN_OF.get(cls)
         if organ is not None and callable(getattr(ds, f"{organ}_at", None)):
             return np.asarray(getattr(ds, f"{organ}_at")(i), bool), truth
+        targets = getattr(ds, "targets", None)
+        if targets is not None and float(np.asarray(targets)[i, kcls]) == 1.0:
+            self.n_unannotated += 1  # present, but nobody drew where: its own heatmap mask
+            return cam, truth
         outlines = self._outlines().get(cls) or []
-        if not outlines:  # no present finding of this class in training: the CAM mask's outline, moved
+        if not outlines:  # no annotated finding of this class in training: the CAM mask's outline, moved
             if cam is None:
                 return None, truth
             outlines = [cam]
         allowed = lungs.copy()
         for m in truth.values():
             allowed &= ~m
-        best, best_out = None, None
-        for _ in range(OUTLINE_TRIES):  # an outline that fits whole, else the one that fits best
-            placed = place_mask(outlines[int(rng.integers(len(outlines)))], allowed, rng)
-            outside = int(np.count_nonzero(placed & ~allowed))
-            if best_out is None or outside < best_out:
-                best, best_out = placed, outside
-            if outside == 0:
-                break
-        return best, truth
+        return normal_region(outlines, allowed, rng), truth
 
     def _outlines(self) -> dict[str, list[np.ndarray]]:
         """Class -> the ground-truth masks of its present findings on the training split (drawn from)."""

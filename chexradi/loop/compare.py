@@ -93,8 +93,9 @@ def read_run_scores(run_dir: PathLike, *, round: Optional[int] = None, head: str
         rows = list(csv.DictReader(fh))
     col = {"image": "p_image:", "fused": "p_fused:"}[head]
     if rows and f"{col}{names[0]}" not in rows[0]:
-        raise ValueError(f"{pred} has no {head!r} head scores (round {k} of {d} did not train the fused head); use "
-                         f"head='image'")
+        raise ValueError(f"{pred} has no {head!r} head scores: round {k} of {d} did not train the fused head (a "
+                         f"control arm without guidance never does); compare fused heads between guided arms (give "
+                         f"one of them as the control), or use head='image'")
     ids = [r["image_id"] for r in rows]
     targets = np.array([[float(r[f"y:{c}"]) if r[f"y:{c}"] != "" else np.nan for c in names] for r in rows])
     probs = np.array([[float(r[f"{col}{c}"]) for c in names] for r in rows])
@@ -109,6 +110,54 @@ def read_run_scores(run_dir: PathLike, *, round: Optional[int] = None, head: str
                      seed=int(settings.get("seed", 0)), round=k, class_names=names, image_ids=ids,
                      targets=targets.reshape(len(rows), len(names)), probs=probs.reshape(len(rows), len(names)),
                      boxes=boxes)
+
+
+def _same_settings(runs: Sequence[RunScores]) -> None:
+    """The runs differ in their arm (guidance settings) and seed only: same data spec, model, training,
+    heatmap and radiomics settings. Anything else would confound the comparison."""
+    from .run import comparable_settings
+
+    def key(r: RunScores) -> dict[str, Any]:
+        d = comparable_settings(read_run_json(r.run_dir / "run.json"))
+        return {k: v for k, v in d.items() if k not in ("guidance", "seed")}
+
+    ref = key(runs[0])
+    for r in runs[1:]:
+        other = key(r)
+        if other != ref:
+            diff = []
+            for k in sorted(set(ref) | set(other)):
+                a, b = ref.get(k), other.get(k)
+                if isinstance(a, dict) and isinstance(b, dict):
+                    diff += [f"{k}.{s}" for s in sorted(set(a) | set(b)) if a.get(s) != b.get(s)]
+                elif a != b:
+                    diff.append(k)
+            raise ValueError(f"{r.run_dir} and {runs[0].run_dir} differ in more than their arm and seed (differing: "
+                             f"{', '.join(diff)}); compare runs made with the same data and settings")
+
+
+def _distinct(ctrl: Sequence[RunScores], arms: Sequence[RunScores]) -> None:
+    seen: dict[Path, str] = {}
+    for r in [*ctrl, *arms]:
+        p = r.run_dir.resolve()
+        if p in seen:
+            raise ValueError(f"{r.run_dir} is given twice; give each run once")
+        seen[p] = r.arm
+    control_arm = ctrl[0].arm
+    for r in arms:
+        if r.arm == control_arm:
+            raise ValueError(f"{r.run_dir} is a run of the control arm ({control_arm!r}); give it as a control "
+                             f"(--control), not as a run to compare")
+    groups: dict[str, list[RunScores]] = {}
+    for r in [*ctrl, *arms]:
+        groups.setdefault(r.arm, []).append(r)
+    for arm, members in groups.items():
+        seeds = [m.seed for m in members]
+        dup = sorted({s for s in seeds if seeds.count(s) > 1})
+        if dup:
+            raise ValueError(f"arm {arm!r} has several runs with seed {dup[0]} "
+                             f"({', '.join(str(m.run_dir) for m in members if m.seed == dup[0])}); give one run per "
+                             f"seed and arm")
 
 
 def _same_test_set(runs: Sequence[RunScores]) -> None:
@@ -334,10 +383,12 @@ def compare(runs: Sequence[PathLike], *, control: Union[PathLike, Sequence[PathL
             raise ValueError("a run has no finished round yet; finish every run first")
     ctrl = [read_run_scores(d, round=round, head=head) for d in ctrl_dirs]
     arms = [read_run_scores(d, round=round, head=head) for d in arm_dirs]
-    _same_test_set([*ctrl, *arms])
     ctrl_arms = sorted({r.arm for r in ctrl})
     if len(ctrl_arms) > 1:
         raise ValueError(f"the control runs belong to several arms ({', '.join(ctrl_arms)}); give one arm as control")
+    _distinct(ctrl, arms)
+    _same_test_set([*ctrl, *arms])
+    _same_settings([*ctrl, *arms])
     groups: dict[str, list[RunScores]] = {}
     for r in arms:
         groups.setdefault(r.arm, []).append(r)
@@ -377,8 +428,9 @@ def compare(runs: Sequence[PathLike], *, control: Union[PathLike, Sequence[PathL
         reps = np.array([contrasts(*measures(idx)) for idx in bootstrap_indices(n, n_resamples=n_resamples,
                                                                                seed=seed)])
         seed_diffs = []
+        position = {id(m): j for j, m in enumerate(models)}
         for a, c in paired:
-            ia, ic = models.index(a), models.index(c)
+            ia, ic = position[id(a)], position[id(c)]
             seed_diffs.append(np.concatenate([[full_aucs[ia, cols].mean() - full_aucs[ic, cols].mean()
                                                for cols in targets], full_locs[ia] - full_locs[ic]]))
         for j, (cols, label) in enumerate(zip(targets, labels)):

@@ -35,7 +35,7 @@ from .history import History, read_run_json
 
 logger = logging.getLogger("chexradi.loop")
 
-__all__ = ["iterate", "RUN_FORMAT"]
+__all__ = ["iterate", "RUN_FORMAT", "comparable_settings"]
 
 RUN_FORMAT = "chexradi-run/1"
 PathLike = Union[str, Path]
@@ -52,7 +52,10 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def _comparable(run: Mapping[str, Any]) -> dict[str, Any]:
+def comparable_settings(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a ``run.json`` that change a run's numbers: what a resumed run, a run sharing its round 0
+    and runs compared with one another must have in common (free keys dropped, settings added since filled in
+    with the value older runs had)."""
     d = {k: v for k, v in run.items() if k not in _FREE_KEYS}
     d = json.loads(json.dumps(d))
     for (g, k), v in _LEGACY.items():
@@ -72,7 +75,7 @@ def _check_resume(run_json: Path, new: Mapping[str, Any], resume: bool) -> None:
     if not resume:
         raise ValueError(f"{run_json.parent} already holds a run; resume it (resume=True / drop --no-resume), "
                          f"or give a new out folder (or delete this one) to start over")
-    a, b = _comparable(old), _comparable(new)
+    a, b = comparable_settings(old), comparable_settings(new)
     old_arm = arm_name({**{"enabled": True, "masks": "cam"}, **(a.get("guidance") or {})})
     new_arm = arm_name(b.get("guidance") or {})
     if old_arm != new_arm:
@@ -212,9 +215,11 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
            **_jsonable(groups), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(),
            "distributed": {"world_size": dist.world_size, "backend": dist.backend}}
+    copy_round0 = round0_from is not None and not (run_dir / "round_0" / "round.json").is_file()
     if round0_from is not None:
         run["round0_from"] = str(round0_from)
-        _check_round0_source(round0_from, run)
+        if copy_round0:  # a finished round 0 here needs its source no longer
+            _check_round0_source(round0_from, run)
     _check_resume(run_json, run, resume)
     _check_weights_file(groups, run_dir, rounds)
     if dist.is_distributed:  # every rank checked the same things; now they agree before anything is written
@@ -230,7 +235,8 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
 
     from .features import write_images
 
-    if round0_from is not None and dist.is_main and not (run_dir / "round_0" / "round.json").is_file():
+    if copy_round0 and dist.is_main:
+        assert round0_from is not None
         _copy_round0(round0_from, run_dir, arm_name(groups["guidance"]))
         _say(progress, f"round 0 copied from {round0_from}")
     dist.barrier()
@@ -280,8 +286,8 @@ def _check_round0_source(src: Path, run: Mapping[str, Any]) -> None:
     if not src_json.is_file() or not (src / "round_0" / "round.json").is_file():
         raise ValueError(f"round0_from={src}: not a run folder with a finished round 0 (no {src_json} or "
                          f"{src / 'round_0' / 'round.json'}); run that arm first, or drop round0_from")
-    a = {k: v for k, v in _comparable(read_run_json(src_json)).items() if k != "guidance"}
-    b = {k: v for k, v in _comparable(run).items() if k != "guidance"}
+    a = {k: v for k, v in comparable_settings(read_run_json(src_json)).items() if k != "guidance"}
+    b = {k: v for k, v in comparable_settings(run).items() if k != "guidance"}
     if a != b:
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"round0_from={src}: its round 0 was trained with other settings (differing: "
@@ -289,7 +295,10 @@ def _check_round0_source(src: Path, run: Mapping[str, Any]) -> None:
 
 
 def _copy_round0(src: Path, run_dir: Path, arm: str) -> None:
-    """Copy ``src/round_0`` into ``run_dir`` (hard links where possible), its record made this run's."""
+    """Copy ``src/round_0`` into ``run_dir`` (hard links where possible), its record made this run's.
+
+    The copy is made in a temporary folder, made durable (its files and folders), then renamed to
+    ``round_0`` and the run folder synced: after a crash there is either no round 0 or a whole one."""
     import os
     import shutil
 
@@ -304,17 +313,19 @@ def _copy_round0(src: Path, run_dir: Path, arm: str) -> None:
         shutil.rmtree(tmp)
     shutil.copytree(src / "round_0", tmp, copy_function=link_or_copy)
     record = json.loads((tmp / "round.json").read_text())
+    dst = run_dir / "round_0"
     record["arm"] = arm
-    old, new = str(src / "round_0"), str(run_dir / "round_0")
-    record["paths"] = {k: (v.replace(old, new, 1) if isinstance(v, str) else v)
-                       for k, v in (record.get("paths") or {}).items()}
+    record["copied_from"] = str(src)
+    record["paths"] = {"checkpoint": str(dst / "fit" / "best.pt"), "masks": str(dst / "masks"),
+                       "regions": str(dst / "regions.csv"), "features": None}
     (tmp / "round.json").unlink()  # a hard link to the source's: replaced, never written through
     with atomic_write(tmp / "round.json") as fh:
         json.dump(record, fh, indent=2, allow_nan=False)
-    dst = run_dir / "round_0"
+    sync_folders([tmp, *(p for p in tmp.rglob("*") if p.is_dir())])
     if dst.exists():  # an unfinished round 0 of this run (no round.json): the copy replaces it
         shutil.rmtree(dst)
     os.replace(tmp, dst)
+    sync_folders([run_dir])
 
 
 def _check_against_data(groups: Mapping[str, Mapping[str, Any]], model: str, class_names: list[str]) -> None:
@@ -369,6 +380,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     vec = None
     rad_cases = rad_failed = 0
     guidance_iou: Optional[dict[str, float]] = None
+    unannotated = 0
     arm = arm_name(groups["guidance"])
     guided = k > 0 and bool(groups["guidance"]["enabled"])
     if guided:
@@ -406,6 +418,9 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                     iou.sums[s] = iou.sums.get(s, 0.0) + x
                     iou.counts[s] = iou.counts.get(s, 0) + cnts[s]
         guidance_iou = iou.means()
+        unannotated = masks.n_unannotated
+        if dist.is_distributed:
+            unannotated = int(dist.all_reduce_sum(np.array([unannotated]))[0])
         seconds["radiomics"] = time.perf_counter() - t
         vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
         say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "
@@ -456,6 +471,7 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
         "loc_iou": loc.get("iou"), "loc_iobb": loc.get("iobb"), "loc_boxes": loc.get("n"),
         "mask_iou": reg.mask_iou, "n_masks": reg.n_rows, "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
         "cam_truth_iou": reg.truth_iou or None, "guidance_truth_iou": guidance_iou or None,
+        "guidance_unannotated": unannotated,
         "radiomics_cases": rad_cases, "radiomics_failed": rad_failed, "nonfinite": rm.nonfinite,
         "seconds": {s: round(v, 3) for s, v in seconds.items()},
         "paths": {"checkpoint": str(rdir / "fit" / "best.pt"), "masks": str(rdir / "masks"),

@@ -28,8 +28,8 @@ over classes; the bootstrap (:func:`paired_bootstrap`) checks it.
 
 The paired bootstrap resamples cases with replacement, the same indices for every model, and
 recomputes any statistic (a difference in mean AUC, in localisation accuracy): percentile
-confidence interval, bootstrap standard error, and the two-sided proportion of replicates on
-the other side of 0.
+confidence interval, bootstrap standard error, and a two-sided p-value from the share of
+replicates on the other side of 0 (add-one, so never 0).
 
 This module imports numpy and scipy only; never torch.
 """
@@ -284,8 +284,9 @@ class BootstrapResult:
     se : float
         Standard deviation of the replicates.
     p_value : float
-        Two-sided: twice the smaller share of replicates at or below / at or above 0 (at
-        most 1). The smallest it can be is ``2 / n_valid``.
+        Two-sided: ``2 (k + 1) / (n_valid + 1)``, at most 1, with ``k`` the smaller of the
+        numbers of replicates at or below and at or above 0 (the add-one estimate, which is
+        never 0: with every replicate on one side it is ``2 / (n_valid + 1)``).
     n_resamples, n_valid : int
         Replicates drawn, and those where the statistic was defined (finite).
     level : float
@@ -378,6 +379,7 @@ def summarize_bootstrap(estimate: float, replicates: Any, *, level: float = 0.95
                          f"(classes with too few positive or negative cases); compare on more cases")
     alpha = 1.0 - float(level)
     lo, hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
-    p = min(1.0, 2.0 * min(float((ok <= 0).mean()), float((ok >= 0).mean())))
+    k = min(int((ok <= 0).sum()), int((ok >= 0).sum()))
+    p = min(1.0, 2.0 * (k + 1) / (ok.size + 1))
     return BootstrapResult(estimate=est, ci=(float(lo), float(hi)), se=float(ok.std(ddof=1)), p_value=p,
                            n_resamples=int(reps.size), n_valid=int(ok.size), level=float(level))
