@@ -15,9 +15,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence, Union
+from typing import IO, Any, Iterator, Optional, Sequence, Union
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_path", "sync_folders"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_path", "sync_folders", "read_json"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -137,3 +137,24 @@ def _libc_syncfs():  # type: ignore[no-untyped-def]
     fn.argtypes = [ctypes.c_int]
     fn.restype = ctypes.c_int
     return fn
+
+
+def read_json(path: PathLike, *, what: str, hint: str) -> Any:
+    """The JSON document in ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file: the message says ``what`` it should be and ``hint`` (how to get it).
+    ValueError
+        Not UTF-8 JSON (the message names the file and ``hint``).
+    """
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: {p} ({hint})")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p} is not a readable {what} ({exc}); {hint}") from None

@@ -28,7 +28,7 @@ def _sibling(out: Path, tag: str) -> Path:
               help="Reader for every SOURCE. Default: from the name (.xml/.tgz: iu-xml, .csv, .txt) or a "
                    "folder's files.")
 @click.option("--labels", "-l", default="chestxray14", show_default=True, metavar="SET",
-              help="Label set: chestxray14, chexpert, or a YAML vocabulary file.")
+              help="Label set: chestxray14, chexpert, or a YAML label-set file.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Output CSV: Image, report, split, one 1/0/-1/blank column per label, No Finding.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
@@ -85,12 +85,12 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     labelled (the others are written; OUT's .errors.csv lists them); 2 usage error or
     invalid label set (nothing written).
     """
-    from .reports import VocabularyError, label_reports, load_label_set
+    from .reports import LabelSetError, label_reports, load_label_set
     from .reports.text import IMPRESSION_SYNONYMS
 
     try:
         ls = load_label_set(labels)
-    except VocabularyError as exc:
+    except LabelSetError as exc:
         raise ConfigError(f"--labels: {exc}") from None
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; pass the CSV file to write, e.g. {out / 'labels.csv'}.")

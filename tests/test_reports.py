@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from conftest import shared
 
-from chexradi.reports import VocabularyError, classify, label, load_label_set
+from chexradi.reports import LabelSetError, classify, label, load_label_set
 from chexradi.reports.reference import IU_MESH_MAP, mesh_reference, score
 from chexradi.reports.text import find_sections, sections_to_read, sentences
 
@@ -220,7 +220,7 @@ rules:
 ])
 def test_bad_vocabulary_is_refused_with_file_and_fix(tmp_path, body, message):
     p = _write(tmp_path, body)
-    with pytest.raises(VocabularyError) as err:
+    with pytest.raises(LabelSetError) as err:
         load_label_set(p)
     assert message in str(err.value)
     if "nosuchset" not in message:
@@ -228,9 +228,9 @@ def test_bad_vocabulary_is_refused_with_file_and_fix(tmp_path, body, message):
 
 
 def test_unknown_label_set_names_the_choices(tmp_path):
-    with pytest.raises(VocabularyError, match="use one of chestxray14, chexpert"):
+    with pytest.raises(LabelSetError, match="use one of chestxray14, chexpert"):
         load_label_set("nosuchset")
-    with pytest.raises(VocabularyError, match="not found"):
+    with pytest.raises(LabelSetError, match="not found"):
         load_label_set(str(tmp_path / "missing.yaml"))
 
 

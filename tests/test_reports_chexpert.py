@@ -122,7 +122,7 @@ CASES = [
 ]
 
 
-# Sentences the shared ConText rules (vocab/context.yaml) get wrong today; kept here so that
+# Sentences the shared ConText rules (labelsets/context.yaml) get wrong today; kept here so that
 # a fix there shows up (strict xfail: an unexpected pass fails, then move the case to CASES).
 # Two sentences that once failed on the shared ConText rules, kept as a guard: "to suggest" is a
 # pseudo-trigger (the "no" reaches "pneumonia") and "and the" ends a negation's scope (a new clause).

@@ -51,8 +51,9 @@ class Record:
     ----------
     image_id : str
         The image's name in its source table (e.g. ``00000001_000.png``).
-    path : pathlib.Path
-        Where the image file is (or is expected to be).
+    path : pathlib.Path or None
+        Where the image file is (or is expected to be); None for a record of a report without
+        an image (:mod:`chexradi.data.reports_join`), which an image dataset refuses.
     labels : numpy.ndarray
         float32 ``(K,)`` in the order of the dataset's ``class_names``; 1 positive, 0
         negative, NaN unknown.
@@ -64,14 +65,18 @@ class Record:
         1024 for ChestX-ray14, whatever size the image files have), else the image itself.
     meta : dict
         Other columns of the source table.
+    report : ReportText or None
+        The study's report (:class:`chexradi.data.reports_join.ReportText`: id, sections,
+        text) when the source has one.
     """
 
     image_id: str
-    path: Path
+    path: Optional[Path]
     labels: np.ndarray
     patient: Optional[str] = None
     boxes: dict[str, list[Box]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    report: Optional[Any] = None
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
@@ -151,6 +156,11 @@ class CXRDataset(Dataset):
             if np.shape(r.labels) != (k,):
                 raise ValueError(f"record {r.image_id}: labels have shape {np.shape(r.labels)}, expected ({k},) "
                                  f"(one per class: {', '.join(self.class_names)}).")
+        no_image = [r.image_id for r in recs if r.path is None]
+        if no_image:
+            raise ValueError(f"{len(no_image)} record(s) have a report but no image ({show_paths(no_image)}): an image "
+                             f"dataset needs image files; give the image folder to the reader, or keep only "
+                             f"Joined.with_images()")
         missing = [r for r in recs if not r.path.is_file()]
         if missing:
             paths = [str(r.path) for r in missing]

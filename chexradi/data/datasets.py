@@ -54,7 +54,7 @@ from .cxr_dataset import (CACHE_DTYPES, ON_ERROR, Box, CXRDataset, Record, Split
 __all__ = [
     "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING",
     "MIMIC_CXR_CLASSES", "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset",
-    "chexpert", "mimic_cxr",
+    "chexpert", "mimic_cxr", "read_table",
 ]
 
 logger = logging.getLogger("chexradi.data.datasets")
@@ -95,7 +95,7 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".nrrd", ".nhdr", 
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and non-empty rows of a CSV; a name ending in ``.gz`` is decompressed with gzip."""
     opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
     try:
@@ -219,7 +219,7 @@ def _make(records: Sequence[Record], class_names: Sequence[str], **kw: Any) -> O
 
 def _read_boxes(path: Path, class_names: Sequence[str], known_ids: Iterable[str]) -> dict[str, dict[str, list[Box]]]:
     """Boxes CSV (``BBox_List_2017.csv`` columns or ``image,class,x,y,w,h``) -> image -> class -> boxes."""
-    header, rows = _read_csv(path)
+    header, rows = read_table(path)
     norm = [h.lower().replace("bbox", "").replace("[", "").replace("]", "").strip() for h in header]
     ii = _col(header, ["Image Index", "image", "image_id", "path"], path, "image")
     ci = _col(header, ["Finding Label", "class", "label"], path, "class")
@@ -340,7 +340,7 @@ def chestxray14(root: PathLike, *, size: int = 224, val_fraction: float = 0.1, s
     if both:
         raise ValueError(f"{len(both)} image(s) are in both train_val_list.txt and test_list.txt: {show_paths(both)}.")
 
-    header, rows = _read_csv(entry)
+    header, rows = read_table(entry)
     ii = _col(header, ["Image Index"], entry, "'Image Index'")
     fi = _col(header, ["Finding Labels"], entry, "'Finding Labels'")
     pi = _col(header, ["Patient ID"], entry, "'Patient ID'")
@@ -465,7 +465,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     if not csv_path.is_file():
         raise FileNotFoundError(f"label CSV {csv_path} not found; pass the table with one row per image.")
     base = Path(root) if root is not None else csv_path.parent
-    header, rows = _read_csv(csv_path)
+    header, rows = read_table(csv_path)
     if image_col is not None:
         ii = _col(header, [image_col], csv_path, f"image ({image_col!r})")
     else:
@@ -615,7 +615,7 @@ def chexpert(root: PathLike, *, size: int = 224, uncertain: str = "nan", blank: 
                                 "valid.csv and the train/ and valid/ image folders.")
 
     def load(path: Path) -> list[Record]:
-        header, rows = _read_csv(path)
+        header, rows = read_table(path)
         pth = _col(header, ["Path"], path, "'Path'")
         lidx = [_col(header, [c], path, repr(c)) for c in CHEXPERT_CLASSES]
         view = _col(header, ["Frontal/Lateral"], path, "'Frontal/Lateral'", required=bool(frontal_only))
@@ -753,7 +753,7 @@ def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", unc
         raise FileNotFoundError(f"{meta_csv} not found; it gives each image's ViewPosition, which views="
                                 f"{tuple(views)!r} needs. Add it to {root} or pass views=None to keep every view.")
 
-    header, rows = _read_csv(label_csv)
+    header, rows = read_table(label_csv)
     sti = _col(header, ["study_id"], label_csv, "'study_id'")
     lidx = [_col(header, [c], label_csv, repr(c)) for c in names]
     labels_of: dict[str, np.ndarray] = {}
@@ -764,7 +764,7 @@ def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", unc
 
     view_of: Optional[dict[str, str]] = None
     if meta_csv.is_file():
-        header, rows = _read_csv(meta_csv)
+        header, rows = read_table(meta_csv)
         di = _col(header, ["dicom_id"], meta_csv, "'dicom_id'")
         vi = _col(header, ["ViewPosition"], meta_csv, "'ViewPosition'")
         view_of = {_cell(row, di): _cell(row, vi) for row in rows}
@@ -772,7 +772,7 @@ def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", unc
     else:
         logger.info("%s not found: views unknown (meta['view'] is None)", meta_csv)
 
-    header, rows = _read_csv(split_csv)
+    header, rows = read_table(split_csv)
     di = _col(header, ["dicom_id"], split_csv, "'dicom_id'")
     sti = _col(header, ["study_id"], split_csv, "'study_id'")
     sui = _col(header, ["subject_id"], split_csv, "'subject_id'")

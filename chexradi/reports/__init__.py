@@ -6,12 +6,12 @@
   -> a :class:`ReportTable` whose ``write_csv`` output ``chexradi iterate --data csv:FILE``
   trains on;
 - :func:`load_label_set` — a built-in label set (``chestxray14``, ``chexpert``) or a user's
-  YAML vocabulary, validated;
+  YAML label set, validated;
 - :mod:`chexradi.reports.reference` — IU X-ray's human MeSH indexing mapped to the 14 labels,
   and precision / recall / F1 against it.
 
 The pipeline: sections (:mod:`.text`) -> sentences -> mentions and ConText triggers
-(:mod:`.context`, rules in ``vocab/context.yaml``) -> one value per label (:mod:`.labeler`).
+(:mod:`.context`, rules in ``labelsets/context.yaml``) -> one value per label (:mod:`.labeler`).
 Why chexradi has its own ConText implementation rather than medspaCy is in docs/reports.md.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from .batch import ReportTable, label_reports
 from .context import NEGATIVE, POSITIVE, UNCERTAIN, Mention, classify
 from .labeler import Evidence, Labels, label
 from .sources import FORMATS, Report, ReportError, SourceError, read_reports
-from .vocab import BUILTIN_SETS, LabelSet, Rule, VocabularyError, load_label_set, load_rules
+from .labelsets import BUILTIN_SETS, LabelSet, Rule, LabelSetError, load_label_set, load_rules
 
 __all__ = ["label", "label_reports", "load_label_set", "load_rules", "read_reports", "classify", "Labels",
-           "Evidence", "Mention", "ReportTable", "Report", "ReportError", "LabelSet", "Rule", "VocabularyError",
+           "Evidence", "Mention", "ReportTable", "Report", "ReportError", "LabelSet", "Rule", "LabelSetError",
            "SourceError", "BUILTIN_SETS", "FORMATS", "POSITIVE", "NEGATIVE", "UNCERTAIN"]

@@ -23,7 +23,7 @@ from .._progress import progress_bar
 from .labeler import Evidence, label
 from .sources import Report, ReportError, SourceError, guess_format, read_reports
 from .text import READ_SECTIONS
-from .vocab import LabelSet, load_label_set
+from .labelsets import LabelSet, load_label_set
 
 __all__ = ["ReportTable", "label_reports", "ROWS", "check_split", "split_of"]
 
@@ -190,7 +190,7 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
     format : {"iu-xml", "csv", "txt"}, optional
         Default: from each source's name or files.
     labels : str, path or LabelSet
-        ``"chestxray14"`` (default), ``"chexpert"`` or a YAML vocabulary file.
+        ``"chestxray14"`` (default), ``"chexpert"`` or a YAML label-set file.
     jobs : int
         Worker processes (0: one per CPU). Results are the same for any value.
     sections : sequence of str
@@ -209,8 +209,8 @@ def label_reports(source: Union[PathLike, Sequence[PathLike]], *, format: Option
 
     Raises
     ------
-    chexradi.reports.VocabularyError
-        Unknown label set or bad vocabulary file (before any report is read).
+    chexradi.reports.LabelSetError
+        Unknown label set or bad label-set file (before any report is read).
     ValueError
         ``jobs`` < 0 or an unknown ``format``.
     """

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .vocab import TOKEN, LabelSet, Rule
+from .labelsets import TOKEN, LabelSet, Rule
 
 __all__ = ["Mention", "classify", "POSITIVE", "NEGATIVE", "UNCERTAIN"]
 

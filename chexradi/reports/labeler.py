@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 
 from .context import NEGATIVE, POSITIVE, UNCERTAIN, classify
 from .text import READ_SECTIONS, sections_to_read, sentences
-from .vocab import LabelSet, load_label_set
+from .labelsets import LabelSet, load_label_set
 
 __all__ = ["Evidence", "Labels", "label", "aggregate"]
 
@@ -83,7 +83,7 @@ def label(text: str, labels: Union[str, LabelSet] = "chestxray14", *,
         The report. Its Findings and Impression sections are read when it has headers
         (``FINDINGS:``, ``IMPRESSION:``; see :mod:`chexradi.reports.text`), else the whole text.
     labels : str or LabelSet
-        ``"chestxray14"`` (default), ``"chexpert"`` or the path of a YAML vocabulary file.
+        ``"chestxray14"`` (default), ``"chexpert"`` or the path of a YAML label-set file.
     sections : sequence of str
         Section names to read when present.
 
@@ -97,8 +97,8 @@ def label(text: str, labels: Union[str, LabelSet] = "chestxray14", *,
     ------
     ValueError
         ``text`` is not a string or has no words to read.
-    chexradi.reports.VocabularyError
-        An unknown label set or a bad vocabulary file.
+    chexradi.reports.LabelSetError
+        An unknown label set or a bad label-set file.
     """
     if not isinstance(text, str):
         raise ValueError(f"a report must be a string, got {type(text).__name__}.")

@@ -2,7 +2,7 @@
 
 A *label set* names the labels a report is scored for and, for each, the phrases that
 mention it. It is data, not code: the two built-in sets (``chestxray14``, ``chexpert``)
-are YAML files in ``chexradi/reports/vocab/`` and a user's own file has the same form::
+are YAML files in ``chexradi/reports/labelsets/`` and a user's own file has the same form::
 
     name: my-set
     no_finding: No Finding          # the derived column (null: none)
@@ -37,12 +37,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-__all__ = ["LabelSet", "Label", "Rule", "VocabularyError", "load_label_set", "load_rules", "BUILTIN_SETS",
+__all__ = ["LabelSet", "Label", "Rule", "LabelSetError", "load_label_set", "load_rules", "BUILTIN_SETS",
            "CATEGORIES", "DIRECTIONS", "phrase_pattern"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-VOCAB_DIR = Path(__file__).with_name("vocab")
-#: Built-in label sets (``chexradi/reports/vocab/<name>.yaml``).
+LABELSETS_DIR = Path(__file__).with_name("labelsets")
+#: Built-in label sets (``chexradi/reports/labelsets/<name>.yaml``).
 BUILTIN_SETS = ("chestxray14", "chexpert")
 CATEGORIES = ("negated", "uncertain", "pseudo", "terminate")
 DIRECTIONS = ("forward", "backward", "both")
@@ -51,7 +51,7 @@ _SET_KEYS = {"name", "no_finding", "no_finding_ignores", "extends", "labels", "r
 _RULE_KEYS = {"phrase", "category", "direction", "max_words", "labels"}
 
 
-class VocabularyError(ValueError):
+class LabelSetError(ValueError):
     """A label-set or rules file that cannot be used; the message names the file, the entry and the fix."""
 
 
@@ -124,7 +124,7 @@ class LabelSet:
 
 
 def phrase_pattern(phrase: str) -> str:
-    """The regular expression of one vocabulary phrase (``re:...`` as written, held to whole words)."""
+    """The regular expression of one label-set phrase (``re:...`` as written, held to whole words)."""
     if phrase.startswith("re:"):  # whole words too: "re:mass(es)?" does not match inside "massive"
         return rf"(?<!\w)(?:{phrase[3:].strip()})(?!\w)"
     words = phrase.split()
@@ -147,10 +147,10 @@ def _compile(phrases: Sequence[str], source: str, what: str) -> Any:
         try:
             rx = re.compile(pat, re.IGNORECASE)
         except re.error as exc:
-            raise VocabularyError(_where(source, f"{what}: the regular expression {p!r} does not compile ({exc}); "
+            raise LabelSetError(_where(source, f"{what}: the regular expression {p!r} does not compile ({exc}); "
                                                  "fix it, or drop the 're:' prefix to match the words literally."))
         if rx.match(""):
-            raise VocabularyError(_where(source, f"{what}: the phrase {p!r} matches the empty string; "
+            raise LabelSetError(_where(source, f"{what}: the phrase {p!r} matches the empty string; "
                                                  "it would mark every sentence."))
         parts.append(pat)
     # longest source first, so that at one position the longer phrase wins
@@ -162,24 +162,24 @@ def _phrases(value: Any, source: str, what: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, bool):
-        raise VocabularyError(_where(source, f"{what} is {value!r}: YAML reads an unquoted no/yes/on/off as a "
+        raise LabelSetError(_where(source, f"{what} is {value!r}: YAML reads an unquoted no/yes/on/off as a "
                                              "boolean; quote the phrase, e.g. \"no\"."))
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise VocabularyError(_where(source, f"{what} must be a list of phrases, got {type(value).__name__}."))
+        raise LabelSetError(_where(source, f"{what} must be a list of phrases, got {type(value).__name__}."))
     out: list[str] = []
     seen: set[str] = set()
     for i, p in enumerate(value):
         if isinstance(p, bool):
-            raise VocabularyError(_where(source, f"{what} item {i + 1} is {p!r}: YAML reads an unquoted "
+            raise LabelSetError(_where(source, f"{what} item {i + 1} is {p!r}: YAML reads an unquoted "
                                                  "no/yes/on/off as a boolean; quote the phrase, e.g. \"no\"."))
         if not isinstance(p, str) or not p.strip() or (p.startswith("re:") and not p[3:].strip()):
-            raise VocabularyError(_where(source, f"{what} item {i + 1} is {p!r}; each phrase must be a non-empty "
+            raise LabelSetError(_where(source, f"{what} item {i + 1} is {p!r}; each phrase must be a non-empty "
                                                  "string (quote it in YAML if it starts with a special character)."))
         key = " ".join(p.lower().split())
         if key in seen:
-            raise VocabularyError(_where(source, f"{what}: the phrase {p!r} is listed twice; remove one."))
+            raise LabelSetError(_where(source, f"{what}: the phrase {p!r} is listed twice; remove one."))
         seen.add(key)
         out.append(p.strip())
     return out
@@ -191,47 +191,47 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise VocabularyError(f"{path}: cannot read the vocabulary file ({exc.strerror or exc}).") from None
+        raise LabelSetError(f"{path}: cannot read the label-set file ({exc.strerror or exc}).") from None
     except UnicodeDecodeError:
-        raise VocabularyError(f"{path}: not UTF-8 text; save the vocabulary as UTF-8 YAML.") from None
+        raise LabelSetError(f"{path}: not UTF-8 text; save the label set as UTF-8 YAML.") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise VocabularyError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc}).") from None
+        raise LabelSetError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc}).") from None
 
 
 def _parse_rules(items: Any, source: str, label_names: Optional[Sequence[str]] = None) -> list[Rule]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise VocabularyError(_where(source, f"'rules' must be a list of rules, got {type(items).__name__}."))
+        raise LabelSetError(_where(source, f"'rules' must be a list of rules, got {type(items).__name__}."))
     rules = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         what = f"rule {i + 1}"
         if not isinstance(item, dict):
-            raise VocabularyError(_where(source, f"{what} must be a mapping with phrase, category, direction; "
+            raise LabelSetError(_where(source, f"{what} must be a mapping with phrase, category, direction; "
                                                  f"got {item!r}."))
         unknown = sorted(set(item) - _RULE_KEYS)
         if unknown:
-            raise VocabularyError(_where(source, f"{what} ({item.get('phrase')!r}): unknown keys {unknown}; "
+            raise LabelSetError(_where(source, f"{what} ({item.get('phrase')!r}): unknown keys {unknown}; "
                                                  f"a rule has {sorted(_RULE_KEYS)}."))
         phrase = _phrases(item.get("phrase"), source, f"{what} phrase")
         if len(phrase) != 1:
-            raise VocabularyError(_where(source, f"{what}: 'phrase' must be one phrase."))
+            raise LabelSetError(_where(source, f"{what}: 'phrase' must be one phrase."))
         cat = item.get("category")
         if cat not in CATEGORIES:
-            raise VocabularyError(_where(source, f"{what} ({phrase[0]!r}): category {cat!r} is not one of "
+            raise LabelSetError(_where(source, f"{what} ({phrase[0]!r}): category {cat!r} is not one of "
                                                  f"{', '.join(CATEGORIES)}."))
         direction = item.get("direction", "forward")
         if direction not in DIRECTIONS:
-            raise VocabularyError(_where(source, f"{what} ({phrase[0]!r}): direction {direction!r} is not one of "
+            raise LabelSetError(_where(source, f"{what} ({phrase[0]!r}): direction {direction!r} is not one of "
                                                  f"{', '.join(DIRECTIONS)}."))
         mw = item.get("max_words")
         if mw is not None and (isinstance(mw, bool) or not isinstance(mw, int) or mw < 1):
-            raise VocabularyError(_where(source, f"{what} ({phrase[0]!r}): max_words must be a positive integer, "
+            raise LabelSetError(_where(source, f"{what} ({phrase[0]!r}): max_words must be a positive integer, "
                                                  f"got {mw!r}."))
         labels = item.get("labels")
         if labels is not None:
@@ -239,13 +239,13 @@ def _parse_rules(items: Any, source: str, label_names: Optional[Sequence[str]] =
             if label_names is not None:
                 bad = [lab for lab in labels if lab not in label_names]
                 if bad:
-                    raise VocabularyError(_where(source, f"{what} ({phrase[0]!r}): labels {bad} are not labels of "
+                    raise LabelSetError(_where(source, f"{what} ({phrase[0]!r}): labels {bad} are not labels of "
                                                          f"the set ({', '.join(label_names)})."))
             labels = frozenset(labels)
         _compile(phrase, source, f"{what}")
         key = " ".join(phrase[0].lower().split())
         if key in seen:
-            raise VocabularyError(_where(source, f"{what}: the phrase {phrase[0]!r} is already rule {seen[key]}; "
+            raise LabelSetError(_where(source, f"{what}: the phrase {phrase[0]!r} is already rule {seen[key]}; "
                                                  "keep one."))
         seen[key] = i + 1
         rules.append(Rule(phrase[0], cat, direction, mw, labels))
@@ -254,10 +254,10 @@ def _parse_rules(items: Any, source: str, label_names: Optional[Sequence[str]] =
 
 @lru_cache(maxsize=4)
 def _default_rules() -> tuple[Rule, ...]:
-    path = VOCAB_DIR / "context.yaml"
+    path = LABELSETS_DIR / "context.yaml"
     data = _read_yaml(path)
     if not isinstance(data, dict) or set(data) - {"rules", "description"}:
-        raise VocabularyError(f"{path}: expected a mapping with 'rules'.")
+        raise LabelSetError(f"{path}: expected a mapping with 'rules'.")
     return tuple(_parse_rules(data.get("rules"), str(path)))
 
 
@@ -268,21 +268,21 @@ def load_rules(path: Optional[PathLike] = None) -> list[Rule]:
     p = Path(path)
     data = _read_yaml(p)
     if not isinstance(data, dict) or "rules" not in data:
-        raise VocabularyError(f"{p}: expected a mapping with a 'rules' list.")
+        raise LabelSetError(f"{p}: expected a mapping with a 'rules' list.")
     return _parse_rules(data["rules"], str(p))
 
 
 def _resolve(spec: PathLike) -> Path:
     if isinstance(spec, str) and spec in BUILTIN_SETS:
-        return VOCAB_DIR / f"{spec}.yaml"
+        return LABELSETS_DIR / f"{spec}.yaml"
     p = Path(spec)
     if p.is_file():
         return p
     if isinstance(spec, str) and os.sep not in spec and not spec.endswith((".yaml", ".yml")):
-        raise VocabularyError(f"unknown label set {spec!r}: use one of {', '.join(BUILTIN_SETS)} or the path of a "
-                              "YAML vocabulary file (see docs/reports.md).")
-    raise VocabularyError(f"label set file {p} not found; pass one of {', '.join(BUILTIN_SETS)} or an existing "
-                          "YAML vocabulary file.")
+        raise LabelSetError(f"unknown label set {spec!r}: use one of {', '.join(BUILTIN_SETS)} or the path of a "
+                              "YAML label-set file (see docs/reports.md).")
+    raise LabelSetError(f"label set file {p} not found; pass one of {', '.join(BUILTIN_SETS)} or an existing "
+                          "YAML label-set file.")
 
 
 def _raw_set(spec: PathLike, depth: int = 0) -> tuple[dict[str, Any], str]:
@@ -290,21 +290,21 @@ def _raw_set(spec: PathLike, depth: int = 0) -> tuple[dict[str, Any], str]:
     source = str(path)
     data = _read_yaml(path)
     if not isinstance(data, dict):
-        raise VocabularyError(f"{source}: a label set is a mapping with 'name' and 'labels'; got "
+        raise LabelSetError(f"{source}: a label set is a mapping with 'name' and 'labels'; got "
                               f"{type(data).__name__}.")
     unknown = sorted(set(data) - _SET_KEYS)
     if unknown:
-        raise VocabularyError(f"{source}: unknown keys {unknown}; a label set has {sorted(_SET_KEYS)}.")
+        raise LabelSetError(f"{source}: unknown keys {unknown}; a label set has {sorted(_SET_KEYS)}.")
     labels = data.get("labels")
     if not isinstance(labels, dict) or not labels:
-        raise VocabularyError(f"{source}: 'labels' must be a non-empty mapping of label name -> phrases.")
+        raise LabelSetError(f"{source}: 'labels' must be a non-empty mapping of label name -> phrases.")
     base: dict[str, Any] = {"labels": {}, "rules": [], "no_finding": "No Finding", "no_finding_ignores": []}
     if data.get("extends") is not None:
         if depth > 4:
-            raise VocabularyError(f"{source}: 'extends' chains deeper than 5 files (a loop?).")
+            raise LabelSetError(f"{source}: 'extends' chains deeper than 5 files (a loop?).")
         ext = data["extends"]
         if not isinstance(ext, str):
-            raise VocabularyError(f"{source}: 'extends' must name a built-in set or a file, got {ext!r}.")
+            raise LabelSetError(f"{source}: 'extends' must name a built-in set or a file, got {ext!r}.")
         looks_like_path = "/" in ext or os.sep in ext or ext.endswith((".yaml", ".yml"))
         if ext not in BUILTIN_SETS and looks_like_path and not Path(ext).is_absolute():
             ext = str(path.parent / ext)
@@ -313,15 +313,15 @@ def _raw_set(spec: PathLike, depth: int = 0) -> tuple[dict[str, Any], str]:
     merged = base["labels"]
     for name, entry in labels.items():
         if not isinstance(name, str) or not name.strip():
-            raise VocabularyError(f"{source}: label name {name!r} must be a non-empty string.")
+            raise LabelSetError(f"{source}: label name {name!r} must be a non-empty string.")
         if entry is None:
             entry = {}
         if not isinstance(entry, dict):
-            raise VocabularyError(f"{source}: label {name!r} must be a mapping with 'mention' (and optionally "
+            raise LabelSetError(f"{source}: label {name!r} must be a mapping with 'mention' (and optionally "
                                   f"'exclude', 'negative'); got {type(entry).__name__}.")
         bad = sorted(set(entry) - _LABEL_KEYS)
         if bad:
-            raise VocabularyError(f"{source}: label {name!r}: unknown keys {bad}; a label has mention, exclude, "
+            raise LabelSetError(f"{source}: label {name!r}: unknown keys {bad}; a label has mention, exclude, "
                                   "negative (and replace, with extends).")
         cur = merged.get(name) if not entry.get("replace") else None
         new = {}
@@ -331,21 +331,21 @@ def _raw_set(spec: PathLike, depth: int = 0) -> tuple[dict[str, Any], str]:
             old_keys = {" ".join(p.lower().split()) for p in old}
             new[key] = old + [p for p in phr if " ".join(p.lower().split()) not in old_keys]
         if not new["mention"]:
-            raise VocabularyError(f"{source}: label {name!r} has no 'mention' phrases; list at least one.")
+            raise LabelSetError(f"{source}: label {name!r} has no 'mention' phrases; list at least one.")
         merged[name] = new
     for key in ("no_finding", "no_finding_ignores"):
         if key in data:
             base[key] = data[key]
     nf = base["no_finding"]
     if nf is not None and (not isinstance(nf, str) or not nf.strip()):
-        raise VocabularyError(f"{source}: 'no_finding' must be a column name or null, got {nf!r}.")
+        raise LabelSetError(f"{source}: 'no_finding' must be a column name or null, got {nf!r}.")
     if nf in merged:
-        raise VocabularyError(f"{source}: 'no_finding' {nf!r} is also a label; No Finding is derived from the "
+        raise LabelSetError(f"{source}: 'no_finding' {nf!r} is also a label; No Finding is derived from the "
                               "others, so remove it from 'labels'.")
     ign = _phrases(base["no_finding_ignores"], source, "no_finding_ignores")
     missing = [x for x in ign if x not in merged]
     if missing:
-        raise VocabularyError(f"{source}: no_finding_ignores {missing} are not labels of the set.")
+        raise LabelSetError(f"{source}: no_finding_ignores {missing} are not labels of the set.")
     base["no_finding_ignores"] = ign
     base["rules"] = list(base["rules"]) + _parse_rules(data.get("rules"), source, list(merged))
     base["name"] = str(data.get("name") or path.stem)
@@ -395,7 +395,7 @@ def load_label_set(labels: Union[str, PathLike, LabelSet] = "chestxray14") -> La
 
     Raises
     ------
-    VocabularyError
+    LabelSetError
         Unknown name, missing file, bad YAML (with line and column), unknown keys, empty or
         duplicate phrases, regular expressions that do not compile or match the empty string,
         rules with an unknown category or direction.
