@@ -29,13 +29,13 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from .train.objectives import _check_weights, masked_bce_with_logits
+from .names import ALIGNMENTS
 
 logger = logging.getLogger("chexradi.guidance")
 
 __all__ = ["Standardizer", "GuidanceDataset", "RadiomicsGuidance", "nt_xent", "ALIGNMENTS", "MODES"]
 
 #: Values of ``RadiomicsGuidance(alignment=...)``.
-ALIGNMENTS = ("ntxent", "mse", None)
 #: Values of ``RadiomicsGuidance.mode``: which logits :meth:`RadiomicsGuidance.logits` returns.
 MODES = ("fused", "image")
 

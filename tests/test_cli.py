@@ -298,11 +298,11 @@ def test_usage_errors_help_and_version() -> None:
         assert opt in text, opt
 
 
-def test_engine_names_match_extractor() -> None:
-    from chexradi import cli as cli_mod
+def test_extract_offers_the_engines_the_extractor_runs() -> None:
     from chexradi.radiomics.extractor import ENGINES
 
-    assert cli_mod.ENGINES == ENGINES
+    res = CliRunner().invoke(cli, ["extract", "--help"])
+    assert res.exit_code == 0 and f"[{'|'.join(ENGINES)}]" in res.output
 
 
 # ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-import chexradi.cli_reports
+import chexradi.cli
 import chexradi.reports
 from chexradi.cli import cli
 from chexradi.data.datasets import CHESTXRAY14_CLASSES, CHEXPERT_CLASSES
@@ -499,8 +499,9 @@ def test_explain_evidence_spans_are_the_mentions(many: tuple[Path, dict]) -> Non
 # ------------------------------------------------------------------------------------------------
 # the CLI
 # ------------------------------------------------------------------------------------------------
-def test_cli_formats_agree() -> None:
-    assert chexradi.cli_reports._FORMATS == chexradi.reports.FORMATS
+def test_cli_offers_the_formats_the_reader_reads() -> None:
+    res = CliRunner().invoke(chexradi.cli.cli, ["label-reports", "--help"])
+    assert all(f in res.output for f in chexradi.reports.FORMATS)
 
 
 def _small_iu(folder: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 _WHERE = {
     "BaseCAM": "base", "CAM": "methods", "GradCAM": "methods", "GradCAMPlusPlus": "methods", "METHODS": "methods",
-    "heatmaps": "methods", "CAM_METHODS": "names",
+    "heatmaps": "methods",
     "heatmap_to_mask": "masks", "mask_to_boxes": "masks", "threshold_value": "masks", "MaskResult": "masks",
     "Box": "masks", "MaskWarning": "masks", "THRESHOLD_METHODS": "masks", "check_mask_options": "masks",
     "render_overlay": "overlay", "save_overlay": "overlay",

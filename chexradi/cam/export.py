@@ -43,7 +43,7 @@ import numpy as np
 from .._io import atomic_write, sync_folders
 from .._progress import progress_on
 from .masks import THRESHOLD_METHODS, MaskWarning, check_mask_options, heatmap_to_mask
-from .names import CAM_METHODS
+from ..names import CAM_METHODS
 from .overlay import render_overlay, save_overlay
 
 __all__ = ["write_heatmaps", "HeatmapReport", "CAM_METHODS"]

@@ -36,13 +36,13 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from ..names import KEEP_MODES, THRESHOLD_METHODS
+
 __all__ = ["THRESHOLD_METHODS", "KEEP_MODES", "MaskWarning", "Box", "MaskResult",
            "heatmap_to_mask", "mask_to_boxes", "threshold_value", "check_mask_options", "mask_iou", "place_mask"]
 
 log = logging.getLogger("chexradi.cam")
 
-THRESHOLD_METHODS = ("fraction", "otsu", "percentile", "fixed")
-KEEP_MODES = ("strongest", "largest", "all")
 _DEFAULT_VALUE = {"fraction": 0.5, "otsu": None, "percentile": 95.0, "fixed": 180.0}
 
 

@@ -76,6 +76,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .._io import atomic_path, atomic_write, sync_folders
+from ..names import PHANTOM_CLASSES, PHANTOM_VERSIONS
 from . import phantom_v2
 from .phantom_render import FINDINGS_V1, Box, Findings, cardiothoracic_ratio, draw, mask_box
 
@@ -90,8 +91,7 @@ log = logging.getLogger(__name__)
 
 #: The version drawn by default, and every version that can be drawn.
 PHANTOM_VERSION = "2"
-PHANTOM_VERSIONS = ("1", "2")
-DEFAULT_CLASSES: tuple[str, ...] = ("Nodule", "Mass", "Effusion", "Cardiomegaly", "Pneumothorax", "Infiltration")
+DEFAULT_CLASSES: tuple[str, ...] = PHANTOM_CLASSES
 KNOWN_CLASSES: tuple[str, ...] = DEFAULT_CLASSES
 DEFAULT_PREVALENCE = 0.25
 NO_FINDING = "No Finding"

@@ -50,13 +50,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 import numpy as np
 
 from ..data.truth import has_truth, lung_fields, truth_masks
+from ..names import MASK_ARMS
 
 logger = logging.getLogger("chexradi.loop")
 
 __all__ = ["MASK_ARMS", "GuidanceMasks", "arm_name", "normal_region"]
 
-#: Where a guided round's radiomics masks come from (see the module docstring).
-MASK_ARMS = ("cam", "truth", "random", "lungs")
 
 #: Findings measured on an organ, present or absent (the dataset's ``<organ>_at(i)``).
 ORGAN_OF: dict[str, str] = {"Cardiomegaly": "heart"}

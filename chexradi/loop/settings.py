@@ -107,7 +107,7 @@ def _check(group: str, s: dict[str, Any]) -> None:
     elif group == "heatmap":
         from ..cam.masks import check_mask_options
 
-        from ..cam.names import CAM_METHODS
+        from ..names import CAM_METHODS
 
         if s["method"] not in CAM_METHODS:
             _fail(group, "method", s["method"], f"use one of {', '.join(CAM_METHODS)}")

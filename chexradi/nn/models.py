@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torchvision.models import densenet as tv_densenet
 from torchvision.models import resnet as tv_resnet
 
+from ..names import DENSENET_CONFIGS, MODEL_NAMES, OUTPUT_STRIDES, RESNET_LAYERS
 from .attention import TripletAttention
 
 __all__ = ["Classifier", "create_model", "list_models", "class_indices", "ATTENTIONS", "OUTPUT_STRIDES"]
@@ -98,19 +99,9 @@ def _block_attention(channels: int) -> nn.Module:
     return _ATTENTION_FACTORY[-1](channels)
 
 
-_RESNETS = {
-    "resnet18": (_BasicBlock, _TABasicBlock, [2, 2, 2, 2]),
-    "resnet34": (_BasicBlock, _TABasicBlock, [3, 4, 6, 3]),
-    "resnet50": (tv_resnet.Bottleneck, _TABottleneck, [3, 4, 6, 3]),
-    "resnet101": (tv_resnet.Bottleneck, _TABottleneck, [3, 4, 23, 3]),
-}
-_DENSENETS = {
-    "densenet121": (32, (6, 12, 24, 16), 64),
-    "densenet169": (32, (6, 12, 32, 32), 64),
-}
-
-#: Output strides every backbone supports: the input side over the final feature map's side.
-OUTPUT_STRIDES = (32, 16, 8)
+_BLOCKS = {"basic": (_BasicBlock, _TABasicBlock), "bottleneck": (tv_resnet.Bottleneck, _TABottleneck)}
+_RESNETS = {name: (*_BLOCKS[kind], list(layers)) for name, (kind, layers) in RESNET_LAYERS.items()}
+_DENSENETS = DENSENET_CONFIGS
 
 
 def _dilation_plan(output_stride: int) -> list[bool]:
@@ -121,9 +112,9 @@ def _dilation_plan(output_stride: int) -> list[bool]:
 
 
 def list_models() -> list[str]:
-    """Every name :func:`create_model` accepts: each backbone plain and with ``_ta``."""
-    base = [*_RESNETS, *_DENSENETS]
-    return sorted(base + [f"{b}_ta" for b in base])
+    """Every name :func:`create_model` accepts: each backbone plain and with ``_ta``
+    (:data:`chexradi.names.MODEL_NAMES`)."""
+    return list(MODEL_NAMES)
 
 
 def _stem_conv(old: nn.Conv2d, in_chans: int) -> nn.Conv2d:

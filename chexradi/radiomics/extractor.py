@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..names import ENGINES
 from . import imageio
 from .discretize import resegment_mask
 from .features import get_feature_module
@@ -41,7 +42,6 @@ __all__ = ["Extractor", "extract", "versions", "ENGINES"]
 
 logger = logging.getLogger("chexradi.radiomics")
 
-ENGINES = ("numba", "pyradiomics")
 
 
 def versions() -> dict[str, str]:

@@ -30,11 +30,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
+from ..names import REPORT_FORMATS as FORMATS
 
 __all__ = ["Report", "ReportError", "FORMATS", "guess_format", "read_reports", "SourceError"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-FORMATS = ("iu-xml", "csv", "txt")
 _TEXT_COLS = ("report", "text", "Report", "Text", "report_text", "findings_impression")
 _ID_COLS = ("id", "report_id", "study_id", "study", "dicom_id", "Image Index", "Image", "image", "path", "Path")
 _ARCHIVES = (".tgz", ".tar.gz", ".tar")

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from .._progress import progress_on
-from ..cam.names import CAM_METHODS
+from ..names import CAM_METHODS
 from ..nn.device import resolve_device
 from ..nn.models import class_indices
 from .data import _check_data, _make_loader, _peek, _to_device

@@ -1,7 +1,4 @@
-"""``chexradi label-reports``: labels mined from radiology reports, as a table the loop trains on.
-
-Registered on the ``chexradi`` group by :mod:`chexradi.cli`.
-"""
+"""``chexradi label-reports``: labels mined from radiology reports."""
 from __future__ import annotations
 
 import time
@@ -10,11 +7,10 @@ from typing import Optional
 
 import click
 
-from .cli import CONTEXT, ConfigError, cli
+from ..names import REPORT_FORMATS
+from .common import CONTEXT, ConfigError, cli
 
 __all__ = ["label_reports_cmd"]
-
-_FORMATS = ("iu-xml", "csv", "txt")  # == chexradi.reports.FORMATS (a test checks they agree)
 
 
 def _sibling(out: Path, tag: str) -> Path:
@@ -24,7 +20,7 @@ def _sibling(out: Path, tag: str) -> Path:
 
 @cli.command("label-reports", context_settings=CONTEXT)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SOURCE...")
-@click.option("--format", "-f", "fmt", type=click.Choice(_FORMATS), default=None,
+@click.option("--format", "-f", "fmt", type=click.Choice(REPORT_FORMATS), default=None,
               help="Reader for every SOURCE. Default: from the name (.xml/.tgz: iu-xml, .csv, .txt) or a "
                    "folder's files.")
 @click.option("--labels", "-l", default="chestxray14", show_default=True, metavar="SET",
@@ -85,8 +81,8 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     labelled (the others are written; OUT's .errors.csv lists them); 2 usage error or
     invalid label set (nothing written).
     """
-    from .reports import LabelSetError, label_reports, load_label_set
-    from .reports.text import IMPRESSION_SYNONYMS
+    from ..reports import LabelSetError, label_reports, load_label_set
+    from ..reports.text import IMPRESSION_SYNONYMS
 
     try:
         ls = load_label_set(labels)
@@ -101,7 +97,7 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
             break
     fractions = None
     if split.strip().lower() != "none":
-        from .reports.batch import check_split
+        from ..reports.batch import check_split
 
         try:
             fractions = check_split(split.split(","))

@@ -1,8 +1,4 @@
-"""``chexradi iterate``, ``chexradi evaluate`` and ``chexradi compare``: the loop from the command line.
-
-Registered on the ``chexradi`` group by :mod:`chexradi.cli`; kept apart so that each
-file stays readable. Heavy imports (torch) happen inside the commands.
-"""
+"""``chexradi iterate``: the radiomics-guided loop from the command line."""
 from __future__ import annotations
 
 import os
@@ -11,15 +7,10 @@ from typing import Any, Optional
 
 import click
 
-from .cam.names import CAM_METHODS
-from .loop.arms import MASK_ARMS
-from .cli import CONTEXT, ConfigError, _settings_callback, cli
+from ..names import CAM_METHODS, HEATMAP_REGIONS, MASK_ARMS, MODEL_NAMES, OUTPUT_STRIDES, THRESHOLD_METHODS, ENGINES
+from .common import CONTEXT, ConfigError, cli, settings_callback
 
-__all__ = ["iterate_cmd", "evaluate_cmd", "compare_cmd"]
-
-_MODELS = ("resnet18", "resnet18_ta", "resnet34", "resnet34_ta", "resnet50", "resnet50_ta", "resnet101",
-           "resnet101_ta", "densenet121", "densenet121_ta", "densenet169", "densenet169_ta")
-# == chexradi.nn.list_models() (kept here so --help stays fast; a test checks they agree)
+__all__ = ["iterate_cmd", "print_history"]
 
 
 def _read_config(path: Optional[Path]) -> dict[str, Any]:
@@ -50,7 +41,7 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
                    "history.csv/json. Re-running the same command resumes.")
 @click.option("--rounds", "-r", type=click.IntRange(min=1), default=3, show_default=True,
               help="Rounds including round 0 (image only).")
-@click.option("--model", "-m", type=click.Choice(_MODELS), default="resnet50_ta", show_default=True)
+@click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default="resnet50_ta", show_default=True)
 @click.option("--size", type=click.IntRange(min=8), default=None, metavar="PX",
               help="Network input side [default: 224 for files, 128 for the phantom (96 for phantom:version=1)].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -61,7 +52,7 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 ... [cuda when available].")
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [on for CUDA].")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes [0].")
-@click.option("--output-stride", type=click.Choice(["32", "16", "8"]), default=None,
+@click.option("--output-stride", type=click.Choice([str(s) for s in OUTPUT_STRIDES]), default=None,
               help="Input side over the final feature map's side (finer CAM below 32: dilated last stages) [16].")
 @click.option("--no-guidance", is_flag=True,
               help="Control arm: every round retrains on images alone (same rounds and epochs, no radiomics).")
@@ -78,20 +69,20 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--align-weight", type=click.FloatRange(min=0.0), default=None, help="Weight of the alignment [0.5].")
 @click.option("--method", type=click.Choice(CAM_METHODS), default=None,
               help="Heatmap method: cam, gradcam or gradcampp (Grad-CAM++) [cam].")
-@click.option("--threshold", type=click.Choice(["fraction", "otsu", "percentile", "fixed"]), default=None,
+@click.option("--threshold", type=click.Choice(THRESHOLD_METHODS), default=None,
               help="Heatmap -> mask threshold [fraction].")
 @click.option("--value", type=float, default=None, help="The threshold's parameter [fraction 0.5].")
-@click.option("--region", type=click.Choice(["mask", "box"]), default=None,
+@click.option("--region", type=click.Choice(HEATMAP_REGIONS), default=None,
               help="Radiomics inside the mask or its bounding box [mask].")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
               help="Radiomics worker processes, 0 = one per CPU [0].")
-@click.option("--engine", type=click.Choice(["numba", "pyradiomics"]), default=None, help="Radiomics engine [numba].")
+@click.option("--engine", type=click.Choice(ENGINES), default=None, help="Radiomics engine [numba].")
 @click.option("--scheduler", default=None, metavar="NAME",
               help="Where radiomics runs: processes (default), dask (a local cluster of --jobs workers) or "
                    "dask:ADDRESS (your cluster).")
 @click.option("--param", "-p", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="PyRadiomics parameter file for the radiomics step [binWidth 8 on 0-255].")
-@click.option("--setting", "-s", "settings", multiple=True, metavar="NAME:VALUE", callback=_settings_callback,
+@click.option("--setting", "-s", "settings", multiple=True, metavar="NAME:VALUE", callback=settings_callback,
               help="A radiomics setting (repeatable), e.g. -s binWidth:16.")
 @click.option("--config", "-c", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="YAML with 'train', 'heatmap', 'radiomics', 'guidance' settings; options win.")
@@ -133,7 +124,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     Exit status: 0 done, 2 invalid settings or data (nothing trained), 130 interrupted
     (run the same command again to resume).
     """
-    from .loop import iterate
+    from ..loop import iterate
 
     cfg = _read_config(config)
     groups: dict[str, dict[str, Any]] = {g: dict(cfg.get(g, {})) for g in ("train", "heatmap", "radiomics", "guidance")}
@@ -154,7 +145,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     if alignment is not None:
         groups["guidance"]["alignment"] = None if alignment == "none" else alignment
     if param is not None or settings:
-        from .radiomics.settings import load_settings
+        from ..radiomics.settings import load_settings
 
         base = param if param is not None else groups["radiomics"].get("params", {"binWidth": 8})
         try:
@@ -171,10 +162,10 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
         click.echo(f"\ninterrupted; run the same command again to resume from {out}", err=True)
         click.get_current_context().exit(130)
     if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun, rank 0 reports
-        _print_history(history, plot, out)
+        print_history(history, plot, out)
 
 
-def _print_history(history: Any, plot: Optional[Path], out: Path) -> None:
+def print_history(history: Any, plot: Optional[Path], out: Path) -> None:
     click.echo(history.table())
     click.echo("")
     click.echo("AUC per class (evaluation split):")
@@ -183,7 +174,7 @@ def _print_history(history: Any, plot: Optional[Path], out: Path) -> None:
     click.echo(f"history: {out / 'history.csv'}")
     target = plot if plot is not None else out / "history.png"
     try:
-        from .loop import plot_history
+        from ..loop import plot_history
 
         fig = plot_history(history, target)
         import matplotlib.pyplot as plt
@@ -193,88 +184,3 @@ def _print_history(history: Any, plot: Optional[Path], out: Path) -> None:
     except ImportError as exc:
         if plot is not None:
             raise ConfigError(str(exc)) from None
-
-
-@cli.command("evaluate", context_settings=CONTEXT)
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
-              help="Where to draw the curves [RUN_DIR/history.png].")
-@click.option("--localization", "-l", is_flag=True, help="Also print each round's per-class localisation tables.")
-def evaluate_cmd(run_dir: Path, plot: Optional[Path], localization: bool) -> None:
-    """Reprint and re-plot a run of `chexradi iterate` from its folder (nothing is recomputed).
-
-    \b
-    Examples:
-      chexradi evaluate runs/phantom
-      chexradi evaluate runs/phantom --plot curves.pdf --localization
-
-    Exit status: 0 done, 2 not a run folder.
-    """
-    from .loop import History
-
-    try:
-        history = History.load(run_dir)
-    except (ValueError, FileNotFoundError) as exc:
-        raise ConfigError(str(exc)) from None
-    planned = history.settings.get("rounds")
-    click.echo(f"run {run_dir}: data {history.settings.get('data')}, model {history.settings.get('model')}, "
-               f"{len(history)} of {planned} round(s) finished")
-    if not len(history):
-        click.echo("no finished round yet; run `chexradi iterate` with the same options to continue", err=True)
-        return
-    if localization:
-        for r in history:
-            for metric in ("iou", "iobb"):
-                p = run_dir / f"round_{r['round']}" / f"localization_{metric}.csv"
-                if p.is_file():
-                    click.echo(f"\nround {r['round']}, localisation accuracy ({metric}):")
-                    click.echo(p.read_text().rstrip())
-        click.echo("")
-    _print_history(history, plot, run_dir)
-
-
-@cli.command("compare", context_settings=CONTEXT)
-@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--control", "-c", "control", multiple=True, required=True, type=click.Path(path_type=Path),
-              metavar="RUN_DIR", help="A run of the control arm (repeat for several seeds).")
-@click.option("--round", "round_", type=click.IntRange(min=0), default=None,
-              help="Round compared [the last round every run finished].")
-@click.option("--head", type=click.Choice(["image", "fused"]), default="image", show_default=True,
-              help="The image-only head (the deployed model) or the fused image + radiomics head.")
-@click.option("--resamples", type=click.IntRange(min=10), default=2000, show_default=True,
-              help="Paired-bootstrap resamples over test images.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
-              help="Confidence level of the intervals.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-              help="Write compare.csv, localization.csv, compare.json and forest.png there.")
-def compare_cmd(runs: tuple[Path, ...], control: tuple[Path, ...], round_: Optional[int], head: str, resamples: int,
-                seed: int, level: float, out: Optional[Path]) -> None:
-    """Compare arms of `chexradi iterate` with a control arm on the same test images.
-
-    RUNS are run folders of the arms (several seeds per arm: they are grouped by the arm their
-    run.json records). For each arm, per class and for the mean over classes: its AUC, the
-    difference from the control, the 95 % interval and p-value of DeLong's test on the same
-    images, the paired-bootstrap interval over test images, and, with paired seeds, the spread
-    over seeds; then localisation accuracy at T(IoU) = 0.1 / 0.3 and T(IoBB) = 0.5 with
-    bootstrap intervals. Runs that were not tested on the same images are refused.
-
-    \b
-    Examples:
-      chexradi compare runs/cam_s0 runs/cam_s1 runs/cam_s2 -c runs/ctl_s0 -c runs/ctl_s1 -c runs/ctl_s2
-      chexradi compare runs/truth runs/random --control runs/control --out runs/compare
-
-    Exit status: 0 done, 2 runs that cannot be compared.
-    """
-    from .loop.compare import compare
-
-    try:
-        result = compare(list(runs), control=list(control), round=round_, head=head, n_resamples=resamples,
-                         seed=seed, level=level, out=out)
-    except (ValueError, FileNotFoundError) as exc:
-        raise ConfigError(str(exc)) from None
-    click.echo(result.text())
-    if out is not None:
-        click.echo(f"\ntables: {out / 'compare.csv'}, {out / 'localization.csv'}")
-        if (out / "forest.png").is_file():
-            click.echo(f"forest plot: {out / 'forest.png'}")

@@ -1,0 +1,60 @@
+"""The choices chexradi offers, in one torch-free place.
+
+Every module that owns a choice takes its names from here (the radiomics engines, the
+architectures and output strides of :mod:`chexradi.nn`, the heatmap methods of
+:mod:`chexradi.cam`, the thresholds and components kept, the loop's guidance-mask arms, the
+phantom's classes and versions, the report formats), and so does the command line, which
+builds its ``--help`` without importing torch or numba. Nothing is copied, so nothing can
+drift: a new choice is added here and in the code that implements it.
+
+This module imports nothing.
+"""
+from __future__ import annotations
+
+__all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MODEL_NAMES", "OUTPUT_STRIDES",
+           "CAM_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
+           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "COMPARE_HEADS"]
+
+#: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
+ENGINES: tuple[str, ...] = ("numba", "pyradiomics")
+
+#: ResNets by name: torchvision block kind and blocks per stage.
+RESNET_LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+}
+#: DenseNets by name: growth rate, layers per dense block, initial features.
+DENSENET_CONFIGS: dict[str, tuple[int, tuple[int, ...], int]] = {
+    "densenet121": (32, (6, 12, 24, 16), 64),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+}
+ARCHITECTURES: tuple[str, ...] = (*RESNET_LAYERS, *DENSENET_CONFIGS)
+#: Every model name :func:`chexradi.nn.create_model` takes: each architecture plain and with ``_ta``.
+MODEL_NAMES: tuple[str, ...] = tuple(sorted([*ARCHITECTURES, *(f"{a}_ta" for a in ARCHITECTURES)]))
+#: Input side over the final feature map's side.
+OUTPUT_STRIDES: tuple[int, ...] = (32, 16, 8)
+
+#: Heatmap methods: Grad-CAM, CAM, Grad-CAM++.
+CAM_METHODS: tuple[str, ...] = ("gradcam", "cam", "gradcampp")
+#: Heatmap -> mask thresholds.
+THRESHOLD_METHODS: tuple[str, ...] = ("fraction", "otsu", "percentile", "fixed")
+#: Connected components kept in a mask.
+KEEP_MODES: tuple[str, ...] = ("strongest", "largest", "all")
+#: Where the loop measures radiomics: inside the thresholded mask or its bounding box.
+HEATMAP_REGIONS: tuple[str, ...] = ("mask", "box")
+
+#: Where a guided round's radiomics masks come from.
+MASK_ARMS: tuple[str, ...] = ("cam", "truth", "random", "lungs")
+#: Alignment losses between image and radiomics embeddings (None: none).
+ALIGNMENTS: tuple = ("ntxent", "mse", None)
+#: The heads ``chexradi compare`` can compare.
+COMPARE_HEADS: tuple[str, ...] = ("image", "fused")
+
+#: The phantom's findings (ChestX-ray14 spelling) and its versions.
+PHANTOM_CLASSES: tuple[str, ...] = ("Nodule", "Mass", "Effusion", "Cardiomegaly", "Pneumothorax", "Infiltration")
+PHANTOM_VERSIONS: tuple[str, ...] = ("1", "2")
+
+#: Report sources the labeler reads.
+REPORT_FORMATS: tuple[str, ...] = ("iu-xml", "csv", "txt")
