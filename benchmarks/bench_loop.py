@@ -86,7 +86,7 @@ def main() -> int:
                      "--no-pyradiomics to time the loop without the comparison.")
 
     import chexradi
-    from chexradi.loop.features import extract_vectors
+    from chexradi.guidance.radiomics import extract_vectors
     from chexradi.nn.checkpoint import versions
     from chexradi.radiomics.workers import resolve_jobs
 
@@ -99,10 +99,11 @@ def main() -> int:
                          progress=False)
     wall = time.perf_counter() - t0
     r1 = h[1]
-    sec = {k: float(r1["seconds"].get(k) or 0.0) for k in STAGES}
+    sec = {k: float((r1["seconds"]["sources"].get(k) if k == "radiomics" else r1["seconds"].get(k)) or 0.0)
+           for k in STAGES}
     total = sum(sec.values())
     n_train = h.settings["counts"]["train"]
-    n_cases = int(r1["radiomics_cases"])
+    n_cases = int(r1["sources"]["radiomics"]["cases"])
 
     fit = json.loads((out / "round_1" / "fit" / "history.json").read_text())["fit"]
     gpu = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MODEL_NAMES", "OUTPUT_STRIDES",
            "CAM_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
-           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "COMPARE_HEADS"]
+           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS"]
 
 #: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
 ENGINES: tuple[str, ...] = ("numba", "pyradiomics")
@@ -49,8 +49,6 @@ HEATMAP_REGIONS: tuple[str, ...] = ("mask", "box")
 MASK_ARMS: tuple[str, ...] = ("cam", "truth", "random", "lungs")
 #: Alignment losses between image and radiomics embeddings (None: none).
 ALIGNMENTS: tuple = ("ntxent", "mse", None)
-#: The heads ``chexradi compare`` can compare.
-COMPARE_HEADS: tuple[str, ...] = ("image", "fused")
 
 #: The phantom's findings (ChestX-ray14 spelling) and its versions.
 PHANTOM_CLASSES: tuple[str, ...] = ("Nodule", "Mass", "Effusion", "Cardiomegaly", "Pneumothorax", "Infiltration")

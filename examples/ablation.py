@@ -95,7 +95,7 @@ def tables(dirs: dict[str, dict[int, Path]], comparison: Any, *, rounds: int) ->
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for a in arms:
         h = hist[a]
-        auc = mean_sd([x[last]["mean_auc_image"] for x in h.values()])
+        auc = mean_sd([x.mean_auc(last) for x in h.values()])
         l1 = mean_sd([(x[last].get("loc_iou") or {}).get("0.1") for x in h.values()])
         l3 = mean_sd([(x[last].get("loc_iou") or {}).get("0.3") for x in h.values()])
         if a == "control":
@@ -116,7 +116,7 @@ def tables(dirs: dict[str, dict[int, Path]], comparison: Any, *, rounds: int) ->
     for c in names:
         cells = []
         for a in arms:
-            m = np.mean([x[last]["auc_image"].get(c) for x in hist[a].values()])
+            m = np.mean([x[last]["auc"]["image"].get(c) for x in hist[a].values()])
             if a == "control" or (a, c) not in row:
                 cells.append(f"{m:.3f}")
             else:

@@ -44,16 +44,16 @@ def run(out: Path, strength: dict[str, float], seeds: list[int], *, model: str, 
         h = chexradi.iterate(spec, model=model, rounds=1, seed=seed, out=out / tag / f"seed{seed}",
                              guidance={"enabled": False}, progress=False)
         r = h[0]
-        for c, a in r["auc_image"].items():
+        for c, a in r["auc"]["image"].items():
             per_class.setdefault(c, []).append(a)
-        rec = {"strength": full, "seed": seed, "data": spec, "model": model, "auc": r["auc_image"],
-               "mean_auc": r["mean_auc_image"], "loc_iou": r.get("loc_iou"), "epochs_run": r["epochs_run"],
+        rec = {"strength": full, "seed": seed, "data": spec, "model": model, "auc": r["auc"]["image"],
+               "mean_auc": r["mean_auc"]["image"], "loc_iou": r.get("loc_iou"), "epochs_run": r["epochs_run"],
                "seconds": round(time.perf_counter() - t0, 1)}
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
-        print(f"seed {seed}: mean AUC {r['mean_auc_image']:.3f}  " + "  ".join(
-            f"{c} {a:.3f}" for c, a in r["auc_image"].items()), flush=True)
+        print(f"seed {seed}: mean AUC {r['mean_auc']['image']:.3f}  " + "  ".join(
+            f"{c} {a:.3f}" for c, a in r["auc"]["image"].items()), flush=True)
     return per_class
 
 

@@ -94,7 +94,7 @@ def main(argv: "list[str] | None" = None) -> int:
             fit = json.loads((d / "round_0" / "fit" / "history.json").read_text())
             per_epoch = float(np.mean([e["seconds"] for e in fit["history"]]))
             rec: dict[str, Any] = {
-                "stride": stride, "seed": seed, "map": splits.train.size // stride, "auc": r["mean_auc_image"],
+                "stride": stride, "seed": seed, "map": splits.train.size // stride, "auc": r["mean_auc"]["image"],
                 "loc_iou_0.1": r["loc_iou"]["0.1"], "loc_iou_0.3": r["loc_iou"]["0.3"],
                 "loc_iobb_0.5": r["loc_iobb"]["0.5"], "cam_truth_iou": (r.get("cam_truth_iou") or {}).get("test"),
                 "seconds_per_epoch": per_epoch, "epochs": r["epochs_run"],

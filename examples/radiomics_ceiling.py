@@ -56,11 +56,11 @@ def ceiling(data: str, *, folds: int, seed: int) -> dict[str, dict[str, float]]:
     from chexradi.data.sources import open_data
     from chexradi.data.transforms import from_model_input
     from chexradi.loop.arms import ORGAN_OF, normal_region
-    from chexradi.loop.settings import DEFAULTS
+    from chexradi.guidance import source_defaults
 
     splits = open_data(data)
     names = list(splits.class_names)
-    extractor = chexradi.Extractor(DEFAULTS["radiomics"]["params"])
+    extractor = chexradi.Extractor(source_defaults("radiomics")["params"])
     rng = np.random.default_rng(seed)
     pairs: dict[str, list[tuple[list[float], int]]] = {c: [] for c in names}   # finding vs normal lung
     oracle: dict[str, list[tuple[list[float], int]]] = {c: [] for c in names}  # the truth arm's masks

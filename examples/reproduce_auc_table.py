@@ -184,6 +184,13 @@ def render(header: list[str], rows: list[list[str]], *, first: int = 20, width: 
 
 
 # -- the AUC table -----------------------------------------------------------------------------------
+def _auc(record: dict[str, Any], head: str, c: str) -> Any:
+    """A round's AUC of ``head`` for class ``c`` (``"mean"``: the mean), None when the round has no such head."""
+    if c == "mean":
+        return (record.get("mean_auc") or {}).get(head)
+    return ((record.get("auc") or {}).get(head) or {}).get(c)
+
+
 def auc_table(history: Any) -> dict[str, Any]:
     """The table as data: rows per class and mean, the published columns when comparable, the rounds shown."""
     classes = history.class_names
@@ -195,11 +202,11 @@ def auc_table(history: Any) -> dict[str, Any]:
         mean = c == "mean"
         row: dict[str, Any] = {
             "class": c,
-            "round0_image": num(r0.get("mean_auc_image") if mean else (r0.get("auc_image") or {}).get(c)),
+            "round0_image": num(_auc(r0, "image", c)),
         }
         if g is not None:
-            row["guided_image"] = num(g.get("mean_auc_image") if mean else (g.get("auc_image") or {}).get(c))
-            row["guided_fused"] = num(g.get("mean_auc_fused") if mean else (g.get("auc_fused") or {}).get(c))
+            row["guided_image"] = num(_auc(g, "image", c))
+            row["guided_fused"] = num(_auc(g, "fused", c))
         if inline:
             for label, table in published.AUC_COLUMNS:
                 row[label] = published.mean_of(table, classes) if mean else published.published_auc(table, c)
@@ -231,7 +238,8 @@ def seconds_table(history: Any) -> list[dict[str, Any]]:
     for r in history:
         s = r.get("seconds") or {}
         out.append({"round": r["round"], "guided": bool(r.get("guided")), "epochs_run": r.get("epochs_run"),
-                    **{k: s.get(k) for k in ("radiomics", "train", "heatmaps", "evaluate", "total")}})
+                    "radiomics": (s.get("sources") or {}).get("radiomics", 0.0),
+                    **{k: s.get(k) for k in ("train", "heatmaps", "evaluate", "total")}})
     return out
 
 

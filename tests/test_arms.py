@@ -144,7 +144,7 @@ def test_truth_arm_masks(runs, splits):
     rec = chexradi.History.load(runs["truth"])[1]
     assert rec["guidance_truth_iou"]["train"] == 1.0
     assert 0.0 <= rec["guidance_truth_iou"]["test"] < 1.0
-    assert rec["radiomics_cases"] == len(rows) and rec["guidance_unannotated"] == 0
+    assert rec["sources"]["radiomics"]["cases"] == len(rows) and rec["guidance_unannotated"] == 0
 
 
 def test_random_and_lungs_arm_masks(runs, splits):
@@ -213,7 +213,7 @@ def test_predictions_and_box_hits_are_written(runs, splits):
     aucs = auc_per_class(y, p)
     for c, a in zip(names, aucs):
         if np.isfinite(a):
-            assert h[1]["auc_image"][c] == pytest.approx(a, abs=1e-6)
+            assert h[1]["auc"]["image"][c] == pytest.approx(a, abs=1e-6)
     assert "p_fused:Nodule" in rows[0]
     boxes = _rows(runs["cam"] / "round_1" / "localization_boxes.csv")
     assert len(boxes) == sum(len(splits.test.boxes_at(i)) for i in range(len(splits.test)))
@@ -272,7 +272,7 @@ def test_compare_refuses_what_it_cannot_pair(runs, tmp_path):
     chexradi.iterate(SPEC, out=other, **{**KW, "train": {"epochs": 2, "batch_size": 12}})
     with pytest.raises(ValueError, match="differ in more than their arm and seed.*train.epochs"):
         compare([other], control=runs["control"], n_resamples=50)
-    with pytest.raises(ValueError, match="a control arm without guidance never does"):
+    with pytest.raises(ValueError, match="has no .fused. head scores .it has image.*the image head only"):
         compare([runs["cam"]], control=runs["control"], head="fused", n_resamples=50)
 
 

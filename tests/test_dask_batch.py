@@ -271,6 +271,6 @@ def test_loop_radiomics_on_dask_equals_processes(tmp_path: Path) -> None:
     rows_b = sorted(line.split(",", 2)[2] for line in vb.splitlines()[1:])
     assert rows_a == rows_b and len(rows_a) > 100
     for ra, rb in zip(a, b):
-        assert ra["auc_fused"] == rb["auc_fused"] and ra["loc_iou"] == rb["loc_iou"]
+        assert ra["auc"] == rb["auc"] and ra["loc_iou"] == rb["loc_iou"]
     meta = json.loads((tmp_path / "dask" / "round_1" / "radiomics" / "radiomics.csv.meta.json").read_text())
     assert str(meta["scheduler"]).startswith("dask")

@@ -53,8 +53,8 @@ def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
     tab = json.loads((tmp_path / "auc.json").read_text())["auc"]
     by_class = {r["class"]: r for r in tab["rows"]}
     for c in h.class_names:  # the table shows the run's numbers, not copies of the published ones
-        assert by_class[c]["round0_image"] == pytest.approx(h[0]["auc_image"][c])
-        assert by_class[c]["guided_fused"] == pytest.approx(h[1]["auc_fused"][c])
+        assert by_class[c]["round0_image"] == pytest.approx(h[0]["auc"]["image"][c])
+        assert by_class[c]["guided_fused"] == pytest.approx(h[1]["auc"]["fused"][c])
     assert "NOT comparable" in auc.stdout and "0.8430" in auc.stdout and "0.9248" in auc.stdout
     before = (run / "round_1" / "round.json").stat().st_mtime_ns
     loc = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce_localization_table.py"), *common],

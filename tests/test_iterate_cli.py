@@ -35,7 +35,7 @@ def test_iterate_writes_the_run_and_prints_the_history(run: tuple[Path, str]) ->
     assert (out / "history.png").stat().st_size > 1000
     with open(out / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [float(r["mean_auc_image"]) for r in rows] == pytest.approx([r["mean_auc_image"] for r in h])
+    assert [float(r["mean_auc:image"]) for r in rows] == pytest.approx([r["mean_auc"]["image"] for r in h])
     settings = json.loads((out / "run.json").read_text())
     assert settings["train"]["epochs"] == 1 and settings["radiomics"]["jobs"] == 1
     assert settings["model"] == "resnet18_ta" and settings["data"] == SPEC
@@ -66,7 +66,7 @@ def test_control_arm_has_no_radiomics(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     h = History.load(out)
     assert [r["guided"] for r in h] == [False, False]
-    assert h[1]["mean_auc_fused"] is None and h[1]["seconds"]["radiomics"] == 0
+    assert h[1]["heads"] == ["image"] and h[1]["sources"] == {} and h[1]["seconds"]["sources"] == {}
     assert not (out / "round_1" / "radiomics").exists()
     assert json.loads((out / "run.json").read_text())["guidance"]["enabled"] is False
 
@@ -111,7 +111,7 @@ def test_bad_config_file(tmp_path: Path) -> None:
     cfg = tmp_path / "loop.yaml"
     cfg.write_text("train: {epochs: 1}\nbogus: {a: 1}\n")
     res = CliRunner().invoke(cli, ["iterate", "--data", SPEC, "--out", str(tmp_path / "r"), "--config", str(cfg)])
-    assert res.exit_code == 2 and "bogus" in res.output and "train, heatmap, radiomics, guidance" in res.output
+    assert res.exit_code == 2 and "bogus" in res.output and "train, heatmap, guidance, radiomics" in res.output
     cfg.write_text("train: {epoch: 1}\n")
     res = CliRunner().invoke(cli, ["iterate", "--data", SPEC, "--out", str(tmp_path / "r"), "--config", str(cfg)])
     assert res.exit_code == 2 and "unknown train setting(s) 'epoch'" in res.output and "epochs" in res.output

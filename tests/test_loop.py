@@ -28,7 +28,7 @@ from chexradi.data.datasets import Splits
 from chexradi.data.sources import SOURCES, PhantomDataset, open_data, phantom_splits
 from chexradi.guidance import GuidanceDataset, RadiomicsGuidance
 from chexradi.loop import History, plot_history
-from chexradi.loop.features import read_vectors
+from chexradi.guidance.radiomics import read_vectors
 from chexradi.metrics import localization_accuracy
 from chexradi.nn import create_model, load_model
 from chexradi.train import predict
@@ -85,7 +85,8 @@ def run_a(tmp_path_factory, torch_one_thread) -> tuple[Path, History]:
 def test_output_layout(run_a, splits):
     out, h = run_a
     settings = json.loads((out / "run.json").read_text())
-    assert settings["format"] == "chexradi-run/1" and settings["counts"] == COUNTS
+    assert settings["format"] == "chexradi-run/2" and settings["counts"] == COUNTS
+    assert settings["guidance"]["sources"] == ["radiomics"] and "radiomics" in settings
     assert settings["eval_split"] == "test" and settings["class_names"] == list(splits.class_names)
     k = len(splits.class_names)
     for split, n in COUNTS.items():
@@ -123,27 +124,26 @@ def test_history_records(run_a, splits):
     out, h = run_a
     r0, r1 = h[0], h[1]
     assert r0["guided"] is False and r1["guided"] is True
-    assert r0["mean_auc_fused"] is None and r0["auc_fused"] is None and r0["mask_iou"] is None
-    assert r0["radiomics_cases"] == 0
+    assert r0["heads"] == ["image"] and r1["heads"] == ["image", "fused"]
+    assert "fused" not in r0["auc"] and r0["mask_iou"] is None
+    assert r0["sources"] == {} and list(r1["sources"]) == ["radiomics"]
     names = list(splits.class_names)
-    assert set(r1["auc_fused"]) == set(names) and set(r0["auc_image"]) == set(names)
+    assert set(r1["auc"]["fused"]) == set(names) and set(r0["auc"]["image"]) == set(names)
     for r in (r0, r1):
-        for head in ("image", "fused"):
-            per = r[f"auc_{head}"]
-            if per is None:
-                continue
+        for head, per in r["auc"].items():
             finite = [v for v in per.values() if v is not None and math.isfinite(v)]
             assert finite
-            assert r[f"mean_auc_{head}"] == pytest.approx(float(np.mean(finite)), abs=1e-12)
+            assert r["mean_auc"][head] == pytest.approx(float(np.mean(finite)), abs=1e-12)
         assert r["epochs_run"] == 1 and r["best_epoch"] == 1
         assert r["n_masks"] == sum(COUNTS.values()) * len(names)
         assert json.loads((out / f"round_{r['round']}" / "round.json").read_text()) == r
-    assert r1["radiomics_cases"] == r1["n_masks"] - r0["n_masks_empty"]
-    assert r1["radiomics_failed"] == 0
+    rad = r1["sources"]["radiomics"]
+    assert rad["cases"] == r1["n_masks"] - r0["n_masks_empty"] and rad["failed"] == 0
+    assert rad["values"] == 102 * len(names) and r1["seconds"]["sources"]["radiomics"] > 0
     # auc.csv says the same
     auc = {x["class"]: x for x in read_rows(out / "round_1" / "auc.csv")}
-    assert float(auc["mean"]["auc_image"]) == pytest.approx(r1["mean_auc_image"], abs=1e-12)
-    assert float(auc["mean"]["auc_fused"]) == pytest.approx(r1["mean_auc_fused"], abs=1e-12)
+    assert float(auc["mean"]["auc_image"]) == pytest.approx(r1["mean_auc"]["image"], abs=1e-12)
+    assert float(auc["mean"]["auc_fused"]) == pytest.approx(r1["mean_auc"]["fused"], abs=1e-12)
 
 
 @pytest.mark.parametrize("k", [0, 1])
@@ -159,7 +159,7 @@ def test_auc_image_recomputed_from_checkpoint(run_a, k):
     checked = 0
     for j, c in enumerate(names):
         y = p.targets[:, j]
-        rec = h[k]["auc_image"][c]
+        rec = h[k]["auc"]["image"][c]
         if len(np.unique(y)) < 2:
             assert rec is None
             continue
@@ -236,7 +236,7 @@ def test_radiomics_vectors(run_a, splits):
     nonempty = [x for x in regions if x["empty"] != "True"]
     feats_csv = out / "round_1" / "radiomics" / "radiomics.csv"
     rows = read_rows(feats_csv)
-    assert len(rows) == len(nonempty) == h[1]["radiomics_cases"]
+    assert len(rows) == len(nonempty) == h[1]["sources"]["radiomics"]["cases"]
     assert len(read_rows(out / "round_1" / "radiomics" / "cases.csv")) == len(nonempty)
     carried = {"Image", "Mask", "split", "index", "class"}
     feats = [c for c in rows[0] if c not in carried]
@@ -305,7 +305,7 @@ def test_resume_after_crash_mid_round(run_a, tmp_path):
     assert h[0] == ha[0]  # round 0 was read back, not redone
     assert (rdir / "round.json").is_file() and (rdir / "regions.csv").is_file()
     assert read_rows(rdir / "regions.csv") == read_rows(a / "round_1" / "regions.csv")
-    assert json.loads((out / "history.json").read_text())["rounds"][1]["mean_auc_fused"] == ha[1]["mean_auc_fused"]
+    assert json.loads((out / "history.json").read_text())["rounds"][1]["mean_auc"] == ha[1]["mean_auc"]
 
 
 def test_rerun_finished_does_no_work(run_b, monkeypatch):
@@ -360,14 +360,14 @@ def test_resume_accepts_free_settings(run_b):
 @pytest.mark.parametrize("group,key", [("train", "epoch"), ("heatmap", "methods"), ("radiomics", "bin_width"),
                                        ("guidance", "fused")])
 def test_unknown_setting_lists_valid_keys(tmp_path, group, key):
-    from chexradi.loop.settings import DEFAULTS
+    from chexradi.loop.settings import defaults
 
     out = tmp_path / "never"
     with pytest.raises(ValueError) as exc:
         run(out, **{group: {key: 1}})
     msg = str(exc.value)
     assert repr(key) in msg and "valid" in msg
-    assert all(k in msg for k in DEFAULTS[group])
+    assert all(k in msg for k in defaults(group))
     assert not out.exists()
 
 
@@ -514,11 +514,15 @@ def test_predict_with_objective():
     np.testing.assert_allclose(p.logits, ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(p.probs, 1 / (1 + np.exp(-ref)), rtol=1e-5, atol=1e-6)
     assert not np.allclose(p.logits, img, atol=1e-3)  # it is the fused head, not the image head
-    # image mode through the objective = the model itself
+    # the image head through the objective = the model itself: by name, or by the objective's mode
+    p_img = predict(model, gds, objective=obj, head="image", batch_size=4, device="cpu", progress=False)
+    np.testing.assert_allclose(p_img.logits, img, rtol=1e-5, atol=1e-5)
     obj.mode = "image"
     p_img = predict(model, gds, objective=obj, batch_size=4, device="cpu", progress=False)
     np.testing.assert_allclose(p_img.logits, img, rtol=1e-5, atol=1e-5)
     obj.mode = "fused"
+    with pytest.raises(ValueError, match="pass objective= with it"):
+        predict(model, gds, head="fused")
     with pytest.raises(ValueError, match="heatmaps"):
         predict(model, gds, objective=obj, heatmaps="cam")
     with pytest.raises(ValueError, match="embeddings"):
@@ -551,7 +555,8 @@ def test_history_load_and_tables(run_a, tmp_path):
     lines = h.table().splitlines()
     assert len(lines) == 2 + len(h)  # header, rule, one per round
     assert lines[2].split()[:2] == ["0", "no"] and lines[3].split()[:2] == ["1", "cam"]
-    assert lines[3].split()[3] == f"{h[1]['mean_auc_fused']:.3f}"
+    assert lines[0].split()[2:6] == ["AUC", "image", "AUC", "fused"]
+    assert lines[3].split()[3] == f"{h[1]['mean_auc']['fused']:.3f}"
     assert str(h) == h.table()
     auc_lines = h.auc_table().splitlines()
     assert len(auc_lines) == 2 + len(h.class_names)
@@ -559,12 +564,13 @@ def test_history_load_and_tables(run_a, tmp_path):
     rows = read_rows(path)
     assert len(rows) == len(h)
     for row, r in zip(rows, h):
-        assert float(row["mean_auc_image"]) == r["mean_auc_image"]
-        assert (row["mean_auc_fused"] == "") == (r["mean_auc_fused"] is None)
-        if r["mean_auc_fused"] is not None:
-            assert float(row["mean_auc_fused"]) == r["mean_auc_fused"]
+        assert float(row["mean_auc:image"]) == r["mean_auc"]["image"]
+        assert (row["mean_auc:fused"] == "") == ("fused" not in r["mean_auc"])
+        if "fused" in r["mean_auc"]:
+            assert float(row["mean_auc:fused"]) == r["mean_auc"]["fused"]
+            assert int(row["radiomics:cases"]) == r["sources"]["radiomics"]["cases"]
         for c in h.class_names:
-            assert float(row[f"auc_image:{c}"]) == r["auc_image"][c]
+            assert float(row[f"auc:image:{c}"]) == r["auc"]["image"][c]
         assert float(row["loc_iou>0.1"]) == r["loc_iou"]["0.1"]
     j = h.to_json(tmp_path / "h.json")
     assert json.loads(j.read_text())["rounds"] == h.rounds

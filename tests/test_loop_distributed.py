@@ -27,7 +27,7 @@ import torch
 
 import chexradi
 from chexradi.data.sources import open_data
-from chexradi.loop.features import extract_vectors, read_vectors
+from chexradi.guidance.radiomics import extract_vectors, read_vectors
 from chexradi.loop.regions import make_regions
 from chexradi.loop.training import RoundModel, evaluate
 from chexradi.nn import load_model
@@ -147,7 +147,7 @@ def test_radiomics_shards_merge_to_the_whole_extraction(runs, tmp_path):
         assert shard
         for x in shard:  # rank 0 has the first half of every split, rank 1 the rest
             assert (int(x["index"]) < (COUNTS[x["split"]] + 1) // 2) == (r == 0)
-    assert ranks[0][1]["radiomics_cases"] == one.n_cases == sum(1 for x in rows if not x["empty"])
+    assert ranks[0][1]["sources"]["radiomics"]["cases"] == one.n_cases == sum(1 for x in rows if not x["empty"])
 
 
 def test_sharded_evaluation_equals_the_checkpoint(runs):
@@ -156,11 +156,11 @@ def test_sharded_evaluation_equals_the_checkpoint(runs):
     names = list(splits.class_names)
     train = json.loads((out / "run.json").read_text())["train"]
     model, _ = load_model(out / "round_0" / "fit" / "best.pt")
-    rm = RoundModel(model=model.eval(), objective=None, fit=None, guided={}, nonfinite=0)
+    rm = RoundModel(model=model.eval(), objective=None, fit=None, guided={})
     ev = evaluate(rm, splits.test, "test", names, train={**train, "device": "cpu"}, progress=False)
-    assert ev["mean_auc_image"] == pytest.approx(r0[0]["mean_auc_image"], abs=1e-6)
+    assert ev["mean_auc"]["image"] == pytest.approx(r0[0]["mean_auc"]["image"], abs=1e-6)
     for c in names:
-        a, b = ev["auc_image"][c], r0[0]["auc_image"][c]
+        a, b = ev["auc"]["image"][c], r0[0]["auc"]["image"][c]
         assert (a is None and b is None) or a == pytest.approx(b, abs=1e-6)
 
 
@@ -172,7 +172,8 @@ def test_metrics_match_one_process_within_batch_norm_tolerance(runs):
     for d, s in zip(r0, single):
         assert d["guided"] == s["guided"] and d["epochs_run"] == s["epochs_run"]
         assert d["n_masks"] == s["n_masks"]
-        assert min(d["mean_auc_image"], s["mean_auc_image"]) >= 0.6, (d["mean_auc_image"], s["mean_auc_image"])
-        assert abs(d["mean_auc_image"] - s["mean_auc_image"]) <= 0.1, (d["mean_auc_image"], s["mean_auc_image"])
-    assert r0[1]["mean_auc_fused"] is not None and single[1]["mean_auc_fused"] is not None
-    assert abs(r0[1]["mean_auc_fused"] - single[1]["mean_auc_fused"]) <= 0.1
+        di, si = d["mean_auc"]["image"], s["mean_auc"]["image"]
+        assert min(di, si) >= 0.6, (di, si)
+        assert abs(di - si) <= 0.1, (di, si)
+    assert r0[1]["mean_auc"]["fused"] is not None and single[1]["mean_auc"]["fused"] is not None
+    assert abs(r0[1]["mean_auc"]["fused"] - single[1]["mean_auc"]["fused"]) <= 0.1

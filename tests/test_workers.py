@@ -160,7 +160,7 @@ def test_warm_up_runs_the_kernels_and_tolerates_settings_it_cannot_meet(caplog) 
 
 
 def test_loop_starts_one_pool_per_run_and_gives_it_to_every_guided_round(tmp_path: Path, monkeypatch) -> None:
-    import chexradi.loop.features as features
+    import chexradi.guidance.radiomics as features
 
     started: list[WorkerPool] = []
     given: list[object] = []

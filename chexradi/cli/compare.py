@@ -6,7 +6,6 @@ from typing import Optional
 
 import click
 
-from ..names import COMPARE_HEADS
 from .common import CONTEXT, ConfigError, cli
 
 __all__ = ["compare_cmd"]
@@ -18,8 +17,9 @@ __all__ = ["compare_cmd"]
               metavar="RUN_DIR", help="A run of the control arm (repeat for several seeds).")
 @click.option("--round", "round_", type=click.IntRange(min=0), default=None,
               help="Round compared [the last round every run finished].")
-@click.option("--head", type=click.Choice(COMPARE_HEADS), default="image", show_default=True,
-              help="The image-only head (the deployed model) or the fused image + radiomics head.")
+@click.option("--head", default="image", show_default=True, metavar="NAME",
+              help="The head compared: image (the deployed model, image only) or a head a guidance source adds "
+                   "(fused: image + radiomics).")
 @click.option("--resamples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Paired-bootstrap resamples over test images.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap.")

@@ -22,7 +22,9 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"--config {path}: not a readable YAML/JSON file ({exc})") from None
-    groups = ("train", "heatmap", "radiomics", "guidance")
+    from ..guidance import list_sources
+
+    groups = ("train", "heatmap", "guidance", *list_sources())
     if not isinstance(data, dict) or not set(data) <= set(groups):
         bad = sorted(set(data) - set(groups)) if isinstance(data, dict) else [type(data).__name__]
         raise ConfigError(f"--config {path}: top-level keys must be among {', '.join(groups)} (got {bad}); "
@@ -54,6 +56,9 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes [0].")
 @click.option("--output-stride", type=click.Choice([str(s) for s in OUTPUT_STRIDES]), default=None,
               help="Input side over the final feature map's side (finer CAM below 32: dilated last stages) [16].")
+@click.option("--guidance", "guidance_sources", default=None, metavar="NAME[,NAME]",
+              help="Guidance sources of guided rounds, comma-separated (registered: radiomics, and any source "
+                   "registered with chexradi.guidance.register_source) [radiomics].")
 @click.option("--no-guidance", is_flag=True,
               help="Control arm: every round retrains on images alone (same rounds and epochs, no radiomics).")
 @click.option("--guidance-masks", type=click.Choice(MASK_ARMS), default=None,
@@ -94,7 +99,8 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-round messages; the table only.")
 def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[int], seed: int, epochs: Optional[int],
                 batch_size: Optional[int], lr: Optional[float], patience: Optional[int], device: Optional[str],
-                amp: Optional[bool], workers: Optional[int], output_stride: Optional[str], no_guidance: bool,
+                amp: Optional[bool], workers: Optional[int], output_stride: Optional[str],
+                guidance_sources: Optional[str], no_guidance: bool,
                 guidance_masks: Optional[str], round0_from: Optional[Path], scratch: bool, alignment: Optional[str],
                 align_weight: Optional[float], method: Optional[str], threshold: Optional[str], value: Optional[float],
                 region: Optional[str], jobs: Optional[int], engine: Optional[str],
@@ -127,7 +133,11 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     from ..loop import iterate
 
     cfg = _read_config(config)
-    groups: dict[str, dict[str, Any]] = {g: dict(cfg.get(g, {})) for g in ("train", "heatmap", "radiomics", "guidance")}
+    groups: dict[str, dict[str, Any]] = {g: dict(v) for g, v in cfg.items()}
+    for g in ("train", "heatmap", "guidance", "radiomics"):
+        groups.setdefault(g, {})
+    if guidance_sources is not None:
+        groups["guidance"]["sources"] = [s.strip() for s in guidance_sources.split(",") if s.strip()]
     for g, k, v in (("train", "epochs", epochs), ("train", "batch_size", batch_size), ("train", "lr", lr),
                     ("train", "patience", patience), ("train", "device", device), ("train", "amp", amp),
                     ("train", "num_workers", workers), ("heatmap", "method", method),
@@ -152,10 +162,22 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
             groups["radiomics"]["params"] = load_settings(base, **settings).to_params()
         except (ValueError, FileNotFoundError) as exc:
             raise ConfigError(f"radiomics settings: {exc}") from None
+    from ..guidance.source import DEFAULT_SOURCES
+
+    listed = groups["guidance"].get("sources", list(DEFAULT_SOURCES))
+    listed = [s.strip() for s in listed.split(",")] if isinstance(listed, str) else list(listed)
+    source_groups = {g: v for g, v in groups.items() if g not in ("train", "heatmap", "guidance")}
+    unused = sorted(g for g, v in source_groups.items() if v and g not in listed)
+    if unused:
+        raise ConfigError(f"settings for {', '.join(unused)} (options or --config) but --guidance lists "
+                          f"{', '.join(listed)}: add {', '.join(unused)} to --guidance or drop those settings")
     try:
         history = iterate(data, model=model, rounds=rounds, out=out, resume=not no_resume, seed=seed, size=size,
                           on_error="skip" if skip_bad_images else "fail",
-                          progress=False if quiet else None, round0_from=round0_from, **groups)
+                          progress=False if quiet else None, round0_from=round0_from, train=groups["train"],
+                          heatmap=groups["heatmap"], guidance=groups["guidance"],
+                          radiomics=source_groups.get("radiomics") if "radiomics" in listed else None,
+                          sources={g: v for g, v in source_groups.items() if g != "radiomics" and g in listed})
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
     except KeyboardInterrupt:

@@ -45,7 +45,6 @@ PathLike = Union[str, Path]
 #: Localisation thresholds compared: (metric, T).
 LOCALIZATION_POINTS: tuple[tuple[str, float], ...] = (("iou", 0.1), ("iou", 0.3), ("iobb", 0.5))
 
-HEADS = ("image", "fused")
 
 
 @dataclass
@@ -74,8 +73,8 @@ def read_run_scores(run_dir: PathLike, *, round: Optional[int] = None, head: str
         The round is not finished, its predictions are missing (a run made before chexradi wrote
         them: evaluate it again with this version), or the head was not trained in that round.
     """
-    if head not in HEADS:
-        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    if not isinstance(head, str) or not head:
+        raise ValueError(f"head must be a head's name (image, fused, ...), got {head!r}")
     d = Path(run_dir)
     h = History.load(d)
     if not len(h):
@@ -91,11 +90,12 @@ def read_run_scores(run_dir: PathLike, *, round: Optional[int] = None, head: str
     names = list(settings.get("class_names", []))
     with open(pred, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    col = {"image": "p_image:", "fused": "p_fused:"}[head]
+    col = f"p_{head}:"
     if rows and f"{col}{names[0]}" not in rows[0]:
-        raise ValueError(f"{pred} has no {head!r} head scores: round {k} of {d} did not train the fused head (a "
-                         f"control arm without guidance never does); compare fused heads between guided arms (give "
-                         f"one of them as the control), or use head='image'")
+        have = sorted({c.split(":", 1)[0][2:] for c in rows[0] if c.startswith("p_")})
+        raise ValueError(f"{pred} has no {head!r} head scores (it has {', '.join(have)}): round {k} of {d} did not "
+                         f"train that head (a control arm without guidance has the image head only); compare such "
+                         f"heads between guided arms (give one of them as the control), or use head='image'")
     ids = [r["image_id"] for r in rows]
     targets = np.array([[float(r[f"y:{c}"]) if r[f"y:{c}"] != "" else np.nan for c in names] for r in rows])
     probs = np.array([[float(r[f"{col}{c}"]) for c in names] for r in rows])
@@ -350,7 +350,8 @@ def compare(runs: Sequence[PathLike], *, control: Union[PathLike, Sequence[PathL
     round:
         The round compared (default: the last round every run finished).
     head:
-        ``"image"`` (the deployed model: image only, default) or ``"fused"``.
+        ``"image"`` (the deployed model: image only, default), or a head a guidance source adds
+        (``"fused"`` for radiomics).
     n_resamples, seed:
         Bootstrap resamples and their seed.
     level:

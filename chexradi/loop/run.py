@@ -2,14 +2,17 @@
 
 Round ``k`` of a run in ``out``::
 
-    round_<k>/radiomics/   cases.csv, radiomics.csv (+ journal, meta): features inside round k-1's masks (k >= 1)
+    round_<k>/<source>/    what a guidance source prepared for the round: radiomics/cases.csv, radiomics.csv
+                           (+ journal, meta): features inside round k-1's masks (k >= 1); standardizer.json
+    round_<k>/guidance_masks/  the masks an arm other than cam drew (truth, random, lungs)
     round_<k>/fit/         best.pt, last.pt, history.json: training (chexradi.train.fit, resumable)
     round_<k>/masks/       <split>/<index>_<class>.nrrd: this round's heatmap masks
     round_<k>/regions.csv  one row per (split, image, class): probability, box, threshold, mask
-    round_<k>/auc.csv, localization_iou.csv, localization_iobb.csv
+    round_<k>/auc.csv, localization_iou.csv, localization_iobb.csv, localization_boxes.csv, predictions.csv
     round_<k>/round.json   the round's record, written last: a round is finished when it exists
 
-plus ``run.json`` (the settings), ``images/`` (the radiomics images, written once) and
+plus ``run.json`` (the settings, format ``chexradi-run/2``), the sources' run files
+(``images/``: the radiomics images, written once) and
 ``history.json`` / ``history.csv`` (all finished rounds). Every file is written
 atomically. Re-running with the same ``out`` skips the finished rounds and continues
 the first unfinished one (training resumes from its ``last.pt``, extraction from its
@@ -24,7 +27,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -37,7 +40,7 @@ logger = logging.getLogger("chexradi.loop")
 
 __all__ = ["iterate", "RUN_FORMAT", "comparable_settings"]
 
-RUN_FORMAT = "chexradi-run/1"
+RUN_FORMAT = "chexradi-run/2"
 PathLike = Union[str, Path]
 
 #: run.json keys that may differ when resuming (they do not change the numbers).
@@ -45,7 +48,7 @@ _FREE_KEYS = {"created", "versions", "rounds", "progress", "distributed", "round
 _FREE_TRAIN = {"device", "amp", "num_workers"}
 _FREE_OTHER = {("radiomics", "jobs"), ("radiomics", "scheduler"), ("heatmap", "batch_size")}
 #: Settings added after runs were first written: a run.json without one was run with this value.
-_LEGACY = {("train", "output_stride"): 32, ("guidance", "masks"): "cam"}
+_LEGACY = {("train", "output_stride"): 32, ("guidance", "masks"): "cam", ("guidance", "sources"): ["radiomics"]}
 
 
 def _jsonable(x: Any) -> Any:
@@ -72,6 +75,10 @@ def _check_resume(run_json: Path, new: Mapping[str, Any], resume: bool) -> None:
     if not run_json.is_file():
         return
     old = read_run_json(run_json)
+    if old.get("format") != RUN_FORMAT and resume:
+        raise ValueError(f"{run_json.parent} was made by an older chexradi (format {old.get('format')!r}, this one "
+                         f"writes {RUN_FORMAT!r}): it cannot be continued, but chexradi.History.load and `chexradi "
+                         f"evaluate` still read it; give a new out folder to run again")
     if not resume:
         raise ValueError(f"{run_json.parent} already holds a run; resume it (resume=True / drop --no-resume), "
                          f"or give a new out folder (or delete this one) to start over")
@@ -104,7 +111,8 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
             heatmap: Optional[Mapping[str, Any]] = None, out: PathLike, resume: bool = True, seed: int = 0,
             size: Optional[int] = None, on_error: str = "fail", progress: Optional[bool] = None,
             on_round_end: Optional[Callable[[dict[str, Any]], Any]] = None,
-            round0_from: Optional[PathLike] = None) -> History:
+            round0_from: Optional[PathLike] = None,
+            sources: Optional[Mapping[str, Mapping[str, Any]]] = None) -> History:
     """Run the ChexRadiNet loop: train, heatmaps, masks, radiomics, guided retraining, for ``rounds`` rounds.
 
     Round 0 trains on images alone. After every round the model's class heatmaps for
@@ -128,6 +136,11 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         Number of rounds including round 0 (``rounds=3``: image-only, then two guided rounds).
     radiomics, guidance, train, heatmap : dict, optional
         Settings that override :data:`chexradi.loop.settings.DEFAULTS` (unknown keys are refused).
+        ``guidance["sources"]`` lists the guidance sources of guided rounds (default
+        ``["radiomics"]``; :func:`chexradi.guidance.list_sources`).
+    sources : dict, optional
+        Settings groups of other guidance sources, by name (``radiomics=`` is the radiomics
+        source's).
     out : path
         Run folder (created). Required: the loop is resumable only from disk.
     resume : bool
@@ -169,9 +182,17 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(list_models())}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    guidance_group = _settings.resolve("guidance", guidance)
+    given = dict(sources or {})
+    if radiomics is not None:
+        given["radiomics"] = radiomics
+    extra = sorted(set(given) - set(guidance_group["sources"]))
+    if extra:
+        raise ValueError(f"settings given for guidance source(s) {extra} that guidance['sources'] does not list "
+                         f"({guidance_group['sources']}); add them there or drop their settings")
     groups = {"train": _settings.resolve("train", train), "heatmap": _settings.resolve("heatmap", heatmap),
-              "radiomics": _settings.resolve("radiomics", radiomics),
-              "guidance": _settings.resolve("guidance", guidance)}
+              **{name: _settings.resolve(name, given.get(name)) for name in guidance_group["sources"]},
+              "guidance": guidance_group}
     if out is None:
         raise ValueError("out is required: give the run folder (e.g. out='runs/phantom')")
     run_dir = Path(out)
@@ -233,8 +254,9 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
             json.dump(run, fh, indent=2)
     dist.barrier()
 
-    from .features import write_images
+    from ..guidance import RoundContext, get_source
 
+    sources = [get_source(name) for name in groups["guidance"]["sources"]] if groups["guidance"]["enabled"] else []
     if copy_round0 and dist.is_main:
         assert round0_from is not None
         _copy_round0(round0_from, run_dir, arm_name(groups["guidance"]))
@@ -246,25 +268,20 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
     if done:
         _say(progress, f"resuming {run_dir}: {done} round(s) finished")
     if done < rounds and dist.is_main:
-        t0 = time.perf_counter()
-        n = write_images(parts, run_dir)
-        if n:
-            _say(progress, f"wrote {n} radiomics image(s) to {run_dir / 'images'} in "
-                           f"{time.perf_counter() - t0:.1f} s")
+        for src in sources:  # what a source keeps in the run folder (the radiomics images)
+            src.setup(RoundContext(k=done, parts=parts, class_names=class_names, run_dir=run_dir,
+                                   round_dir=run_dir / f"round_{done}", seed=seed, settings=groups[src.name],
+                                   dist=dist, progress=progress, say=lambda m: _say(progress, m)))
     dist.barrier()
     if dist.is_distributed:
         _say(progress, f"distributed run: {dist.world_size} processes ({dist.backend}); training is "
                        f"data-parallel, heatmaps, radiomics and evaluation are sharded, rank 0 writes the results")
     bar = None if progress is False else progress
-    from .features import RadiomicsWorkers
-
-    workers = RadiomicsWorkers(groups["radiomics"])
     try:
         for k in range(done, rounds):
-            next_guided = k + 1 < rounds and bool(groups["guidance"]["enabled"])
             record = _run_round(k, parts, class_names, run=run, groups=groups, run_dir=run_dir,
                                 eval_split=eval_split, progress=bar, say=lambda m: _say(progress, m), dist=dist,
-                                workers=workers, next_guided=next_guided)
+                                sources=sources, last=k + 1 == rounds)
             history.rounds.append(record)
             if dist.is_main:
                 history.to_json(run_dir / "history.json")
@@ -273,7 +290,8 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
             if on_round_end is not None:
                 on_round_end(dict(record))
     finally:
-        workers.close()
+        for src in sources:
+            src.close()
     if done >= rounds and dist.is_main:
         history.to_json(run_dir / "history.json")
         history.to_csv(run_dir / "history.csv")
@@ -286,6 +304,14 @@ def _check_round0_source(src: Path, run: Mapping[str, Any]) -> None:
     if not src_json.is_file() or not (src / "round_0" / "round.json").is_file():
         raise ValueError(f"round0_from={src}: not a run folder with a finished round 0 (no {src_json} or "
                          f"{src / 'round_0' / 'round.json'}); run that arm first, or drop round0_from")
+    from ..guidance import get_source
+
+    for what, r in (("its", read_run_json(src_json)), ("this run's", run)):
+        g = r.get("guidance") or {}
+        static = [n for n in (g.get("sources") or []) if g.get("enabled", True) and get_source(n).static]
+        if static:
+            raise ValueError(f"round0_from={src}: {what} guidance source(s) {static} guide round 0 too, so its round "
+                             f"0 is not the image-only round the arms share; train round 0 in each run")
     a = {k: v for k, v in comparable_settings(read_run_json(src_json)).items() if k != "guidance"}
     b = {k: v for k, v in comparable_settings(run).items() if k != "guidance"}
     if a != b:
@@ -359,11 +385,11 @@ def _check_weights_file(groups: Mapping[str, Mapping[str, Any]], run_dir: Path, 
 
 def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run: Mapping[str, Any],
                groups: Mapping[str, Mapping[str, Any]], run_dir: Path, eval_split: str, progress: Optional[bool],
-               say: Callable[[str], None], dist: Any, workers: Any = None, next_guided: bool = False
+               say: Callable[[str], None], dist: Any, sources: Sequence[Any] = (), last: bool = False
                ) -> dict[str, Any]:
+    from ..guidance import RoundContext
     from ..metrics import localization_accuracy
     from .arms import GuidanceMasks
-    from .features import extract_cases, extract_vectors, merge_shards, read_vectors
     from .regions import Regions, make_regions, merge_region_files, read_regions
     from .training import evaluate, train_round
 
@@ -375,41 +401,40 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     prev = run_dir / f"round_{k - 1}" if k > 0 else None
     rdir.mkdir(parents=True, exist_ok=True)
     t_round = time.perf_counter()
-    seconds = {"radiomics": 0.0, "train": 0.0, "heatmaps": 0.0, "evaluate": 0.0}
+    seconds: dict[str, Any] = {"train": 0.0, "heatmaps": 0.0, "evaluate": 0.0, "sources": {}}
     counts = {s: len(ds) for s, ds in parts.items()}
-    vec = None
-    rad_cases = rad_failed = 0
     guidance_iou: Optional[dict[str, float]] = None
     unannotated = 0
     arm = arm_name(groups["guidance"])
-    guided = k > 0 and bool(groups["guidance"]["enabled"])
-    if guided:
+    active = [src for src in sources if src.static or k > 0]  # mask sources guide from round 1
+    guided = bool(active)
+    masks = None
+    if any(src.needs_masks for src in active):
         assert prev is not None
         masks = GuidanceMasks(arm, parts, class_names, round_dir=rdir, prev_round_dir=prev, seed=int(run["seed"]),
                               k=k)
-        where = f"round {k - 1}'s heatmap masks" if arm == "cam" else f"the {arm!r} arm's masks"
-        say(f"round {k}: radiomics inside {where}")
-        t = time.perf_counter()
+
+    def mask_rows() -> Any:  # the arm's mask for every row of round k-1's regions (this rank's shard)
+        assert masks is not None and prev is not None
         rows: Any = read_regions(prev / "regions.csv")  # one row at a time
-        rad_dir = rdir / "radiomics"
-        pool = workers.start() if workers is not None else None  # already running unless this run resumed here
-        if dist.is_distributed:  # each rank its shard of the images, into radiomics/rank<r>/
+        if dist.is_distributed:
             rows = (r for r in rows if int(r["index"]) in shards[r["split"]])
-        rows = masks.rows(rows)  # the arm's mask for every row, and its IoU with the truth
-        if not dist.is_distributed:
-            v = extract_vectors(rows, counts=counts, class_names=class_names, run_dir=run_dir, mask_round_dir=prev,
-                                out_dir=rad_dir, settings=groups["radiomics"], progress=progress, pool=pool)
-        else:  # rank 0 concatenates the shards; every rank reads the whole once
-            mine = extract_cases(rows, run_dir=run_dir, mask_round_dir=prev, out_dir=rad_dir / f"rank{dist.rank}",
-                                 settings=groups["radiomics"], progress=progress, pool=pool)
-            totals = dist.all_reduce_sum(np.array([mine.n_cases, mine.n_failed]))  # also waits for every shard
-            if dist.is_main:
-                merge_shards([rad_dir / f"rank{r}" for r in range(dist.world_size)], rad_dir)
-            dist.barrier()
-            v = read_vectors(rad_dir / "radiomics.csv", counts=counts, class_names=class_names)
-            v.n_cases, v.n_failed = int(totals[0]), int(totals[1])
+        return masks.rows(rows)
+
+    prepared: dict[str, Any] = {}
+    for src in active:
+        if src.needs_masks:
+            where = f"round {k - 1}'s heatmap masks" if arm == "cam" else f"the {arm!r} arm's masks"
+            say(f"round {k}: {src.name} inside {where}")
+        ctx = RoundContext(k=k, parts=parts, class_names=class_names, run_dir=run_dir, round_dir=rdir,
+                           seed=int(run["seed"]), settings=groups[src.name], dist=dist, shards=shards,
+                           mask_rows=mask_rows if src.needs_masks else None, progress=progress, say=say)
+        prepared[src.name] = src.prepare(ctx)
+        seconds["sources"][src.name] = prepared[src.name].seconds
+    if masks is not None:
         sync_folders(masks.folders())
         iou = masks.iou
+        unannotated = masks.n_unannotated
         if dist.is_distributed:
             parts_iou = dist.all_gather_object((iou.sums, iou.counts))
             iou = type(iou)()
@@ -417,20 +442,15 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
                 for s, x in sums.items():
                     iou.sums[s] = iou.sums.get(s, 0.0) + x
                     iou.counts[s] = iou.counts.get(s, 0) + cnts[s]
-        guidance_iou = iou.means()
-        unannotated = masks.n_unannotated
-        if dist.is_distributed:
             unannotated = int(dist.all_reduce_sum(np.array([unannotated]))[0])
-        seconds["radiomics"] = time.perf_counter() - t
-        vec, rad_cases, rad_failed = v.by_split, v.n_cases, v.n_failed
-        say(f"round {k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per image, "
-            f"{seconds['radiomics']:.1f} s")
-    say(f"round {k}: training{' (guided)' if guided else ' (image only)'}")
+        guidance_iou = iou.means()
+    say(f"round {k}: training" + (f" (guided by {', '.join(s.name for s in active)})" if guided else " (image only)"))
     t = time.perf_counter()
-    rm = train_round(k, parts, model_name=run["model"], class_names=class_names, vectors=vec, train=groups["train"],
+    rm = train_round(k, parts, model_name=run["model"], class_names=class_names,
+                     sources=[(src, prepared[src.name]) for src in active], train=groups["train"],
                      guidance=groups["guidance"], round_dir=rdir,
                      prev_best=(prev / "fit" / "best.pt") if prev is not None else None, seed=int(run["seed"]),
-                     progress=progress, meta={"data": run["data"], "size": run["size"]}, write=dist.is_main)
+                     progress=progress, meta={"data": run["data"], "size": run["size"]})
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
     ev = evaluate(rm, parts[eval_split], eval_split, class_names, train=groups["train"], progress=progress,
@@ -438,8 +458,9 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     seconds["evaluate"] = time.perf_counter() - t
     say(f"round {k}: heatmaps and masks for {sum(counts.values())} image(s) x {len(class_names)} class(es)")
     t = time.perf_counter()
-    if next_guided and workers is not None:
-        workers.start()  # the next round's radiomics workers start up while the masks are made
+    if not last:
+        for src in sources:  # resources the next round needs (radiomics workers) start while the masks are made
+            src.start(groups[src.name])
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
                        device=groups["train"]["device"], progress=progress,
                        indices=shards if dist.is_distributed else None,
@@ -464,19 +485,18 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     fit = rm.fit
     record = {
         "round": k, "guided": guided, "arm": arm, "eval_split": eval_split,
-        "auc_image": ev["auc_image"], "mean_auc_image": ev["mean_auc_image"],
-        "auc_fused": ev["auc_fused"], "mean_auc_fused": ev["mean_auc_fused"],
+        "heads": list(ev["auc"]), "auc": ev["auc"], "mean_auc": ev["mean_auc"],
+        "sources": {name: p.record for name, p in prepared.items()},
         "val_score": fit.best_score, "val_criterion": fit.criterion, "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history), "stopped_early": fit.stopped_early,
         "loc_iou": loc.get("iou"), "loc_iobb": loc.get("iobb"), "loc_boxes": loc.get("n"),
         "mask_iou": reg.mask_iou, "n_masks": reg.n_rows, "n_masks_empty": reg.n_empty, "n_masks_full": reg.n_full,
         "cam_truth_iou": reg.truth_iou or None, "guidance_truth_iou": guidance_iou or None,
         "guidance_unannotated": unannotated,
-        "radiomics_cases": rad_cases, "radiomics_failed": rad_failed, "nonfinite": rm.nonfinite,
-        "seconds": {s: round(v, 3) for s, v in seconds.items()},
+        "seconds": {s: (round(v, 3) if not isinstance(v, dict) else {n: round(x, 3) for n, x in v.items()})
+                    for s, v in seconds.items()},
         "paths": {"checkpoint": str(rdir / "fit" / "best.pt"), "masks": str(rdir / "masks"),
-                  "regions": str(rdir / "regions.csv"),
-                  "features": str(rdir / "radiomics" / "radiomics.csv") if guided else None},
+                  "regions": str(rdir / "regions.csv")},
     }
     record = _jsonable(record)
     if dist.is_distributed:  # the main rank's record (merged regions, localisation) for every rank
@@ -484,8 +504,8 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     if dist.is_main:
         with atomic_write(rdir / "round.json") as fh:
             json.dump(record, fh, indent=2, allow_nan=False)
-    say(f"round {k} done in {seconds['total']:.1f} s: mean AUC image {_fmt(record['mean_auc_image'])}, fused "
-        f"{_fmt(record['mean_auc_fused'])}; localisation T(IoU)=0.1 "
+    heads = ", ".join(f"{h} {_fmt(m)}" for h, m in record["mean_auc"].items())
+    say(f"round {k} done in {seconds['total']:.1f} s: mean AUC {heads}; localisation T(IoU)=0.1 "
         f"{_fmt((record['loc_iou'] or {}).get('0.1'))}; mask IoU vs previous {_fmt(record['mask_iou'])}")
     return record
 
@@ -538,37 +558,33 @@ def _write_box_hits(path: Path, ds: Any, truth: Mapping[tuple[int, str], list],
                 w.writerow([i, image_id(ds, i), c, *(float(v) for v in g), repr(float(iou)), repr(float(iobb))])
 
 
-#: Prefixes of the columns of ``predictions.csv`` (one row per image of the evaluation split).
-PREDICTION_COLUMNS = {"target": "y:", "image": "p_image:", "fused": "p_fused:"}
-
-
 def _write_predictions(path: Path, ds: Any, class_names: list[str], ev: Mapping[str, Any]) -> None:
-    """The evaluation split's targets and each head's probabilities, per image (what ``chexradi compare``
-    pairs between runs: DeLong's test and the bootstrap need the scores, not only the AUCs)."""
+    """The evaluation split's targets and each head's probabilities, per image: ``y:<class>``, then
+    ``p_<head>:<class>`` for every head (what ``chexradi compare`` pairs between runs: DeLong's test and the
+    bootstrap need the scores, not only the AUCs)."""
     from .regions import image_id
 
-    targets, p_img, p_fused = ev["targets"], ev["probs_image"], ev.get("probs_fused")
-    header = ["index", "image_id"] + [PREDICTION_COLUMNS["target"] + c for c in class_names] + [
-        PREDICTION_COLUMNS["image"] + c for c in class_names]
-    if p_fused is not None:
-        header += [PREDICTION_COLUMNS["fused"] + c for c in class_names]
+    targets, probs = ev["targets"], ev["probs"]
+    header = ["index", "image_id"] + [f"y:{c}" for c in class_names]
+    for head in probs:
+        header += [f"p_{head}:{c}" for c in class_names]
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         for i in range(len(targets)):
             row: list[Any] = [i, image_id(ds, i)]
             row += ["" if t != t else int(t) for t in targets[i]]
-            row += [repr(float(p)) for p in p_img[i]]
-            if p_fused is not None:
-                row += [repr(float(p)) for p in p_fused[i]]
+            for head in probs:
+                row += [repr(float(p)) for p in probs[head][i]]
             w.writerow(row)
 
 
 def _write_auc(path: Path, class_names: list[str], ev: Mapping[str, Any]) -> None:
+    """AUC per class (rows, and ``mean``) for every head (``auc_<head>`` columns)."""
+    heads = list(ev["auc"])
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["class", "auc_image", "auc_fused"])
+        w.writerow(["class"] + [f"auc_{h}" for h in heads])
         for c in class_names + ["mean"]:
-            img = ev["mean_auc_image"] if c == "mean" else ev["auc_image"].get(c)
-            fu = ev["mean_auc_fused"] if c == "mean" else (ev["auc_fused"] or {}).get(c)
-            w.writerow([c, "" if img is None else img, "" if fu is None else fu])
+            vals = [ev["mean_auc"][h] if c == "mean" else ev["auc"][h].get(c) for h in heads]
+            w.writerow([c] + ["" if v is None else v for v in vals])

@@ -1,8 +1,10 @@
-"""The loop's settings: four groups (``train``, ``heatmap``, ``radiomics``, ``guidance``), defaults and checks.
+"""The loop's settings: ``train``, ``heatmap``, ``guidance`` and one group per guidance source, defaults and checks.
 
-Each group is a dict; :func:`resolve` merges what the user gives over :data:`DEFAULTS`,
+Each group is a dict; :func:`resolve` merges what the user gives over the defaults,
 refuses unknown keys (the message lists the valid ones) and checks values, so a run
-fails before any work rather than after an hour of training.
+fails before any work rather than after an hour of training. A guidance source's group
+(``radiomics``, or any registered source's name) has the source's own defaults and checks
+(:mod:`chexradi.guidance.source`, :func:`chexradi.guidance.source_defaults`).
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, Optional
 
-__all__ = ["DEFAULTS", "resolve", "GROUPS"]
+from ..guidance.source import DEFAULT_SOURCES
+
+__all__ = ["DEFAULTS", "resolve", "defaults", "GROUPS"]
 
 #: Default settings of every group; see docs/loop.md for what each one does.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -40,14 +44,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "region": "mask",        # radiomics inside the thresholded "mask" or its bounding "box"
         "batch_size": 64,        # images per heatmap batch
     },
-    "radiomics": {
-        "engine": "numba",       # "numba" (chexradi) or "pyradiomics"
-        "jobs": 0,               # worker processes for extraction; 0: one per CPU
-        "scheduler": None,       # None: local processes; "dask": a local Dask cluster; "dask:ADDRESS": yours
-        "params": {"binWidth": 8},  # PyRadiomics settings (dict or YAML/JSON file) on the 0-255 image
-    },
     "guidance": {
         "enabled": True,         # False: rounds >= 1 retrain on images alone (the control arm; no radiomics)
+        "sources": list(DEFAULT_SOURCES),  # guidance sources of guided rounds (chexradi.guidance.list_sources())
         "masks": "cam",          # where the radiomics masks come from: "cam", "truth", "random", "lungs"
         "alignment": "ntxent",   # "ntxent", "mse" or None
         "align_weight": 0.5,
@@ -121,28 +120,26 @@ def _check(group: str, s: dict[str, Any]) -> None:
                                min_size=s["min_size"], connectivity=2)
         except ValueError as exc:
             raise ValueError(f"heatmap settings: {exc}") from exc
-    elif group == "radiomics":
-        if s["engine"] not in ("numba", "pyradiomics"):
-            _fail(group, "engine", s["engine"], "use 'numba' or 'pyradiomics'")
-        _positive_int(group, "jobs", s["jobs"], 0)
-        from ..radiomics.dask_backend import parse_scheduler
-        from ..radiomics.settings import load_settings
-
-        try:
-            parse_scheduler(s["scheduler"])
-        except ValueError as exc:
-            raise ValueError(f"radiomics['scheduler']: {exc}") from exc
-        try:
-            load_settings(s["params"])
-        except (ValueError, FileNotFoundError) as exc:
-            raise ValueError(f"radiomics['params']: {exc}") from exc
     elif group == "guidance":
         from ..guidance import ALIGNMENTS
 
         from .arms import MASK_ARMS
 
+        from ..guidance import list_sources
+
         if not isinstance(s["enabled"], bool):
             _fail(group, "enabled", s["enabled"], "give True or False")
+        srcs = s["sources"]
+        if isinstance(srcs, str):
+            srcs = s["sources"] = [x.strip() for x in srcs.split(",") if x.strip()]
+        if not isinstance(srcs, (list, tuple)) or not srcs or not all(isinstance(x, str) for x in srcs):
+            _fail(group, "sources", srcs, f"give a non-empty list of source names ({', '.join(list_sources())})")
+        unknown = [x for x in srcs if x not in list_sources()]
+        if unknown:
+            _fail(group, "sources", srcs, f"unknown source(s) {unknown}; registered: {', '.join(list_sources())}")
+        if len(set(srcs)) != len(srcs):
+            _fail(group, "sources", srcs, "name each source once")
+        s["sources"] = list(srcs)
         if s["masks"] not in MASK_ARMS:
             _fail(group, "masks", s["masks"], f"use one of {', '.join(MASK_ARMS)} (the control arm is "
                                               f"enabled=False, --no-guidance)")
@@ -163,8 +160,26 @@ def _check(group: str, s: dict[str, Any]) -> None:
             _fail(group, "select_on", s["select_on"], "'fused' needs fuse=True; use 'image'")
 
 
+def defaults(group: str) -> dict[str, Any]:
+    """A copy of the defaults of ``group``: a loop group or a registered guidance source's.
+
+    Raises
+    ------
+    ValueError
+        Neither (the message lists the groups and sources).
+    """
+    if group in DEFAULTS:
+        return copy.deepcopy(DEFAULTS[group])
+    from ..guidance import list_sources, source_defaults
+
+    if group in list_sources():
+        return source_defaults(group)
+    raise ValueError(f"unknown settings group {group!r}; valid: {', '.join(GROUPS)} and the guidance sources "
+                     f"{', '.join(list_sources())}")
+
+
 def resolve(group: str, given: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-    """``DEFAULTS[group]`` updated with ``given``, checked.
+    """The defaults of ``group`` updated with ``given``, checked (a source's group by its own check).
 
     Raises
     ------
@@ -172,18 +187,21 @@ def resolve(group: str, given: Optional[Mapping[str, Any]]) -> dict[str, Any]:
         ``given`` is not a mapping, has a key the group does not know (the message
         lists the valid keys) or a value out of range.
     """
-    if group not in DEFAULTS:
-        raise ValueError(f"unknown settings group {group!r}; valid: {', '.join(GROUPS)}")
-    out = copy.deepcopy(DEFAULTS[group])
+    out = defaults(group)
     if given is None:
         given = {}
     if not isinstance(given, Mapping):
-        raise ValueError(f"{group} must be a dict of settings (keys: {', '.join(DEFAULTS[group])}), "
+        raise ValueError(f"{group} must be a dict of settings (keys: {', '.join(out)}), "
                          f"got {type(given).__name__}")
     unknown = sorted(set(given) - set(out))
     if unknown:
         raise ValueError(f"unknown {group} setting(s) {', '.join(map(repr, unknown))}; valid: "
-                         f"{', '.join(DEFAULTS[group])}")
+                         f"{', '.join(out)}")
     out.update(copy.deepcopy(dict(given)))
-    _check(group, out)
+    if group in ("train", "heatmap", "guidance"):
+        _check(group, out)
+    else:
+        from ..guidance import get_source
+
+        get_source(group).check_settings(out)
     return out

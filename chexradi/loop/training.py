@@ -1,29 +1,27 @@
 """Loop stage 1 (and evaluation): train one round, then score the evaluation split with each head.
 
-Round 0 trains the image model alone (:class:`chexradi.train.BCEObjective`), and so
-does every round of a control run (``guidance={"enabled": False}``). A guided round
-``k >= 1`` standardises the guidance vectors with training-split statistics
-(:class:`chexradi.guidance.Standardizer`), wraps every split in a
-:class:`chexradi.guidance.GuidanceDataset` and trains with
-:class:`chexradi.guidance.RadiomicsGuidance` (image head + fused head + alignment),
-starting from round ``k-1``'s weights (``warm_start``) or from scratch. Weights are
-always read back from the previous round's checkpoint on disk, so a resumed run and an
-uninterrupted one start every round from the same bytes.
+Round 0 trains the image model alone (:class:`chexradi.train.BCEObjective`) unless a
+static guidance source (one that needs no masks) is configured, and so does every round of a
+control run (``guidance={"enabled": False}``). A guided round wraps every split in each active
+source's dataset (:meth:`~chexradi.guidance.GuidanceSource.wrap`: its items carry the
+source's batch keys) and trains a :class:`chexradi.guidance.GuidedObjective`: the image
+head plus each source's terms and heads, starting from round ``k-1``'s weights
+(``warm_start``) or from scratch. Weights are always read back from the previous round's
+checkpoint on disk, so a resumed run and an uninterrupted one start every round from the
+same bytes. Evaluation scores every head of the objective by name (``"image"``: the model
+alone, what is deployed).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-
-from .._io import atomic_write
 
 logger = logging.getLogger("chexradi.loop")
 
@@ -32,13 +30,13 @@ __all__ = ["RoundModel", "train_round", "evaluate"]
 
 @dataclass
 class RoundModel:
-    """A trained round: the model (best epoch, eval mode), its objective (None in round 0) and fit's result."""
+    """A trained round: the model (best epoch, eval mode), its objective (None without guidance), fit's result,
+    and each split's dataset as the objective reads it (the sources' wrapping; empty without guidance)."""
 
     model: nn.Module
     objective: Optional[nn.Module]
     fit: Any
-    guided: dict[str, Any]  # split -> GuidanceDataset (empty in round 0)
-    nonfinite: int          # non-finite radiomics values replaced (all splits)
+    guided: dict[str, Any] = field(default_factory=dict)
 
 
 def _seeded(seed: int) -> None:
@@ -47,19 +45,18 @@ def _seeded(seed: int) -> None:
 
 
 def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_names: Sequence[str],
-                vectors: Optional[Mapping[str, np.ndarray]], train: Mapping[str, Any], guidance: Mapping[str, Any],
+                sources: Sequence[tuple[Any, Any]], train: Mapping[str, Any], guidance: Mapping[str, Any],
                 round_dir: Path, prev_best: Optional[Path], seed: int, progress: Optional[bool],
-                meta: Mapping[str, Any], write: bool = True) -> RoundModel:
+                meta: Mapping[str, Any]) -> RoundModel:
     """Train round ``k`` into ``round_dir/fit`` (resuming there); see the module docstring.
 
-    ``vectors`` (split -> raw ``(N, D)`` radiomics) makes the round guided; None trains on images alone.
-    Under ``torchrun`` :func:`chexradi.train.fit` trains data-parallel; ``write=False`` (the ranks but the
-    first) leaves ``standardizer.json`` to rank 0.
+    ``sources`` are the round's active guidance sources with what each prepared
+    (``(source, Prepared)``, in the configured order); none trains on images alone. Under
+    ``torchrun`` :func:`chexradi.train.fit` trains data-parallel.
     """
-    from ..guidance import GuidanceDataset, RadiomicsGuidance, Standardizer
+    from ..guidance import GuidedObjective
     from ..nn import create_model, load_model
-    from ..train import fit
-    from ..train import class_pos_weight
+    from ..train import class_pos_weight, fit
 
     round_seed = seed + 1000 * k
     if k > 0 and train["warm_start"] and prev_best is not None:
@@ -71,24 +68,19 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
                              weights=train["weights"], output_stride=train["output_stride"])
     objective = None
     guided: dict[str, Any] = {}
-    nonfinite = 0
     data = {"train": splits["train"], "val": splits["val"]}
-    if vectors is not None:
-        std = Standardizer().fit(vectors["train"])
+    if sources:
         for s, ds in splits.items():
-            guided[s] = GuidanceDataset(ds, vectors[s], standardizer=std)
-            nonfinite += std.n_nonfinite  # counted by the transform the dataset just made
-        if write:
-            with atomic_write(round_dir / "standardizer.json") as fh:
-                json.dump(std.state_dict(), fh)
+            for src, prepared in sources:
+                ds = src.wrap(ds, prepared, s)
+            guided[s] = ds
         pos_weight = class_pos_weight(train["class_weights"], splits["train"], len(class_names))
         _seeded(round_seed + 1)
-        objective = RadiomicsGuidance(model.num_features, std.dim, len(class_names),
-                                      hidden=guidance["hidden"], proj_dim=guidance["proj_dim"],
-                                      alignment=guidance["alignment"], align_weight=guidance["align_weight"],
-                                      temperature=guidance["temperature"], fuse=guidance["fuse"],
-                                      pos_weight=pos_weight, dropout=guidance["dropout"],
-                                      mode=guidance["select_on"])
+        modules = {src.name: src.module(prepared, num_features=model.num_features, num_classes=len(class_names),
+                                        guidance=guidance, pos_weight=pos_weight) for src, prepared in sources}
+        heads = {h for m in modules.values() for h in getattr(m, "heads", ())}
+        select = guidance["select_on"] if guidance["select_on"] in heads else "image"  # e.g. round 0 of a text source
+        objective = GuidedObjective(modules, len(class_names), pos_weight=pos_weight, select_on=select)
         data = {"train": guided["train"], "val": guided["val"]}
     result = fit(model, data["train"], data["val"], epochs=train["epochs"], batch_size=train["batch_size"],
                  lr=train["lr"], weight_decay=train["weight_decay"],
@@ -96,18 +88,23 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
                  patience=train["patience"], device=train["device"], amp=train["amp"], seed=round_seed,
                  out=round_dir / "fit", resume=True, num_workers=train["num_workers"], progress=progress,
                  objective=objective, meta={**dict(meta), "round": k})
-    return RoundModel(model=model, objective=objective, fit=result, guided=guided, nonfinite=nonfinite)
+    return RoundModel(model=model, objective=objective, fit=result, guided=guided)
 
 
 def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *, train: Mapping[str, Any],
              progress: Optional[bool], dist: Any = None) -> dict[str, Any]:
-    """AUC per class and mean on ``ds`` for the image head and, in guided rounds, the fused head.
+    """AUC per class and mean on ``ds`` for every head: the image head (the model alone) and each head the
+    round's objective adds (``"fused"`` in a radiomics-guided round), which reads the split as the sources
+    wrapped it.
 
-    With ``dist`` (a :class:`chexradi.train.distributed.Dist` of several ranks) each rank scores its shard
-    of ``ds`` and the probabilities are gathered, so every rank returns the same numbers.
+    Returns ``{"split", "targets", "probs": {head: (N, K)}, "auc": {head: {class: AUC or None}},
+    "mean_auc": {head: mean or None}}``. With ``dist`` (a :class:`chexradi.train.distributed.Dist` of several
+    ranks) each rank scores its shard of ``ds`` and the probabilities are gathered, so every rank returns the
+    same numbers.
     """
     from torch.utils.data import Subset
 
+    from ..guidance import IMAGE_HEAD
     from ..metrics import auc_per_class
     from ..train import predict as _predict
 
@@ -131,19 +128,15 @@ def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *,
     kw = dict(batch_size=train["batch_size"], device=train["device"], amp=train["amp"], progress=progress)
     p_img = predict(rm.model, ds, **kw)
     assert p_img.targets is not None
-    out: dict[str, Any] = {"split": split, "targets": p_img.targets, "probs_image": p_img.probs,
-                           "probs_fused": None}
-    out["auc_image"], out["mean_auc_image"] = report(p_img.probs, p_img.targets)
-    out["auc_fused"], out["mean_auc_fused"] = None, None
+    out: dict[str, Any] = {"split": split, "targets": p_img.targets, "probs": {IMAGE_HEAD: p_img.probs},
+                           "auc": {}, "mean_auc": {}}
+    out["auc"][IMAGE_HEAD], out["mean_auc"][IMAGE_HEAD] = report(p_img.probs, p_img.targets)
     obj = rm.objective
-    if obj is not None and getattr(obj, "fuse", False):
-        old = obj.mode
-        obj.mode = "fused"
-        try:
-            p_f = predict(rm.model, rm.guided[split], objective=obj, **kw)
-        finally:
-            obj.mode = old
-        assert p_f.targets is not None
-        out["probs_fused"] = p_f.probs
-        out["auc_fused"], out["mean_auc_fused"] = report(p_f.probs, p_f.targets)
+    for head in (obj.heads if obj is not None else (IMAGE_HEAD,)):
+        if head == IMAGE_HEAD:
+            continue
+        p = predict(rm.model, rm.guided[split], objective=obj, head=head, **kw)
+        assert p.targets is not None
+        out["probs"][head] = p.probs
+        out["auc"][head], out["mean_auc"][head] = report(p.probs, p.targets)
     return out

@@ -64,6 +64,7 @@ def predict(
     num_workers: int = 0,
     progress: Optional[bool] = None,
     objective: Any = None,
+    head: Optional[str] = None,
 ) -> Prediction:
     """Probabilities (and optionally heatmaps and embeddings) for every item of ``data``, in order.
 
@@ -93,10 +94,14 @@ def predict(
         Progress bar: None shows it when stderr is a terminal.
     objective:
         Score with ``objective.logits(model, batch)`` instead of ``model(image)``
-        (e.g. a :class:`~chexradi.guidance.RadiomicsGuidance` in ``"fused"`` mode,
+        (e.g. a :class:`~chexradi.guidance.GuidedObjective`, with ``head=``,
         whose batches carry the guidance vectors). Not combined with ``heatmaps`` or
         ``embeddings``, which come from the model itself. A module objective is
         moved to the device and put in eval mode, and both are restored afterwards.
+    head:
+        With ``objective``: the head to score, by name (``objective.logits(model, batch,
+        head=head)``; e.g. ``"image"`` or ``"fused"`` of a
+        :class:`~chexradi.guidance.GuidedObjective`); None: the objective's default.
 
     Returns
     -------
@@ -125,6 +130,9 @@ def predict(
     if not isinstance(embeddings, bool):
         raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
     _check_progress(progress)
+    if head is not None and objective is None:
+        raise ValueError(f"head={head!r} selects one of an objective's heads; pass objective= with it (the model "
+                         f"alone has one head: call predict without head)")
     if objective is not None:
         if not callable(getattr(objective, "logits", None)):
             raise ValueError(f"objective must have a logits(model, batch) method, got {type(objective).__name__}")
@@ -192,7 +200,8 @@ def predict(
                         if heatmaps is None:
                             logits = model.forward_head(emb)  # type: ignore[operator]
                     elif objective is not None:
-                        logits = objective.logits(model, batch)
+                        logits = (objective.logits(model, batch) if head is None
+                                  else objective.logits(model, batch, head=head))
                     else:
                         logits = model(x)
             logits_all.append(logits.float().cpu())

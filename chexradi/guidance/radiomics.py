@@ -1,4 +1,4 @@
-"""Loop stage 3: radiomics inside the masks -> one guidance vector per image.
+"""The radiomics guidance source: features inside the masks -> one standardised vector per image.
 
 The radiograph each mask belongs to is written once per run as
 ``images/<split>/<index>.nrrd``: the network input brought back to [0, 1]
@@ -10,6 +10,12 @@ resumable from its journal) writes ``radiomics.csv``. The vector of an image is 
 concatenation over classes of its features (``K x F`` values, class-major); a failed
 or missing case leaves its block NaN, which :class:`chexradi.guidance.Standardizer`
 counts and sets to the training mean.
+
+:class:`RadiomicsSource` is this as a :class:`~chexradi.guidance.source.GuidanceSource`:
+it needs masks (it guides from round 1), is recomputed every round, keeps its worker
+processes across rounds, shards the extraction over the ranks of a distributed run, and
+adds the ``"fused"`` head and the alignment of :class:`~chexradi.guidance.RadiomicsGuidance`.
+Its settings group is ``radiomics`` (:data:`DEFAULTS`).
 """
 from __future__ import annotations
 
@@ -24,10 +30,10 @@ import numpy as np
 
 from .._io import atomic_write, sync_folders
 
-logger = logging.getLogger("chexradi.loop")
+logger = logging.getLogger("chexradi.guidance")
 
-__all__ = ["write_images", "image_file", "extract_vectors", "extract_cases", "Vectors", "read_vectors",
-           "merge_shards", "RadiomicsWorkers"]
+__all__ = ["RadiomicsSource", "DEFAULTS", "check_settings", "write_images", "image_file", "extract_vectors",
+           "extract_cases", "Vectors", "read_vectors", "merge_shards", "RadiomicsWorkers"]
 
 _CARRIED = ("Image", "Mask", "split", "index", "class")
 
@@ -223,3 +229,140 @@ def read_vectors(path: Path, *, counts: Mapping[str, int], class_names: Sequence
             by_split[split][idx, k * f:(k + 1) * f] = vals
     names = [f"{c}|{ft}" for c in class_names for ft in feats]
     return Vectors(by_split=by_split, names=names)
+
+
+# ------------------------------------------------------------------------------------------------
+# the source
+# ------------------------------------------------------------------------------------------------
+#: The ``radiomics`` settings group: see docs/loop.md.
+DEFAULTS: dict[str, Any] = {
+    "engine": "numba",       # "numba" (chexradi) or "pyradiomics"
+    "jobs": 0,               # worker processes for extraction; 0: one per CPU
+    "scheduler": None,       # None: local processes; "dask": a local Dask cluster; "dask:ADDRESS": yours
+    "params": {"binWidth": 8},  # PyRadiomics settings (dict or YAML/JSON file) on the 0-255 image
+}
+
+
+def check_settings(s: Mapping[str, Any]) -> None:
+    """Check a resolved ``radiomics`` group.
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, a bad job count, scheduler or parameter set (the message names the key).
+    """
+    from ..names import ENGINES
+
+    if s["engine"] not in ENGINES:
+        raise ValueError(f"radiomics['engine'] = {s['engine']!r} is invalid: use one of {', '.join(ENGINES)}")
+    jobs = s["jobs"]
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"radiomics['jobs'] = {jobs!r} is invalid: give an integer >= 0")
+    from ..radiomics.dask_backend import parse_scheduler
+    from ..radiomics.settings import load_settings
+
+    try:
+        parse_scheduler(s["scheduler"])
+    except ValueError as exc:
+        raise ValueError(f"radiomics['scheduler']: {exc}") from exc
+    try:
+        load_settings(s["params"])
+    except (ValueError, FileNotFoundError) as exc:
+        raise ValueError(f"radiomics['params']: {exc}") from exc
+
+
+class RadiomicsSource:
+    """Radiomics inside the masks of every (image, class) -> a standardised vector per image (module docstring)."""
+
+    name = "radiomics"
+    needs_masks = True
+    static = False
+    defaults = DEFAULTS
+
+    def __init__(self) -> None:
+        self._workers: Optional[RadiomicsWorkers] = None
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        check_settings(settings)
+
+    def setup(self, ctx: Any) -> None:
+        """Write the radiomics images of every split (once per run; skipped when already there)."""
+        import time
+
+        t0 = time.perf_counter()
+        n = write_images(ctx.parts, ctx.run_dir)
+        if n:
+            ctx.say(f"wrote {n} radiomics image(s) to {ctx.run_dir / 'images'} in {time.perf_counter() - t0:.1f} s")
+
+    def start(self, settings: Mapping[str, Any]) -> Any:
+        """Start the worker processes (when several local ones are wanted) unless running; returns the pool."""
+        if self._workers is None:
+            self._workers = RadiomicsWorkers(settings)
+        return self._workers.start()
+
+    def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+    def prepare(self, ctx: Any) -> Any:
+        """Extract the features inside the round's masks (resuming from the journal), gather a distributed run's
+        shards, read the vectors and fit the standardizer on the training split (``standardizer.json``)."""
+        import time
+
+        from .source import Prepared
+        from .standardize import Standardizer
+
+        t = time.perf_counter()
+        assert ctx.mask_rows is not None, "the radiomics source needs the round's mask rows"
+        counts = {s: len(ds) for s, ds in ctx.parts.items()}
+        rad_dir = ctx.round_dir / "radiomics"
+        pool = self.start(ctx.settings)  # already running unless this run resumed here
+        rows = ctx.mask_rows()
+        dist = ctx.dist
+        if not dist.is_distributed:
+            v = extract_vectors(rows, counts=counts, class_names=ctx.class_names, run_dir=ctx.run_dir,
+                                mask_round_dir=ctx.round_dir, out_dir=rad_dir, settings=ctx.settings,
+                                progress=ctx.progress, pool=pool)
+        else:  # each rank its shard into radiomics/rank<r>/; rank 0 concatenates; every rank reads the whole once
+            mine = extract_cases(rows, run_dir=ctx.run_dir, mask_round_dir=ctx.round_dir,
+                                 out_dir=rad_dir / f"rank{dist.rank}", settings=ctx.settings, progress=ctx.progress,
+                                 pool=pool)
+            totals = dist.all_reduce_sum(np.array([mine.n_cases, mine.n_failed]))  # also waits for every shard
+            if dist.is_main:
+                merge_shards([rad_dir / f"rank{r}" for r in range(dist.world_size)], rad_dir)
+            dist.barrier()
+            v = read_vectors(rad_dir / "radiomics.csv", counts=counts, class_names=ctx.class_names)
+            v.n_cases, v.n_failed = int(totals[0]), int(totals[1])
+        std = Standardizer().fit(v.by_split["train"])
+        if dist.is_main:
+            with atomic_write(ctx.round_dir / "standardizer.json") as fh:
+                json.dump(std.state_dict(), fh)
+        seconds = time.perf_counter() - t
+        ctx.say(f"round {ctx.k}: {v.n_cases} radiomics case(s), {v.n_failed} failed, {len(v.names)} values per "
+                f"image, {seconds:.1f} s")
+        return Prepared(data={"vectors": v.by_split, "names": v.names, "standardizer": std},
+                        record={"cases": v.n_cases, "failed": v.n_failed, "values": len(v.names), "nonfinite": 0,
+                                "features": "radiomics/radiomics.csv"},  # in the round's folder
+                        seconds=seconds)
+
+    def wrap(self, dataset: Any, prepared: Any, split: str) -> Any:
+        """The split's items with their standardised vector (``guidance``, ``guidance_valid``); the non-finite
+        values the standardizer replaced are counted in the record."""
+        from .dataset import GuidanceDataset
+
+        std = prepared.data["standardizer"]
+        wrapped = GuidanceDataset(dataset, prepared.data["vectors"][split], standardizer=std)
+        prepared.record["nonfinite"] += std.n_nonfinite  # counted by the transform the dataset just made
+        return wrapped
+
+    def module(self, prepared: Any, *, num_features: int, num_classes: int, guidance: Mapping[str, Any],
+               pos_weight: Any) -> Any:
+        """:class:`~chexradi.guidance.RadiomicsGuidance` over the standardised vectors."""
+        from .fusion import RadiomicsGuidance
+
+        return RadiomicsGuidance(num_features, prepared.data["standardizer"].dim, num_classes,
+                                 hidden=guidance["hidden"], proj_dim=guidance["proj_dim"],
+                                 alignment=guidance["alignment"], align_weight=guidance["align_weight"],
+                                 temperature=guidance["temperature"], fuse=guidance["fuse"], pos_weight=pos_weight,
+                                 dropout=guidance["dropout"], mode="image")
