@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from chexradi.cam.base import BaseCAM
 from chexradi.cam.methods import CAM, METHODS, GradCAM, GradCAMPlusPlus, heatmaps
-from chexradi.cam.names import CAM_METHODS
-from chexradi.nn.models import Classifier, create_model
+from chexradi.names import CAM_METHODS
+from chexradi.nn import create_model
+from chexradi.nn.models import Classifier
 
 SIZE = 64
 K = 3

@@ -10,6 +10,9 @@ the tests compare with single-process runs done here.
   gradient of two half batches is the gradient of the whole batch), up to
   floating-point rounding: relative 1e-5. A negative control (one process with
   the half batch) shows that this tolerance does catch a different trajectory.
+- A model that is not an image classifier (``toy_text.BagOfTokens``: variable-length
+  token batches padded by a ``collate_fn``, selection on the validation loss by a
+  ``LossEvaluator``) is exact in the same sense.
 - ResNet-18 with triplet attention on the phantom: batch-norm statistics come
   from 8 images per rank instead of 16, so the runs differ; the validation mean
   AUC must agree within ``AUC_TOL`` (see there), and everything that must be
@@ -33,7 +36,7 @@ import pytest
 import torch
 from torch import nn
 
-from chexradi.train import ArrayDataset, distributed, fit
+from chexradi.train import ArrayDataset, LossEvaluator, distributed, fit
 from chexradi.train.data import _make_loader, _rank_batches, _shuffle_order
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,6 +160,23 @@ def exact_state(model, objective) -> dict:
     return state
 
 
+# The token run: 45 sequences, batch 8 (the last batch of 5 splits 3 / 2), 2 epochs, selection on -val_loss.
+TEXT = dict(n_train=45, n_val=20, epochs=2, batch_size=8, lr=5e-2, seed=4)
+
+
+def text_run():
+    """One token-model fit with a collate function and a loss evaluator; returns (model, result)."""
+    from toy_text import BagOfTokens, TokenDataset, TokenObjective, pad_collate
+
+    torch.manual_seed(2)
+    model = BagOfTokens()
+    result = fit(model, TokenDataset(TEXT["n_train"], seed=0), TokenDataset(TEXT["n_val"], seed=1),
+                 epochs=TEXT["epochs"], batch_size=TEXT["batch_size"], lr=TEXT["lr"], seed=TEXT["seed"],
+                 patience=None, device="cpu", progress=False, objective=TokenObjective(), collate_fn=pad_collate,
+                 evaluator=LossEvaluator(required_keys=TokenObjective.required_keys))
+    return model, result
+
+
 @functools.lru_cache(maxsize=1)
 def phantom_data():
     from chexradi.data.sources import phantom_splits
@@ -273,6 +293,11 @@ def _worker(out: Path) -> None:
     model, objective, result = exact_run("short1", out=resume_dir)
     torch.save(exact_state(model, objective), out / f"resumed_rank{d.rank}.pt")
     report["resumed"] = result_json(result)
+
+    # -- a token model: collate_fn and LossEvaluator
+    model, result = text_run()
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / f"text_rank{d.rank}.pt")
+    report["text"] = result_json(result)
 
     # -- the phantom, ResNet-18 with triplet attention (batch-norm)
     model, sp = phantom_model()
@@ -433,6 +458,22 @@ def test_two_ranks_with_half_batches_equal_one_process(ranks, single_exact, case
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
         assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-5)
         assert ours["steps"] == theirs["steps"] and ours["lr"] == pytest.approx(theirs["lr"], rel=1e-12)
+
+
+@needs_gloo
+def test_a_token_model_with_a_collate_function_is_exact_on_two_ranks(ranks):
+    model, result = text_run()
+    ref = {k: v.detach() for k, v in model.state_dict().items()}
+    states = [torch.load(ranks.out / f"text_rank{r}.pt") for r in range(WORLD)]
+    assert all(torch.equal(states[1][k], states[0][k]) for k in ref), "the ranks' weights differ"
+    diff = max_rel_diff(states[0], ref)
+    assert diff < EXACT_RTOL, f"max relative weight difference {diff:.3g}"
+    rep = ranks.reports[0]["text"]
+    assert rep == ranks.reports[1]["text"] and rep["criterion"] == result.criterion == "-val_loss"
+    for ours, theirs in zip(rep["history"], result.history):
+        assert ours["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-5)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+    assert rep["best_epoch"] == result.best_epoch
 
 
 def test_the_exactness_tolerance_catches_another_trajectory(single_exact):

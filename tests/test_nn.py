@@ -221,7 +221,7 @@ def test_resnet18_ta_attention_convs_get_gradients():
 # ---------------------------------------------------------------------------------------------
 
 def test_list_models():
-    names = list_models()
+    names = list_models("classifier")
     for base in ("resnet18", "resnet50", "densenet121"):
         assert base in names
         assert base + "_ta" in names
@@ -233,7 +233,7 @@ def test_unknown_model_lists_known():
         create_model("nope")
     msg = str(info.value)
     assert "nope" in msg
-    for name in list_models():
+    for name in list_models("classifier"):
         assert name in msg
 
 
@@ -584,7 +584,7 @@ def test_no_network_without_weights(monkeypatch):
     import torchvision.models._api as tv_api
 
     monkeypatch.setattr(tv_api.WeightsEnum, "get_state_dict", refuse)
-    for name in list_models():
+    for name in list_models("classifier"):
         model = create_model(name, weights=None)
         assert isinstance(model, chexradi.nn.Classifier)
 

@@ -119,7 +119,7 @@ def write_heatmaps(
     out:
         Output folder (created).
     method:
-        ``"gradcam"``, ``"cam"`` or ``"gradcampp"`` (:data:`~chexradi.cam.names.CAM_METHODS`).
+        ``"gradcam"``, ``"cam"`` or ``"gradcampp"`` (:data:`~chexradi.names.CAM_METHODS`).
     target_layer:
         Grad-CAM layer name (default: the model's final feature map).
     classes:

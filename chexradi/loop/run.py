@@ -131,7 +131,7 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         :func:`chexradi.data.sources.open_data`) or train/val/test
         :class:`~chexradi.data.datasets.Splits` (val is required; test optional).
     model : str
-        Architecture (:func:`chexradi.nn.list_models`), e.g. ``"resnet50_ta"``.
+        Architecture (``chexradi.nn.list_models("classifier")``), e.g. ``"resnet50_ta"``.
     rounds : int
         Number of rounds including round 0 (``rounds=3``: image-only, then two guided rounds).
     radiomics, guidance, train, heatmap : dict, optional
@@ -174,12 +174,12 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
         a run with other settings (or of another arm), a ``round0_from`` run with other
         settings or without a finished round 0.
     """
-    from ..nn import list_models
+    from ..nn import CLASSIFIER, list_models
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an integer >= 1 (round 0 is image-only), got {rounds!r}")
-    if model not in list_models():
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(list_models())}")
+    if model not in list_models(CLASSIFIER):
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(list_models(CLASSIFIER))}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     guidance_group = _settings.resolve("guidance", guidance)

@@ -3,7 +3,11 @@
 A checkpoint is a ``torch.save`` dict::
 
     {"format": "chexradi-model/1", "config": model.config, "state_dict": ...,
-     "meta": {...}, "versions": {...}, ...}
+     "meta": {...}, "versions": {...}, "model_module": ..., ...}
+
+Any registered model (:mod:`chexradi.nn.registry`: a classifier, a text encoder, a
+report generator) is saved and loaded the same way: ``config["name"]`` says which,
+``model_module`` which module registers it.
 
 ``meta`` carries what inference needs besides the weights (image size,
 intensity normalisation); :mod:`chexradi.train` adds optimizer and scheduler
@@ -15,9 +19,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
+from torch import nn
 
 from .._io import atomic_path
-from .models import Classifier, create_model, list_models
+from .registry import list_models, model_from_config, model_spec
 
 __all__ = ["FORMAT", "versions", "save_checkpoint", "read_checkpoint", "load_model"]
 
@@ -36,14 +41,32 @@ def versions() -> dict[str, str]:
             "numpy": numpy.__version__}
 
 
-def save_checkpoint(path: PathLike, model: Classifier, *, meta: Optional[dict[str, Any]] = None,
+def save_checkpoint(path: PathLike, model: nn.Module, *, meta: Optional[dict[str, Any]] = None,
                     **extra: Any) -> Path:
-    """Write ``model`` (config + weights), ``meta`` and ``extra`` keys to ``path`` atomically."""
+    """Write ``model`` (config + weights), ``meta`` and ``extra`` keys to ``path`` atomically.
+
+    ``model.config`` (a dict with the model's ``"name"``) is what :func:`load_model`
+    rebuilds it from; a model whose name is not registered
+    (:func:`~chexradi.nn.register_model`) is saved, but loading it by name needs its
+    factory registered first (the checkpoint records its module).
+
+    Raises
+    ------
+    ValueError
+        ``model`` has no ``config`` dict with a ``"name"`` (build it with
+        :func:`~chexradi.nn.create_model`).
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise ValueError(f"save_checkpoint needs a chexradi model (model.config with its registered name); "
+                         f"got a {type(model).__name__} without one: build it with chexradi.nn.create_model, "
+                         f"or register its factory with chexradi.nn.register_model")
+    module = model_spec(config["name"]).module if config["name"] in list_models() else type(model).__module__
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "config": dict(model.config), "state_dict": state,
-               "meta": dict(meta or {}), "versions": versions(), **extra}
+    payload = {"format": FORMAT, "config": dict(config), "state_dict": state,
+               "meta": dict(meta or {}), "versions": versions(), "model_module": module, **extra}
     with atomic_path(p) as tmp:
         torch.save(payload, tmp)
     return p
@@ -77,6 +100,9 @@ def read_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, A
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "config" not in ckpt:
         raise ValueError(f"{p} is not a chexradi model checkpoint (expected format {FORMAT!r}); "
                          f"a plain torchvision state_dict goes to create_model(..., weights=PATH)")
+    if not isinstance(ckpt["config"], dict):
+        raise ValueError(f"{p} has a malformed model config ({type(ckpt['config']).__name__}, expected a dict); "
+                         f"use the checkpoint as written by chexradi.train.fit")
     return ckpt
 
 
@@ -101,33 +127,28 @@ def _other_kind(p: Path) -> Optional[str]:
 
 
 def load_model(path: PathLike, *, map_location: Any = "cpu",
-               expect: Optional[str] = None) -> tuple[Classifier, dict[str, Any]]:
-    """Rebuild the model saved at ``path``; returns ``(model, checkpoint_dict)`` in eval mode.
+               expect: Optional[str] = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved at ``path`` by its registered name; returns ``(model, checkpoint_dict)`` in eval mode.
 
     Parameters
     ----------
     expect:
         When given, the model name the caller expects (e.g. ``"resnet50_ta"``); a
-        checkpoint of another architecture raises instead of loading.
+        checkpoint of another model raises instead of loading.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        Missing file, not a checkpoint, another architecture, or weights that do not fit.
+        Missing file, not a checkpoint, an unregistered or unexpected model, or
+        weights that do not fit.
     """
     ckpt = read_checkpoint(path, map_location=map_location)
     cfg = dict(ckpt["config"])
     name = cfg.get("name")
-    if name not in list_models():
-        raise ValueError(f"checkpoint {path} is for model {name!r}, which this chexradi does not know "
-                         f"(known: {', '.join(list_models())})")
     if expect is not None and expect != name:
         raise ValueError(f"checkpoint {path} holds a {name} model, not {expect}; "
                          f"pass a checkpoint of {expect} or build the model as {name}")
-    model = create_model(name, num_classes=cfg["num_classes"], in_chans=cfg["in_chans"],
-                         attention=cfg.get("attention"), kernel_size=cfg.get("kernel_size", 7),
-                         class_names=cfg.get("class_names"), drop_rate=cfg.get("drop_rate", 0.0),
-                         output_stride=cfg.get("output_stride", 32))
+    model = model_from_config(cfg, module=ckpt.get("model_module"), source=f"checkpoint {path}")
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:

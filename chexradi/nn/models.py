@@ -1,6 +1,8 @@
 """Chest X-ray classifiers: torchvision backbones, optional triplet attention, a multi-label head.
 
-Built by name through a registry, as timm does::
+Built by name through the model registry (:mod:`chexradi.nn.registry`, as timm
+does); every name of :data:`chexradi.names.MODEL_NAMES` is registered here, family
+``"classifier"``::
 
     model = create_model("resnet50_ta", num_classes=14, in_chans=1)
 
@@ -32,7 +34,10 @@ from torchvision.models import resnet as tv_resnet
 from ..names import DENSENET_CONFIGS, MODEL_NAMES, OUTPUT_STRIDES, RESNET_LAYERS
 from .attention import TripletAttention
 
-__all__ = ["Classifier", "create_model", "list_models", "class_indices", "ATTENTIONS", "OUTPUT_STRIDES"]
+__all__ = ["Classifier", "create_classifier", "class_indices", "ATTENTIONS", "OUTPUT_STRIDES", "CLASSIFIER"]
+
+#: The registry family of the classifiers.
+CLASSIFIER = "classifier"
 
 #: Attention blocks by name (``None`` = plain backbone).
 ATTENTIONS: dict[str, Callable[..., nn.Module]] = {"triplet": TripletAttention}
@@ -111,12 +116,6 @@ def _dilation_plan(output_stride: int) -> list[bool]:
     return {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
 
 
-def list_models() -> list[str]:
-    """Every name :func:`create_model` accepts: each backbone plain and with ``_ta``
-    (:data:`chexradi.names.MODEL_NAMES`)."""
-    return list(MODEL_NAMES)
-
-
 def _stem_conv(old: nn.Conv2d, in_chans: int) -> nn.Conv2d:
     return nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
 
@@ -191,7 +190,7 @@ class Classifier(nn.Module):
     head:
         ``nn.Linear(C, num_classes)``; ``head.weight`` are the CAM weights.
     config:
-        Everything :func:`create_model` needs to rebuild the model (saved in checkpoints).
+        Everything :func:`create_classifier` needs to rebuild the model (saved in checkpoints).
     """
 
     feature_layer = "backbone"
@@ -248,8 +247,8 @@ class Classifier(nn.Module):
 
 
 def _parse_name(name: str) -> tuple[str, Optional[str]]:
-    if not isinstance(name, str) or name not in list_models():
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    if not isinstance(name, str) or name not in MODEL_NAMES:
+        raise ValueError(f"unknown classifier {name!r}; known: {', '.join(MODEL_NAMES)}")
     if name.endswith("_ta"):
         return name[: -len("_ta")], "triplet"
     return name, None
@@ -258,7 +257,7 @@ def _parse_name(name: str) -> tuple[str, Optional[str]]:
 _UNSET: Any = object()
 
 
-def create_model(
+def create_classifier(
     name: str,
     *,
     num_classes: int = 14,
@@ -270,12 +269,12 @@ def create_model(
     weights: Union[str, Path, None] = None,
     output_stride: int = 32,
 ) -> Classifier:
-    """Build a classifier by name.
+    """Build a classifier by name (what :func:`chexradi.nn.create_model` calls for a classifier's name).
 
     Parameters
     ----------
     name:
-        One of :func:`list_models`, e.g. ``"resnet50_ta"``, ``"densenet121"``.
+        One of :data:`chexradi.names.MODEL_NAMES` (``list_models("classifier")``), e.g. ``"resnet50_ta"``, ``"densenet121"``.
     num_classes:
         Number of labels (14 for ChestX-ray14); ``class_names`` must have as many.
     in_chans:
@@ -358,6 +357,34 @@ def create_model(
     if weights is not None:
         load_backbone_weights(model, weights)
     return model
+
+
+def _classifier_from_config(config: dict[str, Any]) -> Classifier:
+    """Rebuild a classifier from the ``config`` its checkpoint holds (fresh weights)."""
+    return create_classifier(config["name"], num_classes=config["num_classes"], in_chans=config["in_chans"],
+                             attention=config.get("attention"), kernel_size=config.get("kernel_size", 7),
+                             class_names=config.get("class_names"), drop_rate=config.get("drop_rate", 0.0),
+                             output_stride=config.get("output_stride", 32))
+
+
+def _register_classifiers() -> None:
+    from .registry import register_model
+
+    def factory_of(name: str) -> Callable[..., Classifier]:
+        def factory(**kwargs: Any) -> Classifier:
+            return create_classifier(name, **kwargs)
+
+        factory.__qualname__ = factory.__name__ = name
+        factory.__doc__ = f"The {name} classifier: create_classifier({name!r}, **kwargs)."
+        return factory
+
+    for name in MODEL_NAMES:
+        register_model(name, family=CLASSIFIER, from_config=_classifier_from_config,
+                       description="torchvision backbone" + (" with triplet attention" if name.endswith("_ta")
+                                                             else "") + ", multi-label head")(factory_of(name))
+
+
+_register_classifiers()
 
 
 _DENSE_OLD_KEY = re.compile(

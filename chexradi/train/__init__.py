@@ -1,8 +1,11 @@
 """Training and inference for one round of the loop: :func:`fit` and :func:`predict`.
 
-:func:`fit` trains a multi-label classifier (a :class:`~chexradi.nn.Classifier`)
-with AdamW and a per-step cosine schedule, validates every epoch (loss, AUC per
-class), stops early on the validation mean AUC, and keeps the best weights. With
+:func:`fit` trains any model under an objective with AdamW and a per-step cosine
+schedule, validates every epoch with an *evaluator* (:mod:`.evaluators`: masked
+BCE and AUC per class for a multi-label classifier, the default; the objective's
+loss for any other model), stops early on the evaluator's score and keeps the
+best weights. Batches of variable-length items (token sequences) are built by a
+``collate_fn`` the caller gives. With
 ``out=DIR`` it writes ``DIR/last.pt`` (everything needed to resume) after every
 epoch, ``DIR/best.pt`` when the validation score improves, and
 ``DIR/history.json``; a run that was stopped resumes from ``last.pt`` and
@@ -19,8 +22,9 @@ What the loss is lives in an *objective*, the extension point for guidance
 ``logits(model, batch) -> logits``
     the ``(B, K)`` logits for evaluation (validation AUC and loss);
 
-and optionally ``parameters()`` (extra trainable tensors, added to the
-optimizer), ``state_dict()`` / ``load_state_dict(state)`` (saved in ``last.pt``
+and optionally ``required_keys`` (the item keys its loss reads, checked on every
+batch; ``("image", "target")`` when absent), ``parameters()`` (extra trainable
+tensors, added to the optimizer), ``state_dict()`` / ``load_state_dict(state)`` (saved in ``last.pt``
 and restored on resume). An objective that is a :class:`torch.nn.Module` is
 moved to the device and switched between train and eval mode with the model.
 ``batch`` is a dict of the collated items, tensors on the device; it holds
@@ -49,6 +53,9 @@ the reverse): :mod:`.objectives` (the protocol, masked BCE, class weights),
 :mod:`.data` (:class:`ArrayDataset`, item checks, loaders), :mod:`.runtime`
 (device, AMP, argument checks, random generators, optimizer), :mod:`.epochs`
 (one epoch of training and validation, the resumable progress),
+:mod:`.evaluators` (what validation computes and selects by), :mod:`.options`
+(:func:`fit`'s argument checks and recorded settings), :mod:`.trainer` (start or
+resume, one epoch after another, checkpoints, the result),
 :mod:`.checkpoints` (``last.pt``, ``best.pt``, ``history.json``), :mod:`.distributed`
 (the process group, sharding, collectives, the DDP wrapper), :mod:`.fit` and
 :mod:`.predict`.
@@ -57,10 +64,12 @@ from __future__ import annotations
 
 from . import distributed
 from .data import ArrayDataset
+from .evaluators import ClassifierEvaluator, Evaluation, Evaluator, LossEvaluator
 from .fit import FitResult, fit
 from .objectives import (BALANCED_CLIP, BCEObjective, Objective, balanced_pos_weight, class_pos_weight,
                          masked_bce_with_logits)
 from .predict import Prediction, predict
 
 __all__ = ["fit", "predict", "FitResult", "Prediction", "ArrayDataset", "BCEObjective", "Objective",
-           "masked_bce_with_logits", "balanced_pos_weight", "class_pos_weight", "BALANCED_CLIP", "distributed"]
+           "masked_bce_with_logits", "balanced_pos_weight", "class_pos_weight", "BALANCED_CLIP", "distributed",
+           "Evaluator", "Evaluation", "ClassifierEvaluator", "LossEvaluator"]

@@ -19,7 +19,11 @@ from .._io import atomic_write
 
 #: Fit settings that change the training trajectory: a resume must use the same.
 _TRAJECTORY_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "class_weights", "seed", "max_steps",
-                    "objective")
+                    "objective", "evaluator")
+
+#: What a checkpoint written before a setting was recorded ran with (runs before the evaluator was pluggable
+#: were all selected by the classifier's mean AUC).
+_SETTING_DEFAULTS = {"evaluator": "ClassifierEvaluator"}
 
 _HISTORY_FORMAT = "chexradi-history/1"
 
@@ -82,8 +86,8 @@ def _load_resume(path: Path, model: nn.Module, settings: dict[str, Any]) -> dict
         raise ValueError(f"cannot resume from {path}: it has no training state (not written by "
                          f"chexradi.train.fit); use a new out directory, or resume=False")
     old = dict(ckpt.get("meta", {}).get("fit", {}))
-    changed = [f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in _TRAJECTORY_KEYS
-               if old.get(k) != settings[k]]
+    changed = [f"{k}: {old.get(k, _SETTING_DEFAULTS.get(k))!r} -> {settings[k]!r}" for k in _TRAJECTORY_KEYS
+               if old.get(k, _SETTING_DEFAULTS.get(k)) != settings[k]]
     if changed:
         raise ValueError(f"cannot resume from {path}: it was trained with other settings "
                          f"({'; '.join(changed)}); use a new out directory, or resume=False to start over")

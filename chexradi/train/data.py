@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -99,8 +99,12 @@ def _length(data: Any) -> Optional[int]:
         return None
 
 
-def _item_dict(item: Any, name: str, what: str, *, need_target: bool) -> dict[str, Any]:
-    """A dataset item or a collated batch as a dict with "image" (and "target")."""
+#: What a classifier's items carry; :func:`~chexradi.train.fit` asks its objective and evaluator for theirs.
+CLASSIFIER_KEYS = ("image", "target")
+
+
+def _item_dict(item: Any, name: str, what: str, *, required: tuple[str, ...] = CLASSIFIER_KEYS) -> dict[str, Any]:
+    """A dataset item or a collated batch as a dict holding the ``required`` keys."""
     if isinstance(item, Mapping):
         d = dict(item)
     elif isinstance(item, (tuple, list)) and len(item) in (1, 2):
@@ -108,18 +112,25 @@ def _item_dict(item: Any, name: str, what: str, *, need_target: bool) -> dict[st
     elif isinstance(item, (Tensor, np.ndarray)):
         d = {"image": item}
     else:
-        raise ValueError(f"{name} {what} must be a dict with 'image' and 'target' or an (image, target) "
-                         f"tuple, got {type(item).__name__}")
-    missing = [k for k in (("image", "target") if need_target else ("image",)) if k not in d]
+        raise ValueError(f"{name} {what} must be a dict with {', '.join(map(repr, required))} or an "
+                         f"(image, target) tuple, got {type(item).__name__}")
+    missing = [k for k in required if k not in d]
     if missing:
+        hint = ("items must be dicts with 'image' (C, H, W) and 'target' (K,), or (image, target) tuples"
+                if tuple(required) == CLASSIFIER_KEYS else
+                f"the objective and evaluator read {', '.join(map(repr, required))}")
         raise ValueError(f"{name} {what} has no {' or '.join(repr(m) for m in missing)} "
-                         f"(keys: {sorted(map(str, d))}); items must be dicts with 'image' (C, H, W) and "
-                         f"'target' (K,), or (image, target) tuples")
+                         f"(keys: {sorted(map(str, d))}); {hint}")
     return d
 
 
-def _peek(data: Any, name: str, model: nn.Module, *, need_target: bool) -> None:
-    """Check the first item of a map-style dataset before any work starts."""
+def _peek(data: Any, name: str, model: nn.Module, *, required: tuple[str, ...] = CLASSIFIER_KEYS,
+          collate_fn: Optional[Callable[[list[Any]], Any]] = None) -> None:
+    """Check the first item of a map-style dataset before any work starts.
+
+    With a ``collate_fn`` the item may be anything it accepts: the check is of
+    ``collate_fn([item 0])``, the batch the objective will see (a batch of one).
+    """
     if isinstance(data, DataLoader) or isinstance(data, torch.utils.data.IterableDataset):
         return
     n = _length(data)
@@ -127,7 +138,17 @@ def _peek(data: Any, name: str, model: nn.Module, *, need_target: bool) -> None:
         return
     if n == 0:
         raise ValueError(f"{name} is empty; pass a dataset with at least one item")
-    d = _item_dict(data[0], name, "item 0", need_target=need_target)
+    if collate_fn is not None:
+        try:
+            batch = collate_fn([data[0]])
+        except Exception as exc:  # noqa: BLE001 - the user's collate function may raise anything
+            raise ValueError(f"{name}: collate_fn failed on item 0 ({type(exc).__name__}: {exc}); it must take "
+                             f"a list of items and return a batch dict") from exc
+        _item_dict(batch, name, "batch of item 0", required=required)
+        return
+    d = _item_dict(data[0], name, "item 0", required=required)
+    if "image" not in d:
+        return
     image = d["image"]
     if not isinstance(image, (Tensor, np.ndarray)):
         raise ValueError(f"{name} item 0: 'image' must be a tensor or array (C, H, W), "
@@ -155,11 +176,11 @@ def _training_targets(train: Any) -> np.ndarray:
     rows = []
     if isinstance(train, DataLoader):
         for batch in train:
-            rows.append(np.asarray(_item_dict(batch, "train", "batch", need_target=True)["target"],
+            rows.append(np.asarray(_item_dict(batch, "train", "batch")["target"],
                                    dtype=np.float64))
     else:
         for i in range(len(ds)):
-            rows.append(np.asarray(_item_dict(ds[i], "train", f"item {i}", need_target=True)["target"],
+            rows.append(np.asarray(_item_dict(ds[i], "train", f"item {i}")["target"],
                                    dtype=np.float64)[None])
     return np.concatenate(rows, axis=0)
 
@@ -172,18 +193,21 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def _make_loader(data: Any, *, batch_size: int, shuffle: bool, seed: int, num_workers: int,
-                 pin_memory: bool, batch_sampler: Optional[list[list[int]]] = None) -> DataLoader:
-    """A DataLoader over ``data`` (a DataLoader is returned as given); ``batch_sampler`` fixes the batches."""
+                 pin_memory: bool, batch_sampler: Optional[list[list[int]]] = None,
+                 collate_fn: Optional[Callable[[list[Any]], Any]] = None) -> DataLoader:
+    """A DataLoader over ``data`` (a DataLoader is returned as given); ``batch_sampler`` fixes the batches,
+    ``collate_fn`` (None: torch's default) makes a batch of a list of items."""
     if isinstance(data, DataLoader):
         return data
     g = torch.Generator()
     g.manual_seed(seed)
     if batch_sampler is not None:
         return DataLoader(data, batch_sampler=batch_sampler, generator=g, num_workers=num_workers,
-                          worker_init_fn=_seed_worker if num_workers > 0 else None, pin_memory=pin_memory)
+                          worker_init_fn=_seed_worker if num_workers > 0 else None, pin_memory=pin_memory,
+                          collate_fn=collate_fn)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=g, num_workers=num_workers,
                       worker_init_fn=_seed_worker if num_workers > 0 else None, pin_memory=pin_memory,
-                      drop_last=False)
+                      drop_last=False, collate_fn=collate_fn)
 
 
 def _shuffle_order(n: int, seed: int) -> list[int]:
@@ -231,9 +255,10 @@ def _rank_batches(n: int, batch_size: int, seed: int, rank: int, world: int
     return batches, weights
 
 
-def _to_device(batch: Any, name: str, device: torch.device, *, need_target: bool,
+def _to_device(batch: Any, name: str, device: torch.device, *, required: tuple[str, ...] = CLASSIFIER_KEYS,
                non_blocking: bool) -> dict[str, Any]:
-    d = _item_dict(batch, name, "batch", need_target=need_target)
+    """A batch as a dict on ``device`` (``"image"`` and ``"target"`` as float32; other tensors keep their dtype)."""
+    d = _item_dict(batch, name, "batch", required=required)
     out: dict[str, Any] = {}
     for key, value in d.items():
         if isinstance(value, np.ndarray):
@@ -244,3 +269,15 @@ def _to_device(batch: Any, name: str, device: torch.device, *, need_target: bool
             value = value.to(device, non_blocking=non_blocking)
         out[key] = value
     return out
+
+
+def _batch_len(batch: Mapping[str, Any], keys: tuple[str, ...]) -> int:
+    """The number of items in a batch: the first dimension of its first tensor among ``keys`` (then any)."""
+    for key in (*keys, *batch):
+        value = batch.get(key)
+        if isinstance(value, Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+        if isinstance(value, (list, tuple)):
+            return len(value)
+    raise ValueError(f"cannot tell how many items a batch holds (keys {sorted(map(str, batch))}): give it a "
+                     f"tensor with the items along the first dimension")

@@ -11,10 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import metrics
-from .data import _to_device
+from .data import CLASSIFIER_KEYS, _batch_len, _to_device
 from .distributed import Dist, _DataParallel
-from .objectives import masked_bce_with_logits
+from .evaluators import Evaluation, Evaluator
 from .runtime import _autocast, _progress, _rng_states, _set_mode, _set_rng_states
 
 
@@ -32,6 +31,8 @@ class _Parts:
     show: bool
     dist: Dist = field(default_factory=Dist)
     parallel: Optional[_DataParallel] = None
+    #: The item keys the objective's loss reads (its ``required_keys``; a classifier's by default).
+    required: tuple[str, ...] = CLASSIFIER_KEYS
 
     @property
     def pin(self) -> bool:
@@ -103,7 +104,7 @@ def _train_epoch(parts: _Parts, loader: DataLoader, run: _Progress, *, epoch: in
     seen = 0
     bar = _progress(loader, parts.show, desc)
     for raw in bar:
-        batch = _to_device(raw, "train", dev, need_target=True, non_blocking=parts.pin)
+        batch = _to_device(raw, "train", dev, required=parts.required, non_blocking=parts.pin)
         with _autocast(dev, parts.amp_dtype):
             loss, _ = objective.loss(model, batch)
         if loss.dim() != 0:
@@ -117,7 +118,7 @@ def _train_epoch(parts: _Parts, loader: DataLoader, run: _Progress, *, epoch: in
         scaler.update()
         parts.scheduler.step()
         run.global_step += 1
-        n = int(batch["image"].shape[0])
+        n = _batch_len(batch, parts.required)
         loss_sum += loss.detach().double() * n
         seen += n
         if parts.show and hasattr(bar, "set_postfix"):
@@ -145,7 +146,7 @@ def _train_epoch_distributed(parts: _Parts, loader: DataLoader, weights: list[tu
     totals = torch.zeros(2, dtype=torch.float64)
     steps = 0
     for raw, (scale, n_real) in zip(_progress(loader, parts.show, desc), weights):
-        batch = _to_device(raw, "train", dev, need_target=True, non_blocking=parts.pin)
+        batch = _to_device(raw, "train", dev, required=parts.required, non_blocking=parts.pin)
         with _autocast(dev, parts.amp_dtype):
             loss, _ = par.loss(batch)
         if loss.dim() != 0:
@@ -174,38 +175,22 @@ def _train_epoch_distributed(parts: _Parts, loader: DataLoader, weights: list[tu
     return float(totals[0] / totals[1])
 
 
-def _evaluate(parts: _Parts, loader: DataLoader, *, desc: str) -> tuple[float, np.ndarray, float]:
-    """Validation loss (masked BCE over all known targets), AUC per class and their mean (NaN: none).
+def _validate(parts: _Parts, loader: DataLoader, evaluator: Evaluator, *, desc: str) -> Evaluation:
+    """One pass over the validation ``loader`` in eval mode: ``evaluator.step`` per batch, then ``finish``.
 
-    In a DDP run ``loader`` holds this rank's shard of the validation set; the
-    logits and targets of all shards are gathered (in rank order, i.e. item order)
-    so that every rank computes the same numbers.
+    In a DDP run ``loader`` holds this rank's contiguous shard of the validation set;
+    the pieces of all ranks are gathered in rank order (that is, item order), so
+    every rank computes the same evaluation.
     """
     model, objective, dev, d = parts.model, parts.objective, parts.device, parts.dist
     _set_mode(model, objective, False)
-    logits_all, targets_all = [], []
+    required = tuple(evaluator.required_keys)
+    pieces: list[Any] = []
     with torch.no_grad():
         for raw in _progress(loader, parts.show, desc):
-            batch = _to_device(raw, "val", dev, need_target=True, non_blocking=parts.pin)
+            batch = _to_device(raw, "val", dev, required=required, non_blocking=parts.pin)
             with _autocast(dev, parts.amp_dtype):
-                logits = objective.logits(model, batch)
-            logits_all.append(logits.float().cpu())
-            targets_all.append(batch["target"].float().cpu())
+                pieces.append(evaluator.step(model, objective, batch))
     if d.is_distributed:
-        mine = (torch.cat(logits_all), torch.cat(targets_all)) if logits_all else None
-        shards = [s for s in d.all_gather_object(mine) if s is not None]
-        logits_all, targets_all = [s[0] for s in shards], [s[1] for s in shards]
-    if not logits_all:
-        raise ValueError("val gave no batches; pass a non-empty validation set")
-    logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)
-    if logits_t.shape != targets_t.shape:
-        raise ValueError(f"val targets {tuple(targets_t.shape)} do not match the logits "
-                         f"{tuple(logits_t.shape)}; give one target per model class")
-    if torch.isnan(targets_t).all():
-        raise ValueError("val has no known (non-NaN) targets; model selection needs labelled "
-                         "validation images")
-    loss = float(masked_bce_with_logits(logits_t, targets_t))
-    probs = 1.0 / (1.0 + np.exp(-logits_t.numpy().astype(np.float64)))
-    aucs = metrics.auc_per_class(targets_t.numpy(), probs)
-    mean = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")
-    return loss, aucs, mean
+        pieces = [p for shard in d.all_gather_object(pieces) for p in shard]
+    return evaluator.finish(pieces)

@@ -150,7 +150,7 @@ def predict(
             list(range(k)) if k is not None else None)
     dev = resolve_device(device)
     _, amp_dtype = _resolve_amp(amp, dev)
-    _peek(data, "data", model, need_target=False)
+    _peek(data, "data", model, required=("image",))
     cam_fn = None
     if heatmaps is not None:
         from ..cam.methods import heatmaps as cam_fn  # noqa: F811 - lazy: the CAM stage is optional here
@@ -183,7 +183,7 @@ def predict(
             obj_module.to(dev)
             obj_module.eval()
         for raw in _progress(loader, progress_on(progress), "predict"):
-            batch = _to_device(raw, "data", dev, need_target=False, non_blocking=pin)
+            batch = _to_device(raw, "data", dev, required=("image",), non_blocking=pin)
             x = batch["image"]
             b = int(x.shape[0])
             if heatmaps is not None:
