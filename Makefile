@@ -15,7 +15,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation ablation-large heatmap-study venv clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,13 @@ parity: $(STAMP)
 
 ablation: $(STAMP)
 	$(BIN)/python examples/ablation.py --out runs/ablation --docs docs/loop-results.md --section demo
+
+ablation-large: $(STAMP)
+	$(BIN)/python examples/ablation.py --out runs/large --data "phantom:n_train=720,n_val=240,n_test=360" \
+		--arms control cam truth --docs docs/loop-results.md --section large
+
+heatmap-study: $(STAMP)
+	$(BIN)/python examples/heatmap_study.py --out runs/heatmaps --json runs/heatmaps/study.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache runs

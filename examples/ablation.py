@@ -24,7 +24,8 @@ Usage::
 
     python examples/ablation.py --out runs/ablation                        # demo size, 3 seeds
     python examples/ablation.py --out runs/ablation --docs docs/loop-results.md --section demo
-    python examples/ablation.py --out runs/big --data "phantom:n=2400" --arms control cam truth --section large
+    python examples/ablation.py --out runs/large --data "phantom:n_train=720,n_val=240,n_test=360" \
+        --arms control cam truth --docs docs/loop-results.md --section large
 """
 from __future__ import annotations
 

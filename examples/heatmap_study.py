@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ def train_round0(out: Path, data: str, model: str, stride: int, seed: int) -> An
 def mask_scores(checkpoint: Path, ds: Any, method: str, fractions: tuple[float, ...]) -> dict[float, dict[str, float]]:
     """Per fraction: mean IoU of the masks of present findings with the truth, and localisation at
     T(IoU) = 0.1 / 0.3 (box of the strongest component against the ground-truth box)."""
-    from chexradi.cam.masks import heatmap_to_mask, mask_iou
+    from chexradi.cam.masks import MaskWarning, heatmap_to_mask, mask_iou
     from chexradi.data.truth import truth_masks
     from chexradi.metrics import box_iou
     from chexradi.nn import load_model
@@ -51,7 +53,10 @@ def mask_scores(checkpoint: Path, ds: Any, method: str, fractions: tuple[float, 
     names = model.class_names
     pred = predict(model, ds, batch_size=32, heatmaps=method, progress=False)
     assert pred.heatmaps is not None
-    out: dict[float, dict[str, Any]] = {f: {"iou": [], "hit01": {}, "hit03": {}} for f in fractions}
+    out: dict[float, dict[str, Any]] = {f: {"iou": [], "hit01": {}, "hit03": {}, "full": 0} for f in fractions}
+    # a constant map (Grad-CAM where every gradient is negative) gives a full mask: counted, not warned about
+    warnings.simplefilter("ignore", MaskWarning)
+    logging.getLogger("chexradi").setLevel(logging.ERROR)
     for i in range(len(ds)):
         truth = truth_masks(ds, i, pred.heatmaps.shape[-2:])
         boxes = ds.boxes_at(i)
@@ -60,6 +65,7 @@ def mask_scores(checkpoint: Path, ds: Any, method: str, fractions: tuple[float, 
                 continue
             for f in fractions:
                 res = heatmap_to_mask(pred.heatmaps[i, k], method="fraction", value=f)
+                out[f]["full"] += int(res.full)
                 v = mask_iou(res.mask, truth[c])
                 out[f]["iou"].append(0.0 if v != v else v)
                 best = max(res.boxes, key=lambda b: b.score) if res.boxes else None
@@ -67,7 +73,7 @@ def mask_scores(checkpoint: Path, ds: Any, method: str, fractions: tuple[float, 
                     iou = 0.0 if best is None else box_iou((best.x, best.y, best.w, best.h), g)
                     out[f]["hit01"].setdefault(c, []).append(iou > 0.1)
                     out[f]["hit03"].setdefault(c, []).append(iou > 0.3)
-    return {f: {"iou": float(np.mean(d["iou"])),
+    return {f: {"iou": float(np.mean(d["iou"])), "full_masks": d["full"] / max(1, len(d["iou"])),
                 "loc01": float(np.mean([np.mean(v) for v in d["hit01"].values()])),
                 "loc03": float(np.mean([np.mean(v) for v in d["hit03"].values()]))} for f, d in out.items()}
 
@@ -120,8 +126,8 @@ def main(argv: "list[str] | None" = None) -> int:
               f"{m('loc_iou_0.3'):.3f} | {m('loc_iobb_0.5'):.3f} | {m('cam_truth_iou'):.3f} | "
               f"{m('seconds_per_epoch'):.1f} |")
     print("\n| stride | method | test IoU with truth at fraction 0.5 | fraction chosen on val | test IoU there | "
-          "T(IoU)=0.1 at 0.5 -> chosen | T(IoU)=0.3 at 0.5 -> chosen |")
-    print("|---|---|---|---|---|---|---|")
+          "T(IoU)=0.1 at 0.5 -> chosen | T(IoU)=0.3 at 0.5 -> chosen | constant maps (full masks) |")
+    print("|---|---|---|---|---|---|---|---|")
     for stride in args.strides:
         rs = [r for r in results["runs"] if r["stride"] == stride]
         for method in METHODS:
@@ -131,8 +137,9 @@ def main(argv: "list[str] | None" = None) -> int:
             fr = "/".join(f"{x['fraction_chosen_on_val']:g}" for x in ms)
             l1 = (np.mean([x["test_at_0.5"]["loc01"] for x in ms]), np.mean([x["test_at_chosen"]["loc01"] for x in ms]))
             l3 = (np.mean([x["test_at_0.5"]["loc03"] for x in ms]), np.mean([x["test_at_chosen"]["loc03"] for x in ms]))
+            full = np.mean([x["test_at_0.5"]["full_masks"] for x in ms])
             print(f"| {stride} | {method} | {a:.3f} | {fr} | {b:.3f} | {l1[0]:.3f} -> {l1[1]:.3f} | "
-                  f"{l3[0]:.3f} -> {l3[1]:.3f} |")
+                  f"{l3[0]:.3f} -> {l3[1]:.3f} | {full:.1%} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

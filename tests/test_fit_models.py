@@ -32,7 +32,9 @@ def text_fit(model=None, train=TRAIN, **kwargs):
     args = dict(FIT, objective=TokenObjective(), collate_fn=pad_collate,
                 evaluator=ClassifierEvaluator(required_keys=KEYS))
     args.update(kwargs)
-    model = model if model is not None else BagOfTokens()
+    if model is None:
+        torch.manual_seed(0)  # the same initial weights in every call
+        model = BagOfTokens()
     return model, fit(model, train, VAL, **args)
 
 
@@ -50,7 +52,6 @@ def no_seconds(history):
 
 @pytest.fixture(scope="module")
 def learned():
-    torch.manual_seed(0)
     return text_fit()
 
 
@@ -126,6 +127,57 @@ def test_any_evaluator_plugs_in_and_selects_by_its_score():
     assert result.criterion == "val_accuracy" and [h["score"] for h in result.history] == accs
     assert result.best_epoch == int(np.argmax(accs)) + 1  # the first of equal best scores
     assert max(accs) > 0.4  # exact match of two balanced labels by chance: 0.25
+
+
+@dataclass
+class OddEvaluator:
+    """An evaluator returning what ``make(epoch)`` gives, to test what fit accepts."""
+
+    make: object
+    required_keys: tuple = KEYS
+    calls: int = 0
+
+    def step(self, model, objective, batch):
+        return 0
+
+    def finish(self, pieces):
+        self.calls += 1
+        return self.make(self.calls)
+
+
+def test_evaluator_metrics_are_recorded_as_json_and_nan_as_null(tmp_path):
+    ev = OddEvaluator(lambda e: Evaluation({"val_nan": float("nan"), "val_np": np.float32(0.5),
+                                            "val_list": np.array([1.0, np.inf])}, float(e), "epoch_no"))
+    _, result = text_fit(evaluator=ev, epochs=2, out=tmp_path)
+    assert result.history[1]["val_nan"] is None and result.history[1]["val_np"] == 0.5
+    assert result.history[1]["val_list"] == [1.0, None] and result.best_epoch == 2
+    assert (tmp_path / "history.json").is_file()
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda e: Evaluation({}, float("nan"), "x"), FloatingPointError, r"validation score \(x\) is nan"),
+    (lambda e: Evaluation({"epoch": 99}, 1.0, "x"), ValueError, r"\['epoch'\] are keys fit writes itself"),
+    (lambda e: {"score": 1.0}, ValueError, "must return a chexradi.train.Evaluation"),
+    (lambda e: Evaluation({"val_obj": object()}, 1.0, "x"), ValueError, "the history \\(JSON\\) cannot hold"),
+])
+def test_what_an_evaluator_must_return(make, error, match, tmp_path):
+    with pytest.raises(error, match=match):
+        text_fit(evaluator=OddEvaluator(make), epochs=1, out=tmp_path)
+
+
+def test_the_default_evaluator_reads_the_objectives_keys():
+    _, result = text_fit(evaluator=None, epochs=1)
+    assert result.criterion == "val_mean_auc"
+
+
+def test_batch_len_counts_items_not_transposed_fields():
+    from chexradi.train.data import _batch_len
+
+    batch = {"names": [("a", "b", "c"), ("d", "e", "f")], "tokens": torch.zeros(4, 7)}
+    assert _batch_len(batch, ("names",)) == 4
+    assert _batch_len({"ids": ["a", "b", "c"]}, ("ids",)) == 3
+    with pytest.raises(ValueError, match="cannot tell how many items"):
+        _batch_len({"pair": (torch.zeros(3), torch.zeros(3))[0:0]}, ("pair",))
 
 
 # ----------------------------------------------------------------------------- resume, early stop, AMP
@@ -226,6 +278,20 @@ def test_registry_refusals(clean_registry):
 
     with pytest.raises(ValueError, match=r"no_config.*has no config\['name'\]"):
         create_model("no_config")
+
+
+def test_a_factory_taking_any_keywords_is_rebuilt_from_its_config(clean_registry, tmp_path):
+    from chexradi.nn import save_checkpoint
+
+    @register_model("test_kw_bag", family="text_encoder")
+    def kw_bag(**kwargs) -> BagOfTokens:
+        return BagOfTokens(name="test_kw_bag", **kwargs)
+
+    model = create_model("test_kw_bag", dim=5)
+    loaded, _ = load_model(save_checkpoint(tmp_path / "kw.pt", model))
+    assert loaded.config == model.config and same_weights(weights(loaded), weights(model))
+    with pytest.raises(ValueError, match=r"create_model\('test_kw_bag', ...\): .*unexpected keyword"):
+        create_model("test_kw_bag", width=3)
 
 
 def test_classifiers_are_rebuilt_from_their_config_by_the_registry(tmp_path):

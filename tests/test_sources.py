@@ -80,9 +80,78 @@ class ConstantSource:
         return _ConstantHead(num_features, prepared.data["vectors"]["train"].shape[1], num_classes)
 
 
+class _Ragged(torch.utils.data.Dataset):
+    """Items of ``base`` with ``ragged``: a vector of ``1 + index % 3`` ones (lengths differ within a batch)."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.base[i], "ragged": torch.ones(1 + i % 3)}
+
+
+def pad_ragged(values: list) -> Tensor:
+    out = torch.zeros(len(values), max(len(v) for v in values))
+    for i, v in enumerate(values):
+        out[i, :len(v)] = v
+    return out
+
+
+class _LengthHead(nn.Module):
+    heads = ("ragged",)
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(num_features + 1, num_classes)
+        self.lengths: list = []
+
+    def head_logits(self, head: str, emb: Tensor, batch: Mapping[str, Any]) -> Tensor:
+        length = batch["ragged"].sum(1, keepdim=True)  # the item's own length, padding excluded
+        self.lengths.append(length.flatten().tolist())
+        return self.linear(torch.cat([emb, length.to(emb.dtype)], dim=1))
+
+    def terms(self, emb: Tensor, batch: Mapping[str, Any], target: Tensor) -> tuple[list, dict, dict]:
+        logits = self.head_logits("ragged", emb, batch)
+        return [masked_bce_with_logits(logits, target)], {"ragged": logits}, {}
+
+
+class RaggedSource(ConstantSource):
+    """A static source whose items carry vectors of different lengths, batched by its own collate function."""
+
+    name = "ragged"
+    defaults: dict = {}
+    collates = True
+    modules: list = []
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        pass
+
+    def setup(self, ctx: Any) -> None:
+        pass
+
+    def prepare(self, ctx: Any) -> Prepared:
+        return Prepared(data={}, record={"round": ctx.k})
+
+    def wrap(self, dataset: Any, prepared: Prepared, split: str) -> Any:
+        return _Ragged(dataset)
+
+    def collate(self, prepared: Prepared) -> dict:
+        return {"ragged": pad_ragged} if self.collates else {}
+
+    def module(self, prepared: Prepared, *, num_features: int, num_classes: int, guidance: Mapping[str, Any],
+               pos_weight: Any) -> nn.Module:
+        m = _LengthHead(num_features, num_classes)
+        RaggedSource.modules.append(m)
+        return m
+
+
 @pytest.fixture(scope="module", autouse=True)
 def constant_source():
     register_source("constant", ConstantSource, replace=True)
+    register_source("ragged", RaggedSource, replace=True)
     yield
 
 
@@ -120,6 +189,38 @@ def test_sources_combine(tmp_path):
     assert titles[0] == "mean AUC" and "seconds per stage" in titles
     with pytest.raises(ValueError, match="unknown source"):
         chexradi.iterate(SPEC, rounds=1, out=tmp_path / "x", guidance={"sources": ["textbook"]}, **KW)
+
+
+def test_a_source_collates_its_own_keys(tmp_path):
+    """Variable-length item values reach the batch through the source's collate function, in training and in the
+    evaluation of its head; without it torch's default collation cannot stack them."""
+    RaggedSource.modules.clear()
+    h = chexradi.iterate(SPEC, rounds=1, out=tmp_path / "r", guidance={"sources": ["ragged", "constant"],
+                         "select_on": "image"}, **KW)
+    assert h[0]["heads"] == ["image", "ragged", "const"] and 0.0 <= h.mean_auc(0, "ragged") <= 1.0
+    seen = sorted({x for m in RaggedSource.modules for batch in m.lengths for x in batch})
+    assert seen == [1.0, 2.0, 3.0]  # each item's own length: the padding added nothing
+    RaggedSource.collates = False
+    try:
+        with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+            chexradi.iterate(SPEC, rounds=1, out=tmp_path / "r2", guidance={"sources": ["ragged"],
+                             "select_on": "image"}, **KW)
+    finally:
+        RaggedSource.collates = True
+
+
+def test_two_sources_collating_one_key_are_refused():
+    from chexradi.guidance import batch_collate
+
+    a, b = RaggedSource(), RaggedSource()
+    with pytest.raises(ValueError, match="both collate the item key 'ragged'"):
+        batch_collate([(a, None), (b, None)])
+    assert batch_collate([(ConstantSource(), None)]) is None
+    batch = batch_collate([(a, None)])([{"x": torch.zeros(2), "ragged": torch.ones(1)},
+                                        {"x": torch.ones(2), "ragged": torch.ones(3)}])
+    assert batch["ragged"].tolist() == [[1, 0, 0], [1, 1, 1]] and batch["x"].shape == (2, 2)
+    with pytest.raises(ValueError, match=r"item key 'x' is in the batch's first item but not in item\(s\) \[1\]"):
+        batch_collate([(a, None)])([{"x": torch.zeros(2), "ragged": torch.ones(1)}, {"ragged": torch.ones(3)}])
 
 
 def test_round0_of_a_static_source_is_not_shared(tmp_path):

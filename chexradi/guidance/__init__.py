@@ -19,7 +19,10 @@ The pieces sources are built from:
   embedding: fused head + alignment (usable alone as an objective for :func:`chexradi.train.fit`);
 - :func:`nt_xent` (:mod:`.losses`) -- the SimCLR contrastive loss;
 - :class:`GuidedObjective` (:mod:`.objective`) -- the image head plus every source's terms, heads by
-  name.
+  name;
+- the parts the report-text sources are built from: :mod:`.tandem` (TandemNet's sentence encoder
+  and dual attention over regions and sentences) and :mod:`.variational` (VKD's Gaussian KL,
+  reparameterisation and cyclical KL annealing).
 
 Only torch and numpy are imported here; the radiomics engine only where a source runs.
 """
@@ -30,9 +33,10 @@ from .dataset import GuidanceDataset
 from .fusion import MODES, RadiomicsGuidance
 from .losses import masked_mse, nt_xent
 from .objective import IMAGE_HEAD, GuidedObjective
-from .source import GuidanceSource, Prepared, RoundContext, get_source, list_sources, register_source, source_defaults
+from .source import (GuidanceSource, KeyCollate, Prepared, RoundContext, batch_collate, get_source, list_sources,
+                     register_source, source_defaults)
 from .standardize import Standardizer
 
 __all__ = ["Standardizer", "GuidanceDataset", "RadiomicsGuidance", "GuidedObjective", "nt_xent", "masked_mse",
            "ALIGNMENTS", "MODES", "IMAGE_HEAD", "GuidanceSource", "RoundContext", "Prepared", "register_source",
-           "get_source", "list_sources", "source_defaults"]
+           "get_source", "list_sources", "source_defaults", "KeyCollate", "batch_collate"]

@@ -28,6 +28,11 @@ its heatmap masks, its radiology report -- into what a guided round trains with.
     with what the History records about it;
 ``wrap(dataset, prepared, split)``
     the split's dataset whose items carry the source's batch keys;
+``collate(prepared) -> {key: function}`` (optional)
+    how the source's keys reach a batch: each function takes the list of the items' values of
+    its key and returns the batch's (e.g. token sequences of different lengths padded into one
+    tensor); keys no source names are batched by torch's default collation, and a source
+    without the method (radiomics: fixed-length vectors) names none (:func:`batch_collate`);
 ``module(...)``
     the source's objective module (heads, terms, head logits) for
     :class:`~chexradi.guidance.objective.GuidedObjective`.
@@ -42,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
 __all__ = ["GuidanceSource", "RoundContext", "Prepared", "register_source", "get_source", "list_sources",
-           "source_defaults", "DEFAULT_SOURCES"]
+           "source_defaults", "DEFAULT_SOURCES", "KeyCollate", "batch_collate"]
 
 #: The sources a guided round trains with when the settings name none.
 DEFAULT_SOURCES: tuple[str, ...] = ("radiomics",)
@@ -124,6 +129,59 @@ class GuidanceSource(Protocol):
 
     def module(self, prepared: Prepared, *, num_features: int, num_classes: int, guidance: Mapping[str, Any],
                pos_weight: Any) -> Any: ...
+
+
+@dataclass
+class KeyCollate:
+    """A batch of dict items: the keys in ``by_key`` batched by their function, every other key by torch's
+    default collation (what a DataLoader does to a list of dicts)."""
+
+    by_key: dict[str, Callable[[list[Any]], Any]]
+
+    def __call__(self, items: list[Any]) -> dict[str, Any]:
+        from torch.utils.data import default_collate
+
+        if not items or not all(isinstance(it, Mapping) for it in items):
+            raise ValueError("guidance batches are made of dict items (the sources' wrapped datasets); got "
+                             f"{type(items[0]).__name__ if items else 'no items'}")
+        batch: dict[str, Any] = {}
+        for key in items[0]:
+            missing = [i for i, it in enumerate(items) if key not in it]
+            if missing:
+                raise ValueError(f"item key {key!r} is in the batch's first item but not in item(s) {missing[:5]}; "
+                                 f"every item of a guided dataset must carry the same keys")
+            values = [it[key] for it in items]
+            fn = self.by_key.get(key)
+            batch[key] = fn(values) if fn is not None else default_collate(values)
+        return batch
+
+
+def batch_collate(sources: Iterable[tuple[Any, "Prepared"]]) -> Optional[KeyCollate]:
+    """The collate function of a round whose items carry the keys of ``sources`` (``(source, prepared)``
+    pairs): None when no source names a key of its own (torch's default collation then).
+
+    Raises
+    ------
+    ValueError
+        Two sources naming the same key, or a source's ``collate`` that is not a mapping of key -> callable.
+    """
+    by_key: dict[str, Callable[[list[Any]], Any]] = {}
+    owner: dict[str, str] = {}
+    for src, prepared in sources:
+        fn = getattr(src, "collate", None)
+        if fn is None:
+            continue
+        fns = fn(prepared)
+        if not isinstance(fns, Mapping) or not all(isinstance(k, str) and callable(f) for k, f in fns.items()):
+            raise ValueError(f"guidance source {src.name!r}: collate(prepared) must return a dict of item key -> "
+                             f"function of the list of values, got {fns!r}")
+        for key, f in fns.items():
+            if key in owner:
+                raise ValueError(f"guidance sources {owner[key]!r} and {src.name!r} both collate the item key "
+                                 f"{key!r}; give each source's keys their own names")
+            owner[key] = src.name
+            by_key[key] = f
+    return KeyCollate(by_key) if by_key else None
 
 
 _REGISTRY: dict[str, Callable[[], GuidanceSource]] = {}

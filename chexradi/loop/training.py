@@ -37,6 +37,8 @@ class RoundModel:
     objective: Optional[nn.Module]
     fit: Any
     guided: dict[str, Any] = field(default_factory=dict)
+    #: How the guided datasets' items reach a batch (:func:`chexradi.guidance.batch_collate`); None: torch's default.
+    collate_fn: Any = None
 
 
 def _seeded(seed: int) -> None:
@@ -54,7 +56,7 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
     (``(source, Prepared)``, in the configured order); none trains on images alone. Under
     ``torchrun`` :func:`chexradi.train.fit` trains data-parallel.
     """
-    from ..guidance import GuidedObjective
+    from ..guidance import GuidedObjective, batch_collate
     from ..nn import create_model, load_model
     from ..train import class_pos_weight, fit
 
@@ -67,6 +69,7 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
         model = create_model(model_name, num_classes=len(class_names), in_chans=1, class_names=list(class_names),
                              weights=train["weights"], output_stride=train["output_stride"])
     objective = None
+    collate_fn = None
     guided: dict[str, Any] = {}
     data = {"train": splits["train"], "val": splits["val"]}
     if sources:
@@ -82,13 +85,14 @@ def train_round(k: int, splits: Mapping[str, Any], *, model_name: str, class_nam
         select = guidance["select_on"] if guidance["select_on"] in heads else "image"  # e.g. round 0 of a text source
         objective = GuidedObjective(modules, len(class_names), pos_weight=pos_weight, select_on=select)
         data = {"train": guided["train"], "val": guided["val"]}
+        collate_fn = batch_collate(sources)
     result = fit(model, data["train"], data["val"], epochs=train["epochs"], batch_size=train["batch_size"],
                  lr=train["lr"], weight_decay=train["weight_decay"],
                  class_weights=None if objective is not None else train["class_weights"],
                  patience=train["patience"], device=train["device"], amp=train["amp"], seed=round_seed,
                  out=round_dir / "fit", resume=True, num_workers=train["num_workers"], progress=progress,
-                 objective=objective, meta={**dict(meta), "round": k})
-    return RoundModel(model=model, objective=objective, fit=result, guided=guided)
+                 objective=objective, meta={**dict(meta), "round": k}, collate_fn=collate_fn)
+    return RoundModel(model=model, objective=objective, fit=result, guided=guided, collate_fn=collate_fn)
 
 
 def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *, train: Mapping[str, Any],
@@ -135,7 +139,7 @@ def evaluate(rm: RoundModel, ds: Any, split: str, class_names: Sequence[str], *,
     for head in (obj.heads if obj is not None else (IMAGE_HEAD,)):
         if head == IMAGE_HEAD:
             continue
-        p = predict(rm.model, rm.guided[split], objective=obj, head=head, **kw)
+        p = predict(rm.model, rm.guided[split], objective=obj, head=head, collate_fn=rm.collate_fn, **kw)
         assert p.targets is not None
         out["probs"][head] = p.probs
         out["auc"][head], out["mean_auc"][head] = report(p.probs, p.targets)

@@ -56,7 +56,7 @@ def _default_from_config(factory: Callable[..., nn.Module]) -> Callable[[dict[st
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
     def rebuild(config: dict[str, Any]) -> nn.Module:
-        return factory(**{k: v for k, v in config.items() if takes_all or (k in params and k != "name")})
+        return factory(**{k: v for k, v in config.items() if k != "name" and (takes_all or k in params)})
 
     return rebuild
 
@@ -141,7 +141,11 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         has no ``config`` naming it (it could not be saved and loaded back).
     """
     spec = model_spec(name)
-    model = spec.factory(**kwargs)
+    try:
+        model = spec.factory(**kwargs)
+    except TypeError as exc:  # an argument the factory does not take
+        raise ValueError(f"create_model({name!r}, ...): {exc}; see the arguments of its factory "
+                         f"{spec.module}.{getattr(spec.factory, '__qualname__', spec.factory)}") from exc
     return _checked(model, spec, "create_model")
 
 

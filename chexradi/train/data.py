@@ -272,12 +272,18 @@ def _to_device(batch: Any, name: str, device: torch.device, *, required: tuple[s
 
 
 def _batch_len(batch: Mapping[str, Any], keys: tuple[str, ...]) -> int:
-    """The number of items in a batch: the first dimension of its first tensor among ``keys`` (then any)."""
+    """The number of items in a batch: the first dimension of its first tensor among ``keys`` (then any key).
+
+    Only when the batch holds no tensor at all is a list counted (a batch of strings); a list or tuple
+    field of collated items is the items' fields transposed, so its length is not the number of items.
+    """
     for key in (*keys, *batch):
         value = batch.get(key)
         if isinstance(value, Tensor) and value.dim() > 0:
             return int(value.shape[0])
-        if isinstance(value, (list, tuple)):
+    for key in (*keys, *batch):
+        value = batch.get(key)
+        if isinstance(value, list) and value and not isinstance(value[0], (list, tuple, Tensor)):
             return len(value)
     raise ValueError(f"cannot tell how many items a batch holds (keys {sorted(map(str, batch))}): give it a "
                      f"tensor with the items along the first dimension")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from .data import CLASSIFIER_KEYS, _batch_len, _to_device
 from .distributed import Dist, _DataParallel
-from .evaluators import Evaluation, Evaluator
+from .evaluators import Evaluation, Evaluator, checked_evaluation
 from .runtime import _autocast, _progress, _rng_states, _set_mode, _set_rng_states
 
 
@@ -193,4 +193,4 @@ def _validate(parts: _Parts, loader: DataLoader, evaluator: Evaluator, *, desc: 
                 pieces.append(evaluator.step(model, objective, batch))
     if d.is_distributed:
         pieces = [p for shard in d.all_gather_object(pieces) for p in shard]
-    return evaluator.finish(pieces)
+    return checked_evaluation(evaluator.finish(pieces), evaluator)

@@ -12,7 +12,10 @@ An *evaluator* is any object with
     order);
 ``finish(pieces) -> Evaluation``
     the epoch's metrics and the score the best epoch is selected by (higher is
-    better).
+    better). :func:`checked_evaluation` is what fit makes of it: the score must be
+    finite, the metrics' names must not be keys fit writes itself
+    (:data:`RESERVED_KEYS`), and their values are written as JSON (NumPy and
+    0-d torch numbers as floats, NaN/inf as null).
 
 Two ship here: :class:`ClassifierEvaluator` (the default: masked BCE, AUC per class,
 selection on the mean AUC) and :class:`LossEvaluator` (the objective's own loss,
@@ -34,7 +37,11 @@ from .. import metrics
 from .data import _batch_len
 from .objectives import masked_bce_with_logits
 
-__all__ = ["Evaluation", "Evaluator", "ClassifierEvaluator", "LossEvaluator", "check_evaluator"]
+__all__ = ["Evaluation", "Evaluator", "ClassifierEvaluator", "LossEvaluator", "check_evaluator",
+           "checked_evaluation", "RESERVED_KEYS"]
+
+#: The keys of an epoch's history record that :func:`~chexradi.train.fit` writes itself; no metric may use them.
+RESERVED_KEYS = frozenset({"epoch", "train_loss", "score", "criterion", "improved", "lr", "steps", "seconds"})
 
 
 @dataclass
@@ -92,6 +99,58 @@ def check_evaluator(evaluator: Any) -> None:
 def _json_float(x: float) -> Optional[float]:
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """``value`` as JSON: numbers as Python floats/ints (NaN/inf as None), lists/tuples/arrays as lists, dicts with
+    string keys; anything else refused, naming ``where``."""
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
+        return bool(value) if isinstance(value, np.bool_) else value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) or (isinstance(value, Tensor) and value.dim() == 0):
+        return _json_float(float(value))
+    if isinstance(value, (np.ndarray, Tensor)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, where) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise ValueError(f"{where} is a {type(value).__name__}, which the history (JSON) cannot hold; return numbers, "
+                     f"strings, lists or dicts of them")
+
+
+def checked_evaluation(ev: Any, evaluator: Any) -> Evaluation:
+    """``ev`` as :func:`~chexradi.train.fit` records it: an :class:`Evaluation` with a finite score and JSON-able
+    metrics (NaN as None) under names of their own.
+
+    Raises
+    ------
+    ValueError
+        ``finish`` did not return an Evaluation, a metric uses a reserved key (:data:`RESERVED_KEYS`) or
+        cannot be written as JSON.
+    FloatingPointError
+        The score is not finite (nothing could be selected by it).
+    """
+    who = type(evaluator).__name__
+    if not isinstance(ev, Evaluation):
+        raise ValueError(f"{who}.finish must return a chexradi.train.Evaluation, got {type(ev).__name__}")
+    if not isinstance(ev.metrics, dict):
+        raise ValueError(f"{who}.finish: Evaluation.metrics must be a dict, got {type(ev.metrics).__name__}")
+    clash = sorted(RESERVED_KEYS.intersection(ev.metrics))
+    if clash:
+        raise ValueError(f"{who}.finish: metric name(s) {clash} are keys fit writes itself "
+                         f"({', '.join(sorted(RESERVED_KEYS))}); name the metrics otherwise (e.g. 'val_...')")
+    try:
+        score = float(ev.score)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}.finish: Evaluation.score must be a number, got {ev.score!r}") from None
+    if not math.isfinite(score):
+        raise FloatingPointError(f"{who}: the validation score ({ev.criterion}) is {score}; no epoch can be "
+                                 f"selected by it (check the validation data and the evaluator)")
+    metrics = {str(k): _json_value(v, f"{who} metric {k!r}") for k, v in ev.metrics.items()}
+    return Evaluation(metrics=metrics, score=score, criterion=str(ev.criterion), summary=str(ev.summary or ""),
+                      warning=ev.warning)
 
 
 @dataclass

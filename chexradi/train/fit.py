@@ -104,7 +104,7 @@ def fit(
         torch Datasets or DataLoaders. For a classifier, items are dicts with
         ``"image"`` ``(C, H, W)`` and ``"target"`` ``(K,)`` (NaN = unknown; extra
         keys reach the objective) or ``(image, target)`` tuples; other models'
-        items carry what their objective's ``required_keys`` and the evaluator's
+        items carry the keys the objective's and the evaluator's ``required_keys``
         name (report tokens, lengths). A Dataset is batched here (training order
         shuffled by a generator seeded from ``(seed, epoch)``; ``drop_last=False``;
         pinned memory on CUDA); a DataLoader is used as given (``batch_size`` and
@@ -159,7 +159,8 @@ def fit(
     evaluator:
         What to compute on ``val`` and what selects the best epoch (see
         :mod:`chexradi.train.evaluators`): None is
-        :class:`~chexradi.train.evaluators.ClassifierEvaluator` (mean AUC);
+        :class:`~chexradi.train.evaluators.ClassifierEvaluator` (mean AUC; over
+        the objective's ``required_keys`` when they include ``"target"``);
         :class:`~chexradi.train.evaluators.LossEvaluator` selects on the
         objective's own validation loss (a text encoder, a generator); a text
         score plugs in the same way.
@@ -182,7 +183,8 @@ def fit(
     Raises
     ------
     ValueError
-        Bad arguments, items without ``"image"``/``"target"``, shapes that do not
+        Bad arguments, items without the keys the objective and evaluator read
+        (``"image"``/``"target"`` for a classifier), shapes that do not
         fit the model, CUDA asked for but unavailable, or an ``out`` holding a run
         of another model or other settings (the message names the file). In a DDP
         run also: ``batch_size`` not divisible by the world size, a DataLoader or
@@ -191,7 +193,8 @@ def fit(
     FileNotFoundError
         A resumed run whose ``best.pt`` is missing.
     FloatingPointError
-        The training loss became NaN/inf (lower ``lr``, check the inputs).
+        The training loss became NaN/inf (lower ``lr``, check the inputs), or the
+        evaluator's validation score did (e.g. a NaN validation loss).
 
     Notes
     -----
@@ -229,7 +232,7 @@ def fit(
     run-to-run noise. Rank ``r`` seeds the Python/NumPy/torch generators with the
     epoch seed plus ``r`` (dropout and augmentation differ by rank; rank 0 draws
     like one process) and its loader workers likewise. Validation is sharded in
-    contiguous blocks and the logits gathered, so every rank computes the same
+    contiguous blocks and the evaluator's pieces gathered, so every rank computes the same
     loss, AUC, early-stopping and best-epoch decisions; the history records are
     rank 0's (its ``seconds``). Rank 0 alone writes ``out`` (other ranks wait at a
     barrier after every epoch), so ``out`` must be on a file system every rank
@@ -250,9 +253,9 @@ def fit(
     d = distributed_setup(train, val, options.batch_size)
     dev = resolve_device(device) if not d.is_distributed else d.device(device)
     use_amp, amp_dtype = _resolve_amp(amp, dev)
-    if evaluator is None:
-        evaluator = ClassifierEvaluator()
     train_keys = tuple(getattr(objective, "required_keys", None) or CLASSIFIER_KEYS)
+    if evaluator is None:
+        evaluator = ClassifierEvaluator(required_keys=train_keys if "target" in train_keys else CLASSIFIER_KEYS)
     _peek(train, "train", model, required=train_keys, collate_fn=collate_fn)
     _peek(val, "val", model, required=tuple(evaluator.required_keys), collate_fn=collate_fn)
     steps = total_steps(train, batch_size=options.batch_size, epochs=options.epochs, max_steps=options.max_steps)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ def predict(
     progress: Optional[bool] = None,
     objective: Any = None,
     head: Optional[str] = None,
+    collate_fn: Optional[Callable[[list[Any]], Any]] = None,
 ) -> Prediction:
     """Probabilities (and optionally heatmaps and embeddings) for every item of ``data``, in order.
 
@@ -102,6 +103,10 @@ def predict(
         With ``objective``: the head to score, by name (``objective.logits(model, batch,
         head=head)``; e.g. ``"image"`` or ``"fused"`` of a
         :class:`~chexradi.guidance.GuidedObjective`); None: the objective's default.
+    collate_fn:
+        Makes a batch of a list of items (torch's default collation when None), as
+        for :func:`~chexradi.train.fit`: e.g. padding report tokens a guidance
+        source adds to the items. A DataLoader keeps its own.
 
     Returns
     -------
@@ -130,6 +135,8 @@ def predict(
     if not isinstance(embeddings, bool):
         raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
     _check_progress(progress)
+    if collate_fn is not None and not callable(collate_fn):
+        raise ValueError(f"collate_fn must be callable (a list of items -> a batch dict) or None, got {collate_fn!r}")
     if head is not None and objective is None:
         raise ValueError(f"head={head!r} selects one of an objective's heads; pass objective= with it (the model "
                          f"alone has one head: call predict without head)")
@@ -150,7 +157,7 @@ def predict(
             list(range(k)) if k is not None else None)
     dev = resolve_device(device)
     _, amp_dtype = _resolve_amp(amp, dev)
-    _peek(data, "data", model, required=("image",))
+    _peek(data, "data", model, required=("image",), collate_fn=collate_fn)
     cam_fn = None
     if heatmaps is not None:
         from ..cam.methods import heatmaps as cam_fn  # noqa: F811 - lazy: the CAM stage is optional here
@@ -168,7 +175,7 @@ def predict(
         obj_home = dev
     pin = dev.type == "cuda"
     loader = _make_loader(data, batch_size=batch_size, shuffle=False, seed=0, num_workers=num_workers,
-                          pin_memory=pin)
+                          pin_memory=pin, collate_fn=collate_fn)
     logits_all: list[Tensor] = []
     targets_all: list[Tensor] = []
     index_all: list[Tensor] = []
