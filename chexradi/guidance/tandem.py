@@ -78,6 +78,15 @@ def sentence_ends(tokens: Tensor, *, stop_id: int, pad_id: int, max_sentences: i
     return pos, valid
 
 
+def _check_sizes(who: str, dropout: float, **sizes: int) -> None:
+    """Refuse a size that is not a positive integer or a dropout outside [0, 1), naming ``who`` and the argument."""
+    for name, v in sizes.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"{who}: dropout must be in [0, 1), got {dropout!r}")
+
+
 class SentenceEncoder(nn.Module):
     """A word LSTM over a report; the hidden state at each sentence end is the sentence's vector.
 
@@ -96,12 +105,8 @@ class SentenceEncoder(nn.Module):
     def __init__(self, vocab_size: int, *, pad_id: int, stop_id: int, embed_dim: int = 128, hidden: int = 256,
                  dropout: float = 0.4, max_sentences: int = 16, ignore_ids: tuple[int, ...] = ()) -> None:
         super().__init__()
-        for name, v in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden", hidden),
-                        ("max_sentences", max_sentences)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"SentenceEncoder: {name} must be a positive integer, got {v!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"SentenceEncoder: dropout must be in [0, 1), got {dropout!r}")
+        _check_sizes("SentenceEncoder", dropout, vocab_size=vocab_size, embed_dim=embed_dim, hidden=hidden,
+                     max_sentences=max_sentences)
         self.pad_id, self.stop_id, self.max_sentences = int(pad_id), int(stop_id), int(max_sentences)
         self.ignore_ids = tuple(int(i) for i in ignore_ids)
         self.out_dim = hidden
@@ -166,12 +171,8 @@ class DualAttention(nn.Module):
     def __init__(self, region_dim: int, sentence_dim: int, num_classes: int, *, dim: int = 256,
                  dropout: float = 0.5, text_drop: float = 0.5) -> None:
         super().__init__()
-        for name, v in (("region_dim", region_dim), ("sentence_dim", sentence_dim), ("num_classes", num_classes),
-                        ("dim", dim)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"DualAttention: {name} must be a positive integer, got {v!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"DualAttention: dropout must be in [0, 1), got {dropout!r}")
+        _check_sizes("DualAttention", dropout, region_dim=region_dim, sentence_dim=sentence_dim,
+                     num_classes=num_classes, dim=dim)
         if not 0.0 <= float(text_drop) <= 1.0:
             raise ValueError(f"DualAttention: text_drop must be in [0, 1] (0: always text, 1: never), "
                              f"got {text_drop!r}")
