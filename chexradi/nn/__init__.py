@@ -15,9 +15,9 @@ from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .device import resolve_device
 from .models import (ATTENTIONS, CLASSIFIER, OUTPUT_STRIDES, Classifier, class_indices, create_classifier,
                      load_backbone_weights)
-from .registry import ModelSpec, create_model, list_models, model_from_config, model_spec, register_model
+from .registry import ModelSpec, create_model, list_models, model_from_config, model_name, model_spec, register_model
 
 __all__ = ["TripletAttention", "AttentionGate", "ZPool", "Classifier", "create_model", "create_classifier",
-           "list_models", "register_model", "model_spec", "model_from_config", "ModelSpec", "CLASSIFIER",
+           "list_models", "register_model", "model_spec", "model_from_config", "model_name", "ModelSpec", "CLASSIFIER",
            "load_backbone_weights", "class_indices", "resolve_device", "ATTENTIONS", "OUTPUT_STRIDES",
            "save_checkpoint", "read_checkpoint", "load_model"]

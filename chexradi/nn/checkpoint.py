@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_path
-from .registry import list_models, model_from_config, model_spec
+from .registry import list_models, model_from_config, model_name, model_spec
 
 __all__ = ["FORMAT", "versions", "save_checkpoint", "read_checkpoint", "load_model"]
 
@@ -56,12 +56,13 @@ def save_checkpoint(path: PathLike, model: nn.Module, *, meta: Optional[dict[str
         ``model`` has no ``config`` dict with a ``"name"`` (build it with
         :func:`~chexradi.nn.create_model`).
     """
-    config = getattr(model, "config", None)
-    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+    name = model_name(model)
+    if name is None:
         raise ValueError(f"save_checkpoint needs a chexradi model (model.config with its registered name); "
                          f"got a {type(model).__name__} without one: build it with chexradi.nn.create_model, "
                          f"or register its factory with chexradi.nn.register_model")
-    module = model_spec(config["name"]).module if config["name"] in list_models() else type(model).__module__
+    config = model.config
+    module = model_spec(name).module if name in list_models() else type(model).__module__
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -32,7 +32,8 @@ from typing import Any, Callable, Optional
 
 from torch import nn
 
-__all__ = ["ModelSpec", "register_model", "create_model", "list_models", "model_spec", "model_from_config"]
+__all__ = ["ModelSpec", "register_model", "create_model", "list_models", "model_spec", "model_from_config",
+           "model_name"]
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,18 @@ def model_from_config(config: Mapping[str, Any], *, module: Optional[str] = None
     return _checked(spec.from_config(cfg), spec, "its from_config")
 
 
+def model_name(model: Any) -> Optional[str]:
+    """The name in ``model.config`` (what a checkpoint rebuilds the model from), or None when it has none."""
+    config = getattr(model, "config", None)
+    name = config.get("name") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def _checked(model: Any, spec: ModelSpec, what: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise ValueError(f"the factory of model {spec.name!r} ({spec.module}) returned {type(model).__name__} "
                          f"via {what}, not a torch.nn.Module")
-    config = getattr(model, "config", None)
-    if not isinstance(config, dict) or not isinstance(config.get("name"), str) or config["name"] not in _REGISTRY:
+    if model_name(model) not in _REGISTRY:
         raise ValueError(f"the model built by {spec.name!r} ({spec.module}) has no config['name'] naming a "
                          f"registered model; set model.config = {{'name': ..., <what rebuilds it>}} so that "
                          f"checkpoints load it back")

@@ -124,6 +124,12 @@ def _item_dict(item: Any, name: str, what: str, *, required: tuple[str, ...] = C
     return d
 
 
+def _check_collate_fn(collate_fn: Any) -> None:
+    """Refuse a ``collate_fn`` that is neither None nor callable."""
+    if collate_fn is not None and not callable(collate_fn):
+        raise ValueError(f"collate_fn must be callable (a list of items -> a batch dict) or None, got {collate_fn!r}")
+
+
 def _peek(data: Any, name: str, model: nn.Module, *, required: tuple[str, ...] = CLASSIFIER_KEYS,
           collate_fn: Optional[Callable[[list[Any]], Any]] = None) -> None:
     """Check the first item of a map-style dataset before any work starts.

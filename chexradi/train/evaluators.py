@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import metrics
+from .checkpoints import _json_float
 from .data import _batch_len
 from .objectives import masked_bce_with_logits
 
@@ -94,11 +95,6 @@ def check_evaluator(evaluator: Any) -> None:
         raise ValueError(f"evaluator must have required_keys (a tuple of item keys), step(model, objective, "
                          f"batch) and finish(pieces) -> Evaluation (see chexradi.train.evaluators); "
                          f"{type(evaluator).__name__} lacks {missing or ['required_keys']}")
-
-
-def _json_float(x: float) -> Optional[float]:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _json_value(value: Any, where: str) -> Any:

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import _check_data, _length
+from ..nn.registry import model_name
+from .data import _check_collate_fn, _check_data, _length
 from .distributed import Dist, current
 from .evaluators import check_evaluator
 from .objectives import _class_weights_setting
@@ -70,8 +71,7 @@ def check_parts(model: Any, train: Any, val: Any, *, objective: Any, evaluator: 
         raise ValueError("meta must not have a 'fit' key: fit records its settings there")
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise ValueError(f"on_epoch_end must be callable or None, got {on_epoch_end!r}")
-    if collate_fn is not None and not callable(collate_fn):
-        raise ValueError(f"collate_fn must be callable (a list of items -> a batch dict) or None, got {collate_fn!r}")
+    _check_collate_fn(collate_fn)
     if evaluator is not None:
         check_evaluator(evaluator)
     if objective is not None:
@@ -84,8 +84,7 @@ def check_parts(model: Any, train: Any, val: Any, *, objective: Any, evaluator: 
     if out_dir is not None:
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"out={str(out_dir)!r} exists and is not a directory; pass a directory path")
-        config = getattr(model, "config", None)
-        if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        if model_name(model) is None:
             raise ValueError("fit(out=...) saves checkpoints with chexradi.nn.save_checkpoint, which needs a "
                              "chexradi model (model.config with its registered name); build the model with "
                              "chexradi.nn.create_model, or register yours with chexradi.nn.register_model")

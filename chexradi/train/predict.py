@@ -14,7 +14,7 @@ from .._progress import progress_on
 from ..names import CAM_METHODS
 from ..nn.device import resolve_device
 from ..nn.models import class_indices
-from .data import _check_data, _make_loader, _peek, _to_device
+from .data import _check_collate_fn, _check_data, _make_loader, _peek, _to_device
 from .runtime import _autocast, _check_int, _check_progress, _progress, _resolve_amp
 
 
@@ -135,8 +135,7 @@ def predict(
     if not isinstance(embeddings, bool):
         raise ValueError(f"embeddings must be True or False, got {embeddings!r}")
     _check_progress(progress)
-    if collate_fn is not None and not callable(collate_fn):
-        raise ValueError(f"collate_fn must be callable (a list of items -> a batch dict) or None, got {collate_fn!r}")
+    _check_collate_fn(collate_fn)
     if head is not None and objective is None:
         raise ValueError(f"head={head!r} selects one of an objective's heads; pass objective= with it (the model "
                          f"alone has one head: call predict without head)")
