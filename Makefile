@@ -9,13 +9,16 @@
 #   make parity regenerate docs/parity.md from a same-process comparison
 #   make ablation  the loop's arms (control, cam, truth, random, lungs) x 3 seeds on the phantom, compared with
 #                  control, tables into docs/loop-results.md (about an hour on 2 CPU cores)
+#   make text-guidance  the text teachers' arms (tandem, vkd, cam+tandem, the text-drop sweep) x 3 seeds vs
+#                  control, tables into docs/text-guidance.md (reuses `make ablation`'s control and cam runs)
+#   make text-branch  the teachers' report branches on the IU X-ray reports (SHARED=../shared/data by default)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation ablation-large heatmap-study venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation ablation-large heatmap-study text-guidance text-branch venv clean
 
 venv: $(STAMP)
 
@@ -56,6 +59,14 @@ ablation: $(STAMP)
 ablation-large: $(STAMP)
 	$(BIN)/python examples/ablation.py --out runs/large --data "phantom:n_train=720,n_val=240,n_test=360" \
 		--arms control cam truth --docs docs/loop-results.md --section large
+
+text-guidance: $(STAMP)
+	$(BIN)/python examples/text_guidance.py --out runs/text $$(test -d runs/ablation/control && echo --reuse runs/ablation) \
+		--docs docs/text-guidance.md
+
+SHARED ?= ../shared/data
+text-branch: $(STAMP)
+	$(BIN)/python examples/text_branch_iu.py $(SHARED)/iu-xray-reports --out runs/text_branch --docs docs/text-guidance.md
 
 heatmap-study: $(STAMP)
 	$(BIN)/python examples/heatmap_study.py --out runs/heatmaps --json runs/heatmaps/study.json

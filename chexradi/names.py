@@ -12,7 +12,7 @@ This module imports nothing.
 from __future__ import annotations
 
 __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MODEL_NAMES", "OUTPUT_STRIDES",
-           "CAM_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
+           "CAM_METHODS", "SOURCE_HEATMAP_METHODS", "LOOP_HEATMAP_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
            "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS"]
 
 #: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
@@ -38,6 +38,11 @@ OUTPUT_STRIDES: tuple[int, ...] = (32, 16, 8)
 
 #: Heatmap methods: Grad-CAM, CAM, Grad-CAM++.
 CAM_METHODS: tuple[str, ...] = ("gradcam", "cam", "gradcampp")
+#: Heatmaps a guidance source's module offers besides the CAM methods (TandemNet's image attention: the
+#: ``tandem`` source); the loop's ``heatmap.method`` may name one when that source is configured.
+SOURCE_HEATMAP_METHODS: dict[str, str] = {"tandem": "tandem"}
+#: Every value of the loop's ``heatmap.method``.
+LOOP_HEATMAP_METHODS: tuple[str, ...] = (*CAM_METHODS, *SOURCE_HEATMAP_METHODS)
 #: Heatmap -> mask thresholds.
 THRESHOLD_METHODS: tuple[str, ...] = ("fraction", "otsu", "percentile", "fixed")
 #: Connected components kept in a mask.

@@ -151,12 +151,12 @@ def tables(dirs: dict[str, dict[int, Path]], comparison: Any, *, rounds: int) ->
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str, text: str) -> None:
-    """Replace the text between ``<!-- ablation:SECTION start -->`` and ``... end -->`` in ``path`` (appended
+def write_section(path: Path, section: str, text: str, *, prefix: str = "ablation") -> None:
+    """Replace the text between ``<!-- PREFIX:SECTION start -->`` and ``... end -->`` in ``path`` (appended
     when the markers are not there)."""
     from chexradi._io import atomic_write
 
-    start, end = f"<!-- ablation:{section} start -->", f"<!-- ablation:{section} end -->"
+    start, end = f"<!-- {prefix}:{section} start -->", f"<!-- {prefix}:{section} end -->"
     old = path.read_text() if path.is_file() else ""
     block = f"{start}\n{text}\n{end}"
     if start in old and end in old:

@@ -524,3 +524,48 @@ def test_mimic_cxr_missing_image_fail_and_skip(mimic: Path, caplog: pytest.LogCa
     assert _ids(s.test) == ["d8"] and s.test.skipped == 1 and "skipping 1 of 2" in caplog.text
     assert _ids(s.train) == ["d1", "d3"] and s.train.skipped == 0
     assert tuple(s.test[0]["image"].shape) == (1, SIZE, SIZE)
+
+
+def test_mimic_cxr_images_get_their_study_report_and_missing_ones_are_counted(mimic: Path, caplog):
+    files = mimic / "reports" / "files"
+    written = {}
+    for subject, study, _, _ in MIMIC_IMAGES.values():
+        if study in ("50000002", "52000002") or study in written:  # two studies without a report
+            continue
+        p = files / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"FINDINGS: Report of study {study}.\nIMPRESSION: No acute process.")
+        written[study] = p
+    with caplog.at_level(logging.WARNING, logger="chexradi.data"):
+        s = ds.mimic_cxr(mimic, size=SIZE)  # found at root/reports
+    for part in (s.train, s.val, s.test):
+        for i, r in enumerate(part.records):
+            rep = part.report_at(i)
+            if r.meta["study_id"] in written:
+                assert rep.findings == f"Report of study {r.meta['study_id']}."
+            else:
+                assert rep is None
+    assert "have no report" in caplog.text
+    with pytest.raises(FileNotFoundError, match="mimic-cxr-reports"):
+        ds.mimic_cxr(mimic, size=SIZE, reports=mimic / "nowhere.zip")
+
+
+def test_iu_xray_spec_with_r2gen_layout(tmp_path):
+    import json
+
+    from chexradi.data.sources import open_data
+    from chexradi.guidance.text import report_texts
+
+    ann = json.loads(shared("iu-xray-reports", "r2gen_annotation.json").read_text())
+    small = {s: ann[s][:6] for s in ("train", "val", "test")}
+    (tmp_path / "annotation.json").write_text(json.dumps(small))
+    for s in small:
+        for e in small[s][:5]:  # the sixth study of each split has no image
+            for ip in e["image_path"]:
+                (tmp_path / "images" / ip).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "images" / ip)
+    sp = open_data(f"iu_xray:{tmp_path}", size=32)
+    assert [len(p) for p in (sp.train, sp.val, sp.test)] == [5, 5, 5]
+    assert report_texts(sp.test)[0] == " ".join(small["test"][0]["report"].split())
+    with pytest.raises(FileNotFoundError, match="annotation.json"):
+        open_data(f"iu_xray:{tmp_path / 'images'}")

@@ -66,7 +66,8 @@ def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("script", ["heatmap_quickstart.py", "demo_extract.py", "reproduce_auc_table.py",
                                     "reproduce_localization_table.py", "ablation.py", "calibrate_phantom.py",
-                                    "radiomics_ceiling.py", "heatmap_study.py", "phantom_contact_sheet.py"])
+                                    "radiomics_ceiling.py", "heatmap_study.py", "phantom_contact_sheet.py",
+                                    "text_guidance.py", "text_branch_iu.py"])
 def test_example_help(script: str) -> None:
     proc = subprocess.run([sys.executable, str(REPO / "examples" / script), "--help"], capture_output=True,
                           text=True, timeout=120)
@@ -102,6 +103,23 @@ def test_ablation_writes_its_tables_into_the_docs(tmp_path: Path) -> None:
     _example("ablation.py", "--out", str(out), "--data", TINY, "--seeds", "0", "--arms", "control", "truth",
              "--model", "resnet18", "--resamples", "50", "--docs", str(docs), "--section", "tiny")
     assert (out / "truth" / "seed0" / "round_1" / "round.json").stat().st_mtime_ns == before
+
+
+def test_text_guidance_compares_text_arms_with_control(tmp_path: Path) -> None:
+    docs = tmp_path / "results.md"
+    out = tmp_path / "text"
+    _example("text_guidance.py", "--out", str(out), "--data", TINY, "--seeds", "0", "1", "--arms", "tandem",
+             "tandem-drop1", "tandem-attn", "--model", "resnet18", "--epochs", "1", "--resamples", "50", "--docs",
+             str(docs))
+    text = docs.read_text()
+    assert "TandemNet's attention as the heatmap" in text and "identical AUCs: the same training" in text
+    assert "<!-- text-guidance:demo start -->" in text and "**Round 0**" in text
+    assert "| tandem | 2 |" in text and "| tandem-drop1 | 2 |" in text and "| control | 2 |" in text
+    import chexradi
+
+    h = chexradi.History.load(out / "tandem-drop1" / "seed1")
+    assert len(h.rounds) == 1 and "tandem" in h[0]["mean_auc"]
+    assert (out / "compare_round0" / "compare.csv").is_file()
 
 
 def test_calibration_and_ceiling_scripts(tmp_path: Path) -> None:

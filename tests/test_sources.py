@@ -33,11 +33,12 @@ class _ConstantHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(num_features + dim, num_classes)
 
-    def head_logits(self, head: str, emb: Tensor, batch: Mapping[str, Any]) -> Tensor:
+    def head_logits(self, head: str, features: Any, batch: Mapping[str, Any]) -> Tensor:
+        emb = features.emb
         return self.linear(torch.cat([emb, batch["const"].to(emb.dtype)], dim=1))
 
-    def terms(self, emb: Tensor, batch: Mapping[str, Any], target: Tensor) -> tuple[list, dict, dict]:
-        logits = self.head_logits("const", emb, batch)
+    def terms(self, features: Any, batch: Mapping[str, Any], target: Tensor) -> tuple[list, dict, dict]:
+        logits = self.head_logits("const", features, batch)
         bce = masked_bce_with_logits(logits, target)
         return [bce], {"const": logits}, {"bce_const": bce}
 
@@ -108,13 +109,14 @@ class _LengthHead(nn.Module):
         self.linear = nn.Linear(num_features + 1, num_classes)
         self.lengths: list = []
 
-    def head_logits(self, head: str, emb: Tensor, batch: Mapping[str, Any]) -> Tensor:
+    def head_logits(self, head: str, features: Any, batch: Mapping[str, Any]) -> Tensor:
+        emb = features.emb
         length = batch["ragged"].sum(1, keepdim=True)  # the item's own length, padding excluded
         self.lengths.append(length.flatten().tolist())
         return self.linear(torch.cat([emb, length.to(emb.dtype)], dim=1))
 
-    def terms(self, emb: Tensor, batch: Mapping[str, Any], target: Tensor) -> tuple[list, dict, dict]:
-        logits = self.head_logits("ragged", emb, batch)
+    def terms(self, features: Any, batch: Mapping[str, Any], target: Tensor) -> tuple[list, dict, dict]:
+        logits = self.head_logits("ragged", features, batch)
         return [masked_bce_with_logits(logits, target)], {"ragged": logits}, {}
 
 

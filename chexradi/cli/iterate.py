@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from ..names import CAM_METHODS, HEATMAP_REGIONS, MASK_ARMS, MODEL_NAMES, OUTPUT_STRIDES, THRESHOLD_METHODS, ENGINES
+from ..names import LOOP_HEATMAP_METHODS, HEATMAP_REGIONS, MASK_ARMS, MODEL_NAMES, OUTPUT_STRIDES, THRESHOLD_METHODS, ENGINES
 from .common import CONTEXT, ConfigError, cli, settings_callback
 
 __all__ = ["iterate_cmd", "print_history"]
@@ -37,7 +37,9 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 
 @cli.command("iterate", context_settings=CONTEXT)
 @click.option("--data", "-d", required=True, metavar="SPEC",
-              help="phantom[:n=600,size=128,difficulty=0.5], chestxray14:DIR, chexpert:DIR, mimic:DIR or csv:FILE.")
+              help="phantom[:n=600,size=128,difficulty=0.5], chestxray14:DIR, chexpert:DIR, mimic:DIR, "
+                   "iu_xray:DIR or csv:FILE (phantom, iu_xray, mimic with its reports and csv with text columns "
+                   "carry reports for --guidance tandem / vkd).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Run folder: run.json, round_<k>/ (checkpoint, masks, regions, radiomics, metrics), "
                    "history.csv/json. Re-running the same command resumes.")
@@ -57,8 +59,10 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--output-stride", type=click.Choice([str(s) for s in OUTPUT_STRIDES]), default=None,
               help="Input side over the final feature map's side (finer CAM below 32: dilated last stages) [16].")
 @click.option("--guidance", "guidance_sources", default=None, metavar="NAME[,NAME]",
-              help="Guidance sources of guided rounds, comma-separated (registered: radiomics, and any source "
-                   "registered with chexradi.guidance.register_source) [radiomics].")
+              help="Guidance sources, comma-separated: radiomics (inside the heatmap masks, from round 1), tandem "
+                   "(TandemNet: the report as a reference of a dual attention) and vkd (VKD: variational "
+                   "distillation from the report) guide from round 0 with a data spec that has reports; any "
+                   "source registered with chexradi.guidance.register_source. E.g. radiomics,tandem [radiomics].")
 @click.option("--no-guidance", is_flag=True,
               help="Control arm: every round retrains on images alone (same rounds and epochs, no radiomics).")
 @click.option("--guidance-masks", type=click.Choice(MASK_ARMS), default=None,
@@ -72,8 +76,9 @@ def _read_config(path: Optional[Path]) -> dict[str, Any]:
 @click.option("--alignment", type=click.Choice(["ntxent", "mse", "none"]), default=None,
               help="Alignment loss between image and radiomics embeddings [ntxent].")
 @click.option("--align-weight", type=click.FloatRange(min=0.0), default=None, help="Weight of the alignment [0.5].")
-@click.option("--method", type=click.Choice(CAM_METHODS), default=None,
-              help="Heatmap method: cam, gradcam or gradcampp (Grad-CAM++) [cam].")
+@click.option("--method", type=click.Choice(LOOP_HEATMAP_METHODS), default=None,
+              help="Heatmap method: cam, gradcam or gradcampp (Grad-CAM++); tandem (TandemNet's image attention, "
+                   "with --guidance tandem) [cam].")
 @click.option("--threshold", type=click.Choice(THRESHOLD_METHODS), default=None,
               help="Heatmap -> mask threshold [fraction].")
 @click.option("--value", type=float, default=None, help="The threshold's parameter [fraction 0.5].")
@@ -111,9 +116,12 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     """Run the radiomics-guided loop: train, heatmaps, masks, radiomics, guided retraining.
 
     Round 0 trains on images alone; every later round trains with the radiomics of the
-    previous round's heatmap masks as guidance. Each round is evaluated on the test
-    split (AUC of the image-only and the fused head, localisation accuracy where boxes
-    exist) and written to DIR/round_<k>/; the History table is printed at the end.
+    previous round's heatmap masks as guidance. Report-text sources (--guidance tandem or
+    vkd, with a data spec that has reports) guide from round 0 and are removed at test
+    (their *_report heads alone read the report, as a reference). Each round is evaluated on the test split (AUC of
+    every head, localisation accuracy where boxes exist) and written to DIR/round_<k>/;
+    the History table is printed at the end. Source settings go in --config (e.g.
+    'tandem: {text_drop: 0.5}').
 
     \b
     Examples:
@@ -122,6 +130,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
       chexradi iterate --data csv:labels.csv --out runs/mine --config loop.yaml
       chexradi iterate --data phantom --model resnet18_ta --no-guidance --out runs/control
       chexradi iterate --data phantom --guidance-masks truth --round0-from runs/control --out runs/truth
+      chexradi iterate --data phantom --guidance radiomics,tandem --out runs/text
 
     Several processes (CPU) or GPUs: `torchrun --nproc_per_node N -m chexradi iterate ...`
     trains data-parallel (the global --batch-size is split over the N processes) and

@@ -181,6 +181,11 @@ class CXRDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def report_at(self, index: int) -> Optional[Any]:
+        """The report of image ``index`` (its record's :class:`~chexradi.data.reports_join.ReportText`), or None
+        when its record has none."""
+        return self.records[index].report
+
     @property
     def targets(self) -> np.ndarray:
         """float32 ``(N, K)`` labels of all records (NaN unknown)."""

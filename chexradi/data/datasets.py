@@ -400,12 +400,46 @@ def _resolve(root: Path, value: str) -> Path:
     return direct
 
 
+#: Column names :func:`csv_dataset` reads as report text by default (lower case).
+_TEXT_COLUMNS = ("findings", "impression", "text", "report_text")
+
+
+def _row_report(image_id: str, cells: dict[str, str]) -> Optional[Any]:
+    """A row's report from its text cells (None when they are all empty)."""
+    from .reports_join import ReportText
+
+    secs = {k: " ".join(v.split()) for k, v in cells.items() if v and v.strip()}
+    if not secs:
+        return None
+    return ReportText(id=str(image_id), text="\n".join(f"{k.upper()}: {v}" for k, v in secs.items()), sections=secs)
+
+
+def _attach_mimic_reports(reports: Path, records: Sequence[Record]) -> None:
+    """Give each record (``meta["study_id"]``) its study's report; count the images whose study has none."""
+    from .reports_join import mimic_report_texts, report_text
+
+    if not reports.exists():
+        raise FileNotFoundError(f"MIMIC-CXR reports {reports} not found; give mimic-cxr-reports.zip or its files/ "
+                                f"folder (reports=...), or leave it out for images without reports")
+    by_study = {study: text for _, study, text in mimic_report_texts(reports)}
+    without = 0
+    for r in records:
+        text = by_study.get(str(r.meta.get("study_id")))
+        if text is None:
+            without += 1
+            continue
+        r.report = report_text(f"s{r.meta['study_id']}", text)
+    if without:
+        logger.warning("%d of %d image(s) have no report in %s (their study's s<study>.txt is missing); they keep "
+                       "report=None (text guidance trains them without the text term)", without, len(records), reports)
+
+
 def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_cols: Optional[Sequence[str]] = None,
                 split_col: Optional[str] = None, patient_col: Optional[str] = None, root: Optional[PathLike] = None,
                 size: int = 224, uncertain: str = "nan", blank: str = "nan",
                 class_names: Optional[Sequence[str]] = None, boxes_csv: Optional[PathLike] = None,
                 val_fraction: float = 0.0, seed: int = 0, cache_dir: Optional[PathLike] = None,
-                on_error: str = "fail") -> Splits:
+                on_error: str = "fail", text_cols: Optional[Sequence[str]] = None) -> Splits:
     """A folder of images with one CSV row per image.
 
     Parameters
@@ -447,6 +481,11 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         phantom's ``boxes.csv``), in the pixel coordinates of each image file.
     val_fraction, seed, size, cache_dir, on_error
         As for :func:`chestxray14` and :class:`CXRDataset`.
+    text_cols : sequence of str, optional
+        Report text column(s), read as the report's sections of those (lower-case) names
+        (``"findings,impression"``): each record's ``report``, which text guidance reads; a row
+        whose cells are all empty has no report. Default: the columns named ``findings``,
+        ``impression``, ``text`` or ``report_text`` (any case) that the table has.
 
     Raises
     ------
@@ -477,6 +516,12 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
             si = j
     pi = _col(header, [patient_col], csv_path, f"patient ({patient_col!r})") if patient_col else None
     fi = _col(header, ["Finding Labels"], csv_path, "'Finding Labels'", required=False)
+    if text_cols is not None:
+        if isinstance(text_cols, str):
+            text_cols = [c.strip() for c in text_cols.split(",") if c.strip()]
+        tcols = [_col(header, [c], csv_path, f"report text ({c!r})") for c in text_cols]
+    else:
+        tcols = [j for j, h in enumerate(header) if h and h.strip().lower() in _TEXT_COLUMNS]
     if label_cols is not None:
         if isinstance(label_cols, str):
             label_cols = [label_cols]
@@ -484,7 +529,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         names = tuple(header[j] for j in lidx)  # type: ignore[index]
     else:
         lidx = [j for j in range(len(header)) if j not in (ii, si, pi, fi) and header[j]
-                and header[j] != "report" and _is_code_column(rows, j)]  # label-reports' report ids
+                and header[j] != "report" and j not in tcols and _is_code_column(rows, j)]  # label-reports' ids
         if class_names is None and any(header[j] != NO_FINDING for j in lidx):
             # "No Finding" is the absence of the others (as chexradi label-reports writes it), not a class
             lidx = [j for j in lidx if header[j] != NO_FINDING]
@@ -529,9 +574,10 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         else:
             labels = np.array([_code(_cell(row, j), uncertain, blank, f"{where} column {header[j]!r}")  # type: ignore
                                for j in lidx], np.float32)
-        meta = {h: _cell(row, j) for j, h in enumerate(header) if h and j not in (ii, *lidx)}
+        meta = {h: _cell(row, j) for j, h in enumerate(header) if h and j not in (ii, *lidx, *tcols)}
         patient = (_cell(row, pi) or None) if pi is not None else None
-        rec = Record(image_id, _resolve(base, image_id), labels, patient, {}, meta)
+        rec = Record(image_id, _resolve(base, image_id), labels, patient, {}, meta,
+                     report=_row_report(image_id, {header[j].strip().lower(): _cell(row, j) for j in tcols}))
         records.append(rec)
         if si is None:
             splits["train"].append(rec)
@@ -670,7 +716,7 @@ def _mimic_id(value: str) -> str:
 def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", uncertain: str = "nan",
               blank: str = "zero", views: Optional[Sequence[str]] = ("PA", "AP"),
               classes: Optional[Sequence[str]] = None, cache_dir: Optional[PathLike] = None,
-              on_error: str = "fail", cache_dtype: str = "float32") -> Splits:
+              on_error: str = "fail", cache_dtype: str = "float32", reports: Optional[PathLike] = None) -> Splits:
     """MIMIC-CXR-JPG v2.0.0/2.1.0 (Johnson et al., PhysioNet 2019) as distributed.
 
     Parameters
@@ -703,6 +749,11 @@ def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", unc
         :data:`MIMIC_CXR_CLASSES`, in the label table's order).
     cache_dir, on_error, cache_dtype
         See :class:`CXRDataset`; missing images are reported (or skipped) per split.
+    reports : path, optional
+        MIMIC-CXR's free-text reports (``mimic-cxr-reports.zip`` or its ``files`` tree of
+        ``s<study>.txt``); default ``root/mimic-cxr-reports.zip`` or ``root/reports`` when one is
+        there. Each image's record gets its study's report (``report``); images whose study has
+        no report are counted (a warning) and keep ``report=None``.
 
     Returns
     -------
@@ -805,6 +856,10 @@ def mimic_cxr(root: PathLike, *, size: int = 224, labeler: str = "chexpert", unc
     if unlabelled:
         logger.warning("%d image(s) of %s belong to a study with no row in %s; skipped (e.g. %s)",
                        len(unlabelled), split_csv.name, label_csv.name, show_paths(unlabelled, 3))
+    if reports is None:
+        reports = next((c for c in (root / "mimic-cxr-reports.zip", root / "reports") if c.exists()), None)
+    if reports is not None:
+        _attach_mimic_reports(Path(reports), [r for recs in splits.values() for r in recs])
     kw = dict(size=size, cache_dir=cache_dir, on_error=on_error, cache_dtype=cache_dtype)
     return Splits(_make(splits["train"], names, **kw), _make(splits["val"], names, **kw),
                   _make(splits["test"], names, **kw), names)

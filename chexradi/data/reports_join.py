@@ -45,7 +45,8 @@ import numpy as np
 
 from .cxr_dataset import Record, check_choice
 
-__all__ = ["ReportText", "JoinReport", "Joined", "iu_xray", "r2gen_iu_xray", "mimic_cxr_reports", "csv_reports",
+__all__ = ["ReportText", "JoinReport", "Joined", "iu_xray", "r2gen_iu_xray", "mimic_cxr_reports", "mimic_report_texts",
+           "csv_reports",
            "report_text", "MISSING", "LABEL_SOURCES"]
 
 logger = logging.getLogger("chexradi.data")
@@ -429,7 +430,7 @@ def r2gen_iu_xray(annotation: PathLike, *, images: Optional[PathLike] = None, mi
 _STUDY = re.compile(r"p(\d+)/s(\d+)\.txt$")
 
 
-def _mimic_texts(reports: Path) -> Iterator[tuple[str, str, str]]:
+def mimic_report_texts(reports: Path) -> Iterator[tuple[str, str, str]]:
     """(subject, study, text) of every report under ``reports`` (the ``files`` tree or the zip)."""
     if reports.is_file() and reports.suffix.lower() == ".zip":
         with zipfile.ZipFile(reports) as zf:
@@ -503,7 +504,7 @@ def mimic_cxr_reports(reports: PathLike, *, images: Optional[PathLike] = None, m
                     images_found=sum(len(v) for v in by_study.values()))
     records: list[Record] = []
     seen: set[str] = set()
-    for subject, study, text in _mimic_texts(src):
+    for subject, study, text in mimic_report_texts(src):
         jr.reports_read += 1
         seen.add(study)
         if not text.strip():

@@ -7,9 +7,12 @@
                           options as ``phantom:n=600,size=128,difficulty=0.5,seed=0,version=2``
 ``chestxray14:DIR``       NIH ChestX-ray14 (:func:`~chexradi.data.datasets.chestxray14`)
 ``chexpert:DIR``          CheXpert (:func:`~chexradi.data.datasets.chexpert`)
-``mimic:DIR``             MIMIC-CXR-JPG (:func:`~chexradi.data.datasets.mimic_cxr`)
-``csv:FILE``              a folder of images + one CSV row per image
-                          (:func:`~chexradi.data.datasets.csv_dataset`)
+``mimic:DIR``             MIMIC-CXR-JPG (:func:`~chexradi.data.datasets.mimic_cxr`), with each study's
+                          report when ``DIR/mimic-cxr-reports.zip`` or ``DIR/reports`` is there
+``iu_xray:DIR``           IU X-ray (OpenI) images with their reports (:func:`iu_xray_splits`): R2Gen's
+                          layout and split (``annotation.json``), else the OpenI XML + PNGs
+``csv:FILE``              a folder of images + one CSV row per image, its text columns as the
+                          report (:func:`~chexradi.data.datasets.csv_dataset`)
 ========================  =====================================================================
 
 A :class:`PhantomDataset` behaves like a :class:`~chexradi.data.datasets.CXRDataset`
@@ -34,13 +37,13 @@ from .cxr_dataset import Splits, check_size
 from .phantom import DEFAULT_CLASSES, PHANTOM_VERSION, PHANTOM_VERSIONS, generate
 from .transforms import to_model_input
 
-__all__ = ["PhantomDataset", "phantom_splits", "open_data", "check_images", "SOURCES", "PHANTOM_DEFAULTS",
+__all__ = ["PhantomDataset", "phantom_splits", "open_data", "check_images", "iu_xray_splits", "SOURCES", "PHANTOM_DEFAULTS",
            "phantom_defaults"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Spec prefixes :func:`open_data` accepts.
-SOURCES = ("phantom", "chestxray14", "chexpert", "mimic", "csv")
+SOURCES = ("phantom", "chestxray14", "chexpert", "mimic", "iu_xray", "csv")
 
 #: Defaults of ``phantom:...`` (and of :func:`phantom_splits`) for each phantom version: case counts of the
 #: three splits, image side, seed and difficulty of the generator. Version 2's 128 px make every finding
@@ -84,17 +87,21 @@ class PhantomDataset(Dataset):
         Per case, the bool ``(S, S)`` lung fields.
     hearts : list of numpy.ndarray, optional
         Per case, the bool ``(S, S)`` cardiac silhouette (the region Cardiomegaly is judged on).
+    reports : list, optional
+        Per case, its report (:class:`~chexradi.data.phantom_reports.PhantomReport`: ``findings``,
+        ``impression``, ``text``), written from its ground truth; :meth:`report_at` gives it.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, boxes: Sequence[dict], class_names: Sequence[str],
                  ids: Sequence[str], *, size: int, masks: Optional[Sequence[dict]] = None,
-                 lungs: Optional[Sequence[np.ndarray]] = None, hearts: Optional[Sequence[np.ndarray]] = None) -> None:
+                 lungs: Optional[Sequence[np.ndarray]] = None, hearts: Optional[Sequence[np.ndarray]] = None,
+                 reports: Optional[Sequence[Any]] = None) -> None:
         n = int(images.shape[0])
         if labels.shape[0] != n or len(boxes) != n or len(ids) != n:
             raise ValueError(f"images ({n}), labels ({labels.shape[0]}), boxes ({len(boxes)}) and ids ({len(ids)}) "
                              "must have one entry per case")
-        if any(x is not None and len(x) != n for x in (masks, lungs, hearts)):
-            raise ValueError(f"masks, lungs and hearts must have one entry per case ({n})")
+        if any(x is not None and len(x) != n for x in (masks, lungs, hearts, reports)):
+            raise ValueError(f"masks, lungs, hearts and reports must have one entry per case ({n})")
         self.size = int(size)
         self.class_names: tuple[str, ...] = tuple(class_names)
         self.ids = list(ids)
@@ -106,6 +113,7 @@ class PhantomDataset(Dataset):
         self._masks = None if masks is None else [{c: np.asarray(m, bool) for c, m in d.items()} for d in masks]
         self._lungs = None if lungs is None else [np.asarray(m, bool) for m in lungs]
         self._hearts = None if hearts is None else [np.asarray(m, bool) for m in hearts]
+        self._reports = None if reports is None else list(reports)
 
     def __len__(self) -> int:
         return int(self._x.shape[0])
@@ -162,6 +170,11 @@ class PhantomDataset(Dataset):
             raise ValueError("this PhantomDataset was built without heart masks; build it with phantom_splits()")
         return self._at_size(self._hearts[index])
 
+    def report_at(self, index: int) -> Optional[Any]:
+        """The report of case ``index`` (``findings``, ``impression``, ``text``), or None when the dataset has
+        none (built without reports)."""
+        return None if self._reports is None else self._reports[index]
+
     def __repr__(self) -> str:
         return f"PhantomDataset({len(self)} image(s), {len(self.class_names)} class(es), size={self.size})"
 
@@ -179,7 +192,10 @@ def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHAN
     :func:`~chexradi.data.transforms.to_model_input`, as files read from disk would be.
     ``version`` and ``strength`` are the phantom's (:func:`chexradi.data.phantom.make_case`);
     the counts and size default to version 2's (:func:`phantom_defaults` gives each version's).
-    Each split knows its ground-truth masks, lung fields and hearts (``masks_at``, ``lungs_at``, ``heart_at``).
+    Each split knows its ground-truth masks, lung fields and hearts (``masks_at``, ``lungs_at``, ``heart_at``)
+    and each image's report, written from its ground truth (``report_at``;
+    :func:`chexradi.data.phantom_reports.write_report` with the phantom's ``seed``: the text ``write_phantom``
+    puts in ``reports.csv``).
 
     Raises
     ------
@@ -194,11 +210,14 @@ def phantom_splits(n_train: int = PHANTOM_DEFAULTS["n_train"], n_val: int = PHAN
     total = int(n_train) + int(n_val) + int(n_test)
     ps = generate(total, size=side, seed=seed, difficulty=difficulty, classes=classes, version=version,
                   strength=strength)
+    from .phantom_reports import write_report
+
+    reports = [write_report(c, seed=int(seed)) for c in ps.cases]
     names = ps.image_names
     cuts = [0, int(n_train), int(n_train) + int(n_val), total]
     parts = [PhantomDataset(ps.images[a:b], ps.labels[a:b], ps.boxes[a:b], ps.class_names, names[a:b], size=size,
                             masks=[c.masks for c in ps.cases[a:b]], lungs=[c.lung_mask for c in ps.cases[a:b]],
-                            hearts=[c.heart_mask for c in ps.cases[a:b]])
+                            hearts=[c.heart_mask for c in ps.cases[a:b]], reports=reports[a:b])
              for a, b in zip(cuts[:-1], cuts[1:])]
     return Splits(train=parts[0], val=parts[1], test=parts[2], class_names=tuple(ps.class_names))  # type: ignore
 
@@ -263,8 +282,8 @@ def open_data(spec: Union[str, Splits], *, size: Optional[int] = None, cache_dir
     Parameters
     ----------
     spec : str or Splits
-        ``phantom[:k=v,...]``, ``chestxray14:DIR``, ``chexpert:DIR``, ``mimic:DIR`` or
-        ``csv:FILE``; a :class:`Splits` is returned as it is.
+        ``phantom[:k=v,...]``, ``chestxray14:DIR``, ``chexpert:DIR``, ``mimic:DIR``,
+        ``iu_xray:DIR`` or ``csv:FILE``; a :class:`Splits` is returned as it is.
     size : int, optional
         Network input side (default 224 for files, the phantom's own default for it).
     cache_dir : path, optional
@@ -295,7 +314,7 @@ def open_data(spec: Union[str, Splits], *, size: Optional[int] = None, cache_dir
     kind = kind.lower()
     if kind not in SOURCES:
         raise ValueError(f"data spec {spec!r}: unknown source {kind!r}; use one of {', '.join(SOURCES)} "
-                         f"(e.g. phantom, chestxray14:DIR, chexpert:DIR, mimic:DIR, csv:FILE)")
+                         f"(e.g. phantom, chestxray14:DIR, chexpert:DIR, mimic:DIR, iu_xray:DIR, csv:FILE)")
     if kind == "phantom":
         if options:
             raise ValueError(f"data spec {spec!r}: give phantom options in the spec (phantom:n=600,size=128), "
@@ -313,6 +332,8 @@ def open_data(spec: Union[str, Splits], *, size: Optional[int] = None, cache_dir
                           "on_error": on_error, **options}
     if kind == "csv":
         splits = datasets.csv_dataset(path, seed=seed, **kw)
+    elif kind == "iu_xray":
+        splits = iu_xray_splits(path, seed=seed, **kw)
     elif kind == "chestxray14":
         splits = datasets.chestxray14(path, seed=seed, **kw)
     elif kind == "chexpert":
@@ -322,6 +343,55 @@ def open_data(spec: Union[str, Splits], *, size: Optional[int] = None, cache_dir
     if validate:
         check_images(splits, on_error=on_error)
     return splits
+
+
+def iu_xray_splits(folder: Path, *, seed: int = 0, size: int = 224, cache_dir: Optional[PathLike] = None,
+                   on_error: str = "fail", labels: str = "labeler", val_fraction: float = 0.1,
+                   test_fraction: float = 0.2) -> Splits:
+    """IU X-ray images with their reports as train / val / test.
+
+    ``folder`` is R2Gen's layout (``annotation.json`` or ``r2gen_annotation.json`` with its split,
+    images under ``images/<id>/0.png``; labels from the IU XML ``NLMCXR_reports.tgz`` when it is in
+    the folder, else from the annotation's Findings) or the OpenI release (``NLMCXR_reports.tgz`` or
+    ``ecgen-radiology/*.xml`` and the PNGs anywhere under the folder), split by report (a report's
+    images stay together) with ``val_fraction`` / ``test_fraction`` drawn with ``seed``. One record per
+    image file (R2Gen: the frontal ``0.png``), its report kept (``report_at``); reports without an
+    image file are counted and left out. Labels: ``"labeler"`` (chexradi's) or ``"mesh"`` (the human
+    indexers').
+    """
+    from . import reports_join as rj
+    from .cxr_dataset import CXRDataset
+
+    ann = next((folder / n for n in ("annotation.json", "r2gen_annotation.json") if (folder / n).is_file()), None)
+    xml = next((c for c in (folder / "NLMCXR_reports.tgz", folder / "ecgen-radiology") if c.exists()), None)
+    if ann is not None:
+        images = folder / "images" if (folder / "images").is_dir() else folder
+        joined = rj.r2gen_iu_xray(ann, images=images, reports=xml, labels=labels, missing="skip")
+        parts = joined.by_split()
+    elif xml is not None:
+        joined = rj.iu_xray(xml, images=folder, labels=labels, missing="skip")
+        reports = sorted({r.report.id for r in joined.records if r.report is not None})
+        rng = np.random.default_rng(seed)
+        order = [reports[i] for i in rng.permutation(len(reports))]
+        n_test, n_val = int(round(test_fraction * len(order))), int(round(val_fraction * len(order)))
+        where = {**{rid: "test" for rid in order[:n_test]}, **{rid: "val" for rid in order[n_test:n_test + n_val]}}
+        parts = {}
+        for r in joined.records:
+            parts.setdefault(where.get(r.report.id if r.report is not None else "", "train"), []).append(r)
+    else:
+        raise FileNotFoundError(f"iu_xray:{folder}: found neither R2Gen's annotation.json nor the IU XML "
+                                f"(NLMCXR_reports.tgz or ecgen-radiology/); put the reports in the folder")
+    import logging
+
+    logging.getLogger("chexradi.data").info("iu_xray:%s: %s", folder, joined.report.summary())
+    kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
+    made = {s: CXRDataset([r for r in parts.get(s, []) if r.path is not None], joined.class_names, **kw)
+            for s in ("train", "val", "test")}
+    empty = [s for s, ds in made.items() if len(ds) == 0]
+    if empty:
+        raise ValueError(f"iu_xray:{folder}: no image of the {', '.join(empty)} split(s) was found "
+                         f"({joined.report.summary()}); check that the PNGs are in the folder")
+    return Splits(train=made["train"], val=made["val"], test=made["test"], class_names=tuple(joined.class_names))
 
 
 def check_images(splits: Splits, *, on_error: str = "fail") -> int:

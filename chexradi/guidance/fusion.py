@@ -183,18 +183,21 @@ class RadiomicsGuidance(nn.Module):
         """The heads this module adds to the image head: ``("fused",)`` with ``fuse``, else none."""
         return ("fused",) if self.fuse else ()
 
-    def head_logits(self, head: str, emb: Tensor, batch: Mapping[str, Any]) -> Tensor:
-        """``(B, K)`` logits of one of :attr:`heads` from the image embedding and the batch's vectors."""
+    def head_logits(self, head: str, features: Any, batch: Mapping[str, Any]) -> Tensor:
+        """``(B, K)`` logits of one of :attr:`heads` from the image embedding (``features.emb``, an
+        :class:`~chexradi.guidance.objective.ImageFeatures`) and the batch's vectors."""
         if head not in self.heads:
             raise ValueError(f"this guidance has no {head!r} head (heads: {', '.join(self.heads) or 'none'})")
+        emb = features.emb
         g, _ = self._vectors(batch, emb)
         return self._fused(emb, g)[0]
 
-    def terms(self, emb: Tensor, batch: Mapping[str, Any], target: Tensor
+    def terms(self, features: Any, batch: Mapping[str, Any], target: Tensor
               ) -> tuple[list[Tensor], dict[str, Tensor], dict[str, Tensor]]:
-        """This module's training terms for an image embedding ``emb``: the tensors added to the loss, in order
-        (``bce_fused`` with ``fuse``, then ``align_weight * align`` with an alignment), the logits of its heads,
-        and the named (unweighted) terms."""
+        """This module's training terms for a batch's image embedding (``features.emb``): the tensors added to
+        the loss, in order (``bce_fused`` with ``fuse``, then ``align_weight * align`` with an alignment), the
+        logits of its heads, and the named (unweighted) terms."""
+        emb = features.emb
         g, valid = self._vectors(batch, emb)
         zero = emb.new_zeros((), dtype=torch.float32)
         added: list[Tensor] = []
@@ -237,7 +240,9 @@ class RadiomicsGuidance(nn.Module):
         x = batch["image"]
         if m == "image":
             return model(x)
-        return self.head_logits(m, model.embed_features(model.forward_features(x)), batch)
+        from .objective import image_features
+
+        return self.head_logits(m, image_features(model, x), batch)
 
     def loss(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
         """Scalar loss and the logits it used (fused when ``fuse``, else image); see the class docstring."""

@@ -80,6 +80,8 @@ class RoundContext:
     progress : bool or None
     say : callable
         Prints a per-round message.
+    train : mapping
+        The round's training settings (``epochs``, ``batch_size``...: e.g. the length of a schedule).
     """
 
     k: int
@@ -94,6 +96,7 @@ class RoundContext:
     mask_rows: Optional[Callable[[], Iterable[Mapping[str, Any]]]] = None
     progress: Optional[bool] = None
     say: Callable[[str], None] = print
+    train: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,3 +240,8 @@ def _builtin() -> None:
         from .radiomics import RadiomicsSource
 
         _REGISTRY.setdefault("radiomics", RadiomicsSource)
+    if "tandem" not in _REGISTRY or "vkd" not in _REGISTRY:
+        from .text import TandemSource, VKDSource
+
+        _REGISTRY.setdefault("tandem", TandemSource)
+        _REGISTRY.setdefault("vkd", VKDSource)

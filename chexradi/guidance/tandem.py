@@ -32,12 +32,14 @@ The image part of the attention, ``alpha`` over the ``h × w`` regions, is a hea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SentenceEncoder", "DualAttention", "TandemOutput", "sentence_ends"]
+from .objective import SourceObjective
+
+__all__ = ["SentenceEncoder", "DualAttention", "TandemOutput", "sentence_ends", "TextReference"]
 
 
 def sentence_ends(tokens: Tensor, *, stop_id: int, pad_id: int, max_sentences: int,
@@ -234,3 +236,127 @@ class DualAttention(nn.Module):
         logits = self.out(self.drop(context + v_mean))
         return TandemOutput(logits=logits, region_attention=a_regions.reshape(b, h, w),
                             sentence_attention=a_sentences, text_used=used)
+
+
+class TextReference(SourceObjective, nn.Module):
+    """TandemNet as guidance: the report is a reference the image attends with in training, and is removed at test.
+
+    An objective module (:class:`~chexradi.guidance.objective.GuidedObjective`'s protocol; also an objective of
+    its own for :func:`chexradi.train.fit`): a :class:`SentenceEncoder` over the batch's report tokens
+    (``batch[key + "_tokens"]``) and a :class:`DualAttention` over the image model's final feature map and the
+    sentences. Its loss term is the masked BCE of the dual-attention logits (text dropped per sample with
+    probability ``text_drop``), times ``weight``; its heads:
+
+    ``"tandem"``
+        the dual attention with the text **removed** (image only: what is deployed; every arm is evaluated
+        this way);
+    ``"tandem_report"``
+        the same with the report (an upper reference that needs the text; never the deployed model).
+
+    ``heatmap_methods["tandem"]`` is the image-only attention over the ``h x w`` regions, upsampled to the
+    input and scaled to [0, 1] per image, the same map for every class (TandemNet's attention is one
+    distribution, not one per class); the loop's ``heatmap.method="tandem"`` takes its masks from it.
+
+    Parameters
+    ----------
+    num_features:
+        ``C``, the channels of the model's final feature map.
+    vocab_size, pad_id, stop_id, ignore_ids:
+        The tokenizer's (``stop_id``: the ``"."`` token; ``ignore_ids``: ``<bos>``, ``<eos>``).
+    num_classes:
+        ``K``.
+    key:
+        The batch keys' prefix (the source's name).
+    text_drop, embed_dim, hidden, word_dropout, dim, dropout, max_sentences:
+        TandemNet's settings (0.5, 128, 256, 0.4, 256, 0.5; 16 sentences).
+    weight:
+        Weight of the term in the loss.
+    pos_weight:
+        Optional ``(K,)`` positive-class weights of the BCE.
+    """
+
+    heads = ("tandem", "tandem_report")
+    default_head = "tandem"
+
+    def __init__(self, num_features: int, vocab_size: int, num_classes: int, *, pad_id: int, stop_id: int,
+                 ignore_ids: tuple[int, ...] = (), key: str = "tandem", text_drop: float = 0.5,
+                 embed_dim: int = 128, hidden: int = 256, word_dropout: float = 0.4, dim: int = 256,
+                 dropout: float = 0.5, max_sentences: int = 16, weight: float = 1.0,
+                 pos_weight: Optional[Tensor] = None) -> None:
+        super().__init__()
+        from ..train.objectives import _check_weights
+
+        self.encoder = SentenceEncoder(vocab_size, pad_id=pad_id, stop_id=stop_id, embed_dim=embed_dim,
+                                       hidden=hidden, dropout=word_dropout, max_sentences=max_sentences,
+                                       ignore_ids=ignore_ids)
+        self.attention = DualAttention(num_features, hidden, num_classes, dim=dim, dropout=dropout,
+                                       text_drop=text_drop)
+        if not float(weight) > 0:
+            raise ValueError(f"TextReference: weight must be > 0, got {weight!r}")
+        self.weight = float(weight)
+        self.key = str(key)
+        pw = None if pos_weight is None else _check_weights(pos_weight, "pos_weight", int(num_classes))
+        self.register_buffer("pos_weight", pw)
+        self.last_terms: dict[str, float] = {}
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        """The batch keys a training batch must carry."""
+        return ("image", "target", f"{self.key}_tokens")
+
+    @property
+    def heatmap_methods(self) -> dict[str, Any]:
+        return {"tandem": self.heatmaps}
+
+    def _text(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        tokens = batch.get(f"{self.key}_tokens")
+        if not isinstance(tokens, Tensor):
+            raise ValueError(f"the batch has no {self.key}_tokens (the report token ids the {self.key!r} source adds); "
+                             f"wrap the dataset with the source (chexradi.guidance.text.ReportTokens)")
+        return self.encoder(tokens)
+
+    def _forward(self, features: Any, batch: Mapping[str, Any], *, with_text: bool) -> TandemOutput:
+        if not with_text:
+            return self.attention(features.map)
+        s, valid = self._text(batch)
+        return self.attention(features.map, s, valid)
+
+    def head_logits(self, head: str, features: Any, batch: Mapping[str, Any]) -> Tensor:
+        """``(B, K)`` logits of ``"tandem"`` (image only) or ``"tandem_report"`` (with the report)."""
+        if head not in self.heads:
+            raise ValueError(f"TextReference has no {head!r} head (heads: {', '.join(self.heads)})")
+        return self._forward(features, batch, with_text=head == "tandem_report").logits
+
+    def terms(self, features: Any, batch: Mapping[str, Any], target: Tensor
+              ) -> tuple[list[Tensor], dict[str, Tensor], dict[str, Tensor]]:
+        """``weight * BCE`` of the dual attention with the text (dropped per sample in training)."""
+        from ..train.objectives import masked_bce_with_logits
+
+        out = self._forward(features, batch, with_text=True)
+        bce = masked_bce_with_logits(out.logits, target, pos_weight=self.pos_weight)
+        used = out.text_used.float().mean()
+        return [self.weight * bce], {"tandem_report": out.logits}, {"bce_tandem": bce, "text_used": used}
+
+    @torch.no_grad()
+    def heatmaps(self, model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Image-only attention maps ``(B, K, H, W)`` in [0, 1] (one map repeated for the K classes) and the
+        ``"tandem"`` head's logits, for an image batch ``x`` (eval mode)."""
+        import torch.nn.functional as F
+
+        was = self.training
+        self.eval()
+        try:
+            self.to(x.device)
+            out = self.attention(model.forward_features(x))
+        finally:
+            self.train(was)
+        a = out.region_attention.float()
+        lo = a.flatten(1).min(1).values.view(-1, 1, 1)
+        hi = a.flatten(1).max(1).values.view(-1, 1, 1)
+        a = (a - lo) / (hi - lo).clamp(min=1e-12)
+        maps = F.interpolate(a.unsqueeze(1), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+        k = out.logits.shape[1]
+        return maps.clamp(0, 1).expand(-1, k, -1, -1).contiguous(), out.logits
+
+    def extra_repr(self) -> str:
+        return f"key={self.key!r}, weight={self.weight}"

@@ -73,6 +73,19 @@ def arm_name(guidance: Mapping[str, Any]) -> str:
     return "control" if not guidance.get("enabled", True) else str(guidance.get("masks", "cam"))
 
 
+def arm_label(guidance: Mapping[str, Any]) -> str:
+    """The name of a run's arm in comparisons: ``guidance["label"]`` when given; else ``"control"``, the masks'
+    source for radiomics alone (``"cam"``, ``"truth"``...), or the sources joined by ``+`` with radiomics
+    written as its masks (``"cam+tandem"``, ``"vkd"``)."""
+    if guidance.get("label"):
+        return str(guidance["label"])
+    masks = arm_name(guidance)
+    sources = list(guidance.get("sources") or ["radiomics"])
+    if masks == "control" or sources == ["radiomics"]:
+        return masks
+    return "+".join(masks if s == "radiomics" else str(s) for s in sources)
+
+
 def normal_region(masks: Sequence[np.ndarray], allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A region of normal tissue shaped and placed like a real finding: one of ``masks`` (ground-truth masks
     of that finding in other images), drawn at random, where it lies, cut to ``allowed`` (this image's lung

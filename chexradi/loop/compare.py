@@ -35,7 +35,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .._io import atomic_write
-from .arms import arm_name
+from .arms import arm_label
 from .history import History, read_run_json
 
 __all__ = ["compare", "Comparison", "RunScores", "read_run_scores", "LOCALIZATION_POINTS"]
@@ -106,21 +106,35 @@ def read_run_scores(run_dir: PathLike, *, round: Optional[int] = None, head: str
             boxes = [{"index": int(r["index"]), "class": r["class"], "iou": float(r["iou"]), "iobb": float(r["iobb"])}
                      for r in csv.DictReader(fh)]
     groups = {g: settings.get(g, {}) for g in ("guidance",)}
-    return RunScores(run_dir=d, arm=arm_name({"enabled": True, "masks": "cam", **groups["guidance"]}),
+    return RunScores(run_dir=d, arm=arm_label({"enabled": True, "masks": "cam", **groups["guidance"]}),
                      seed=int(settings.get("seed", 0)), round=k, class_names=names, image_ids=ids,
                      targets=targets.reshape(len(rows), len(names)), probs=probs.reshape(len(rows), len(names)),
                      boxes=boxes)
 
 
 def _same_settings(runs: Sequence[RunScores]) -> None:
-    """The runs differ in their arm (guidance settings) and seed only: same data spec, model, training,
-    heatmap and radiomics settings. Anything else would confound the comparison."""
+    """The runs differ in their arm (guidance settings and the settings of its sources) and seed only: same data
+    spec, model, training and heatmap settings, and the runs of one arm the same source settings. Anything else
+    would confound the comparison."""
+    from ..guidance import list_sources
     from .run import comparable_settings
 
-    def key(r: RunScores) -> dict[str, Any]:
-        d = comparable_settings(read_run_json(r.run_dir / "run.json"))
-        return {k: v for k, v in d.items() if k not in ("guidance", "seed")}
+    sources = set(list_sources())
+    full = {r.run_dir: comparable_settings(read_run_json(r.run_dir / "run.json")) for r in runs}
 
+    def key(r: RunScores) -> dict[str, Any]:
+        return {k: v for k, v in full[r.run_dir].items() if k not in ("guidance", "seed") and k not in sources}
+
+    first_of_arm: dict[str, RunScores] = {}
+    for r in runs:  # an arm's sources are part of the arm: the same settings in each of its runs
+        f = first_of_arm.setdefault(r.arm, r)
+        a, b = ({g: v for g, v in full[x.run_dir].items() if g in sources} for x in (f, r))
+        if a != b:
+            diff = [f"{g}.{k}" for g in sorted(set(a) | set(b)) for k in sorted(set(a.get(g) or {}) | set(b.get(g) or {}))
+                    if (a.get(g) or {}).get(k) != (b.get(g) or {}).get(k)]
+            raise ValueError(f"{r.run_dir} and {f.run_dir} are both the {r.arm!r} arm but their guidance sources' "
+                             f"settings differ ({', '.join(diff)}); give each variant its own arm "
+                             f"(guidance['label']) or run them alike")
     ref = key(runs[0])
     for r in runs[1:]:
         other = key(r)

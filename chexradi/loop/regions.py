@@ -153,8 +153,11 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
                  settings: Mapping[str, Any], round_dir: Path, prev_round_dir: Optional[Path],
                  device: Any = None, progress: Optional[bool] = None,
                  indices: Optional[Mapping[str, range]] = None, rows_file: str = "regions.csv",
-                 boxes_for: Optional[str] = None) -> Regions:
+                 boxes_for: Optional[str] = None, heatmap_fn: Any = None) -> Regions:
     """Heatmaps, masks, boxes and ``regions.csv`` for every image of ``splits`` (see the module docstring).
+
+    ``heatmap_fn`` is the heatmap of a method a guidance source's module offers (``fn(model, x) -> (maps,
+    logits)``; TandemNet's attention), used instead of the CAM method ``settings["method"]`` names.
 
     ``settings`` is the loop's resolved ``heatmap`` group. ``indices`` (split -> range of image indices)
     restricts the work to a shard (a rank of a distributed run), whose rows go to ``rows_file`` (in the
@@ -170,7 +173,7 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
         writer.writerow(REGION_COLUMNS)
         try:
             iou_sum = _regions(model, splits, class_names, settings, round_dir, prev_round_dir, device, progress,
-                               indices, boxes_for, out, writer)
+                               indices, boxes_for, out, writer, heatmap_fn)
         finally:
             cam_log.setLevel(old_level)
         t0 = time.perf_counter()
@@ -187,7 +190,8 @@ def make_regions(model: nn.Module, splits: Mapping[str, Any], class_names: Seque
 
 def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[str], settings: Mapping[str, Any],
              round_dir: Path, prev_round_dir: Optional[Path], device: Any, progress: Optional[bool],
-             indices: Optional[Mapping[str, range]], boxes_for: Optional[str], out: Regions, writer: Any) -> float:
+             indices: Optional[Mapping[str, range]], boxes_for: Optional[str], out: Regions, writer: Any,
+             heatmap_fn: Any = None) -> float:
     """The work of :func:`make_regions`: fills ``out``, writes each row with ``writer``; returns the IoU sum."""
     from ..cam.masks import MaskWarning, heatmap_to_mask, mask_iou
     from ..data.lungs import save_mask
@@ -203,7 +207,8 @@ def _regions(model: nn.Module, splits: Mapping[str, Any], class_names: Sequence[
             part = Subset(ds, range(a, min(todo.stop, a + chunk)))
             t0 = time.perf_counter()
             pred = predict(model, part, batch_size=int(settings["batch_size"]), device=device,
-                           heatmaps=settings["method"], target_layer=settings["target_layer"],
+                           heatmaps=heatmap_fn if heatmap_fn is not None else settings["method"],
+                           target_layer=settings["target_layer"] if heatmap_fn is None else None,
                            progress=progress)
             assert pred.heatmaps is not None
             t1 = time.perf_counter()

@@ -48,7 +48,8 @@ _FREE_KEYS = {"created", "versions", "rounds", "progress", "distributed", "round
 _FREE_TRAIN = {"device", "amp", "num_workers"}
 _FREE_OTHER = {("radiomics", "jobs"), ("radiomics", "scheduler"), ("heatmap", "batch_size")}
 #: Settings added after runs were first written: a run.json without one was run with this value.
-_LEGACY = {("train", "output_stride"): 32, ("guidance", "masks"): "cam", ("guidance", "sources"): ["radiomics"]}
+_LEGACY = {("train", "output_stride"): 32, ("guidance", "masks"): "cam", ("guidance", "sources"): ["radiomics"],
+           ("guidance", "label"): None}
 
 
 def _jsonable(x: Any) -> Any:
@@ -193,6 +194,7 @@ def iterate(data: Any, *, model: str = "resnet50_ta", rounds: int = 3, radiomics
     groups = {"train": _settings.resolve("train", train), "heatmap": _settings.resolve("heatmap", heatmap),
               **{name: _settings.resolve(name, given.get(name)) for name in guidance_group["sources"]},
               "guidance": guidance_group}
+    _check_heatmap_source(groups)
     if out is None:
         raise ValueError("out is required: give the run folder (e.g. out='runs/phantom')")
     run_dir = Path(out)
@@ -296,6 +298,21 @@ def _iterate(data: Any, spec: str, dist: Any, *, model: str, rounds: int, groups
         history.to_json(run_dir / "history.json")
         history.to_csv(run_dir / "history.csv")
     return history
+
+
+def _check_heatmap_source(groups: Mapping[str, Any]) -> None:
+    """A ``heatmap.method`` a source offers needs that source among the configured, enabled ones."""
+    from ..names import CAM_METHODS, SOURCE_HEATMAP_METHODS
+
+    method = groups["heatmap"]["method"]
+    if method in CAM_METHODS:
+        return
+    src = SOURCE_HEATMAP_METHODS[method]
+    g = groups["guidance"]
+    if not g["enabled"] or src not in g["sources"]:
+        raise ValueError(f"heatmap['method'] = {method!r} is the {src!r} guidance source's attention: list {src!r} in "
+                         f"guidance['sources'] (--guidance {src}) with guidance enabled, or use one of "
+                         f"{', '.join(CAM_METHODS)}")
 
 
 def _check_round0_source(src: Path, run: Mapping[str, Any]) -> None:
@@ -428,7 +445,8 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
             say(f"round {k}: {src.name} inside {where}")
         ctx = RoundContext(k=k, parts=parts, class_names=class_names, run_dir=run_dir, round_dir=rdir,
                            seed=int(run["seed"]), settings=groups[src.name], dist=dist, shards=shards,
-                           mask_rows=mask_rows if src.needs_masks else None, progress=progress, say=say)
+                           mask_rows=mask_rows if src.needs_masks else None, progress=progress, say=say,
+                           train=groups["train"])
         prepared[src.name] = src.prepare(ctx)
         seconds["sources"][src.name] = prepared[src.name].seconds
     if masks is not None:
@@ -461,7 +479,9 @@ def _run_round(k: int, parts: Mapping[str, Any], class_names: list[str], *, run:
     if not last:
         for src in sources:  # resources the next round needs (radiomics workers) start while the masks are made
             src.start(groups[src.name])
+    offered = rm.objective.heatmap_methods() if rm.objective is not None else {}
     reg = make_regions(rm.model, parts, class_names, settings=groups["heatmap"], round_dir=rdir, prev_round_dir=prev,
+                       heatmap_fn=offered.get(groups["heatmap"]["method"]),
                        device=groups["train"]["device"], progress=progress,
                        indices=shards if dist.is_distributed else None,
                        rows_file=f"regions.rank{dist.rank}.csv" if dist.is_distributed else "regions.csv",

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "output_stride": 16,     # input side / final feature map side: 32, 16 or 8 (dilated last stages)
     },
     "heatmap": {
-        "method": "cam",         # "cam", "gradcam" or "gradcampp"
+        "method": "cam",         # "cam", "gradcam", "gradcampp"; "tandem" with the tandem source
         "target_layer": None,    # Grad-CAM layer; None: the model's feature layer
         "threshold": "fraction",  # heatmap -> mask: "fraction", "otsu", "percentile", "fixed"
         "value": None,           # the threshold's parameter (None: its default, fraction 0.5)
@@ -56,6 +56,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "dropout": 0.1,
         "fuse": True,            # train (and evaluate) the fused image + radiomics head
         "select_on": "fused",    # which head's validation AUC picks the best epoch: "fused" or "image"
+        "label": None,           # the arm's name in comparisons (None: control, the masks, or the sources)
     },
 }
 
@@ -106,10 +107,12 @@ def _check(group: str, s: dict[str, Any]) -> None:
     elif group == "heatmap":
         from ..cam.masks import check_mask_options
 
-        from ..names import CAM_METHODS
+        from ..names import LOOP_HEATMAP_METHODS, SOURCE_HEATMAP_METHODS
 
-        if s["method"] not in CAM_METHODS:
-            _fail(group, "method", s["method"], f"use one of {', '.join(CAM_METHODS)}")
+        if s["method"] not in LOOP_HEATMAP_METHODS:
+            _fail(group, "method", s["method"], f"use one of {', '.join(LOOP_HEATMAP_METHODS)} ("
+                  + ", ".join(f"{m!r} with the {src!r} guidance source" for m, src in SOURCE_HEATMAP_METHODS.items())
+                  + ")")
         if s["target_layer"] is not None and not (isinstance(s["target_layer"], str) and s["target_layer"]):
             _fail(group, "target_layer", s["target_layer"], "give None or a module name such as 'backbone.layer4'")
         if s["region"] not in ("mask", "box"):
@@ -158,6 +161,9 @@ def _check(group: str, s: dict[str, Any]) -> None:
             _fail(group, "select_on", s["select_on"], "use 'fused' or 'image'")
         if s["select_on"] == "fused" and not s["fuse"]:
             _fail(group, "select_on", s["select_on"], "'fused' needs fuse=True; use 'image'")
+        if s["label"] is not None and not (isinstance(s["label"], str) and s["label"].strip()
+                                           and "," not in s["label"]):
+            _fail(group, "label", s["label"], "give None or a non-empty name without commas (e.g. 'tandem-drop0')")
 
 
 def defaults(group: str) -> dict[str, Any]:

@@ -50,6 +50,16 @@ class Prediction:
     embeddings: Optional[np.ndarray] = field(default=None)
 
 
+class _SourceHeatmap:
+    """A guidance module's heatmap ``fn(model, x) -> (maps, logits)`` called as the CAM methods are."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, model: nn.Module, x: Tensor, **_: Any) -> Any:
+        return self.fn(model, x)
+
+
 def predict(
     model: nn.Module,
     data: Any,
@@ -57,7 +67,7 @@ def predict(
     batch_size: int = 32,
     device: Union[None, str, torch.device] = None,
     amp: Optional[bool] = None,
-    heatmaps: Optional[str] = None,
+    heatmaps: Union[None, str, Callable[..., Any]] = None,
     classes: Optional[Sequence[Union[int, str]]] = None,
     target_layer: Any = None,
     embeddings: bool = False,
@@ -84,7 +94,9 @@ def predict(
         in float32).
     heatmaps:
         None, ``"cam"``, ``"gradcam"`` or ``"gradcampp"``: per-class maps from
-        :func:`chexradi.cam.methods.heatmaps`, upsampled to the input size.
+        :func:`chexradi.cam.methods.heatmaps`, upsampled to the input size; or a function
+        ``fn(model, x) -> (maps (B, K, H, W) in [0, 1], logits)`` (a guidance module's
+        ``heatmap_methods``, e.g. TandemNet's image attention), whose logits are then the prediction.
     classes:
         Restrict the heatmaps to these classes (indices or names); default all.
     target_layer:
@@ -125,8 +137,12 @@ def predict(
                          "the Dataset or a DataLoader with shuffle=False")
     batch_size = _check_int(batch_size, "batch_size", 1)
     num_workers = _check_int(num_workers, "num_workers", 0)
-    if heatmaps is not None and heatmaps not in CAM_METHODS:
-        raise ValueError(f"unknown heatmaps {heatmaps!r}; use None or one of {', '.join(CAM_METHODS)}")
+    if heatmaps is not None and not callable(heatmaps) and heatmaps not in CAM_METHODS:
+        raise ValueError(f"unknown heatmaps {heatmaps!r}; use None, one of {', '.join(CAM_METHODS)} or a function "
+                         f"fn(model, x) -> (maps, logits) (a guidance module's heatmap_methods)")
+    if callable(heatmaps) and (classes is not None or target_layer is not None):
+        raise ValueError("classes and target_layer apply to the CAM methods; a heatmap function gives every class "
+                         "from its own layer")
     if classes is not None and heatmaps is None:
         raise ValueError("classes selects heatmap classes; pass heatmaps='cam', 'gradcam' or 'gradcampp' with it "
                          "(probabilities always cover every class)")
@@ -156,9 +172,15 @@ def predict(
             list(range(k)) if k is not None else None)
     dev = resolve_device(device)
     _, amp_dtype = _resolve_amp(amp, dev)
-    _peek(data, "data", model, required=("image",), collate_fn=collate_fn)
-    cam_fn = None
-    if heatmaps is not None:
+    # what the batches must carry: the image, or (an objective of another model: a report classifier) the keys
+    # its logits read
+    required = ("image",) if objective is None else tuple(
+        k for k in (getattr(objective, "required_keys", None) or ("image",)) if k != "target")
+    _peek(data, "data", model, required=required, collate_fn=collate_fn)
+    cam_fn: Any = None
+    if callable(heatmaps):
+        cam_fn = _SourceHeatmap(heatmaps)
+    elif heatmaps is not None:
         from ..cam.methods import heatmaps as cam_fn  # noqa: F811 - lazy: the CAM stage is optional here
 
     was_training = model.training
@@ -189,9 +211,9 @@ def predict(
             obj_module.to(dev)
             obj_module.eval()
         for raw in _progress(loader, progress_on(progress), "predict"):
-            batch = _to_device(raw, "data", dev, required=("image",), non_blocking=pin)
-            x = batch["image"]
-            b = int(x.shape[0])
+            batch = _to_device(raw, "data", dev, required=required, non_blocking=pin)
+            x = batch.get("image")
+            b = int(batch[required[0]].shape[0])
             if heatmaps is not None:
                 maps, logits = cam_fn(model, x, method=heatmaps, classes=heat_classes,
                                       target_layer=target_layer)
