@@ -123,7 +123,8 @@ def _same_settings(runs: Sequence[RunScores]) -> None:
     full = {r.run_dir: comparable_settings(read_run_json(r.run_dir / "run.json")) for r in runs}
 
     def key(r: RunScores) -> dict[str, Any]:
-        return {k: v for k, v in full[r.run_dir].items() if k not in ("guidance", "seed") and k not in sources}
+        # the run file's format is not a setting: History reads both formats' numbers alike
+        return {k: v for k, v in full[r.run_dir].items() if k not in ("guidance", "seed", "format") and k not in sources}
 
     first_of_arm: dict[str, RunScores] = {}
     for r in runs:  # an arm's sources are part of the arm: the same settings in each of its runs
