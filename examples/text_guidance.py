@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import _ci, _f, write_section as _write_section  # noqa: E402 - the ablation's table helpers
+
 #: arm -> (rounds, guidance settings, source settings, heatmap settings)
 ARMS: dict[str, tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "tandem": (1, {"sources": ["tandem"]}, {}, {}),
@@ -88,14 +91,6 @@ def run_all(out: Path, *, data: str, seeds: list[int], arms: list[str], model: s
     return dirs
 
 
-def _f(v: Any, sign: bool = False) -> str:
-    return "-" if v is None or v != v else (f"{v:+.3f}" if sign else f"{v:.3f}")
-
-
-def _ci(a: Any, b: Any) -> str:
-    return "-" if a is None else f"[{a:+.3f}, {b:+.3f}]"
-
-
 def tables(dirs: dict[str, dict[int, Path]], comparisons: dict[int, Any]) -> str:
     import numpy as np
 
@@ -134,10 +129,10 @@ def tables(dirs: dict[str, dict[int, Path]], comparisons: dict[int, Any]) -> str
                 continue
             r = row[(a, "mean")]
             d1 = loc.get((a, "iou", 0.1))
-            lines.append(f"| {a} | {len(h)} | {auc} | {_f(r['difference'], True)} | {_ci(r['ci_low'], r['ci_high'])} | "
+            lines.append(f"| {a} | {len(h)} | {auc} | {_f(r['difference'], sign=True)} | {_ci(r['ci_low'], r['ci_high'])} | "
                          f"{_f(r['p_delong'])} | {_ci(r['boot_low'], r['boot_high'])} | "
                          f"{_ci(r['seed_low'], r['seed_high'])} | {own} | {rep} | {l1} | "
-                         f"{'-' if d1 is None else _f(d1['difference'], True) + ' ' + _ci(d1['boot_low'], d1['boot_high'])} |")
+                         f"{'-' if d1 is None else _f(d1['difference'], sign=True) + ' ' + _ci(d1['boot_low'], d1['boot_high'])} |")
         lines += ["", f"Per class at round {k}: image-head AUC, mean over seeds (difference from control, DeLong 95 % CI).",
                   "", "| class | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
         for c in names:
@@ -146,7 +141,7 @@ def tables(dirs: dict[str, dict[int, Path]], comparisons: dict[int, Any]) -> str
                 m = np.mean([x[k]["auc"]["image"].get(c) for x in hist[a].values()])
                 r = row.get((a, c))
                 cells.append(f"{m:.3f}" if a == "control" or r is None else
-                             f"{m:.3f} ({_f(r['difference'], True)} {_ci(r['ci_low'], r['ci_high'])})")
+                             f"{m:.3f} ({_f(r['difference'], sign=True)} {_ci(r['ci_low'], r['ci_high'])})")
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
         lines.append("")
     if "tandem-attn" in hist and "tandem" in hist:
@@ -188,10 +183,7 @@ def attention_table(cam: dict[int, Any], attn: dict[int, Any]) -> list[str]:
 
 def write_section(path: Path, section: str, text: str) -> None:
     """Replace the ``<!-- text-guidance:SECTION start/end -->`` block of ``path`` (examples/ablation.py's writer)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from ablation import write_section as write
-
-    write(path, section, text, prefix="text-guidance")
+    _write_section(path, section, text, prefix="text-guidance")
 
 
 def main(argv: "list[str] | None" = None) -> int:

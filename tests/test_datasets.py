@@ -569,3 +569,28 @@ def test_iu_xray_spec_with_r2gen_layout(tmp_path):
     assert report_texts(sp.test)[0] == " ".join(small["test"][0]["report"].split())
     with pytest.raises(FileNotFoundError, match="annotation.json"):
         open_data(f"iu_xray:{tmp_path / 'images'}")
+
+
+def test_iu_xray_spec_with_the_openi_xml_splits_by_report(tmp_path):
+    import tarfile
+
+    from chexradi.data.reports_join import iu_xray
+    from chexradi.data.sources import open_data
+
+    xml = tmp_path / "ecgen-radiology"
+    xml.mkdir()
+    with tarfile.open(shared("iu-xray-reports", "NLMCXR_reports.tgz")) as tf:
+        members = sorted((m for m in tf.getmembers() if m.name.endswith(".xml")), key=lambda m: int(Path(m.name).stem))
+        for m in members[:40]:
+            (xml / Path(m.name).name).write_bytes(tf.extractfile(m).read())
+    images = [im for r in iu_xray(xml, labels="none").records for im in r.meta["images"]]
+    for im in images:
+        Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / f"{im}.png")
+    sp = open_data(f"iu_xray:{tmp_path}", size=32, seed=1)
+    parts = {"train": sp.train, "val": sp.val, "test": sp.test}
+    assert sum(len(p) for p in parts.values()) == len(images) and min(len(p) for p in parts.values()) > 0
+    owner = {}  # every report's images in one split
+    for name, p in parts.items():
+        for r in p.records:
+            assert owner.setdefault(r.report.id, name) == name
+    assert all(p.report_at(0) is not None for p in parts.values())

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import chexradi
-from chexradi.guidance import get_source, list_sources
+from chexradi.guidance import RoundContext, get_source, list_sources
 from chexradi.guidance.objective import ImageFeatures, image_features
 from chexradi.guidance.tandem import TextReference
 from chexradi.guidance.text import ReportTokens, encode_split, pad_tokens, report_texts
@@ -154,13 +153,13 @@ class _Reports(torch.utils.data.Dataset):
         return self.reports[i]
 
 
-def _ctx(tmp_path: Path, parts: dict, **settings) -> SimpleNamespace:
+def _ctx(tmp_path: Path, parts: dict, **settings) -> RoundContext:
     src = get_source("tandem")
     s = {**src.defaults, **settings}
     src.check_settings(s)
-    return SimpleNamespace(k=0, parts=parts, class_names=["a", "b", "c"], run_dir=tmp_path, round_dir=tmp_path / "r0",
-                           seed=0, settings=s, dist=None, shards={}, mask_rows=None, progress=False,
-                           say=lambda m: None, train={"epochs": 2, "batch_size": 4})
+    return RoundContext(k=0, parts=parts, class_names=["a", "b", "c"], run_dir=tmp_path, round_dir=tmp_path / "r0",
+                        seed=0, settings=s, dist=None, progress=False, say=lambda m: None,
+                        train={"epochs": 2, "batch_size": 4})
 
 
 def test_the_text_sources_are_registered_static_and_need_no_masks():

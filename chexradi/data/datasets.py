@@ -54,7 +54,7 @@ from .cxr_dataset import (CACHE_DTYPES, ON_ERROR, Box, CXRDataset, Record, Split
 __all__ = [
     "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING",
     "MIMIC_CXR_CLASSES", "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset",
-    "chexpert", "mimic_cxr", "read_table",
+    "chexpert", "mimic_cxr", "read_table", "patient_split",
 ]
 
 logger = logging.getLogger("chexradi.data.datasets")
@@ -175,7 +175,7 @@ def _is_code_column(rows: Sequence[Sequence[str]], i: int) -> bool:
     return seen
 
 
-def _patient_split(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+def patient_split(records: Sequence[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
     """Carve a validation set of whole patients (records without a patient are their own group)."""
     if val_fraction <= 0 or not records:
         return list(records), []
@@ -381,7 +381,7 @@ def chestxray14(root: PathLike, *, size: int = 224, val_fraction: float = 0.1, s
     unlisted = len(records) - len(tv) - len(test)
     if unlisted:
         logger.info("%d image(s) of %s are in neither list; not used", unlisted, entry.name)
-    train, val = _patient_split(tv, val_fraction, seed)
+    train, val = patient_split(tv, val_fraction, seed)
     kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
     return Splits(_make(train, CHESTXRAY14_CLASSES, **kw), _make(val, CHESTXRAY14_CLASSES, **kw),
                   _make(test, CHESTXRAY14_CLASSES, **kw), CHESTXRAY14_CLASSES)
@@ -402,16 +402,6 @@ def _resolve(root: Path, value: str) -> Path:
 
 #: Column names :func:`csv_dataset` reads as report text by default (lower case).
 _TEXT_COLUMNS = ("findings", "impression", "text", "report_text")
-
-
-def _row_report(image_id: str, cells: dict[str, str]) -> Optional[Any]:
-    """A row's report from its text cells (None when they are all empty)."""
-    from .reports_join import ReportText
-
-    secs = {k: " ".join(v.split()) for k, v in cells.items() if v and v.strip()}
-    if not secs:
-        return None
-    return ReportText(id=str(image_id), text="\n".join(f"{k.upper()}: {v}" for k, v in secs.items()), sections=secs)
 
 
 def _attach_mimic_reports(reports: Path, records: Sequence[Record]) -> None:
@@ -562,6 +552,8 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
                 raise ValueError(f"{csv_path}: class_names {unknown} name no finding of the 'Finding Labels' column "
                                  f"(found: {', '.join(seen) or 'none'}) and no ChestX-ray14 class; check the "
                                  "spelling, or pass class_names=None to use the findings found.")
+    from .reports_join import sections_report
+
     records: list[Record] = []
     splits: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
     for n, row in enumerate(rows, start=2):
@@ -577,7 +569,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
         meta = {h: _cell(row, j) for j, h in enumerate(header) if h and j not in (ii, *lidx, *tcols)}
         patient = (_cell(row, pi) or None) if pi is not None else None
         rec = Record(image_id, _resolve(base, image_id), labels, patient, {}, meta,
-                     report=_row_report(image_id, {header[j].strip().lower(): _cell(row, j) for j in tcols}))
+                     report=sections_report(image_id, {header[j].strip(): _cell(row, j) for j in tcols}))
         records.append(rec)
         if si is None:
             splits["train"].append(rec)
@@ -596,7 +588,7 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     if val_fraction > 0:
         if si is not None:
             raise ValueError("val_fraction needs split_col=None (the split column already defines val).")
-        splits["train"], splits["val"] = _patient_split(splits["train"], val_fraction, seed)
+        splits["train"], splits["val"] = patient_split(splits["train"], val_fraction, seed)
     kw = dict(size=size, cache_dir=cache_dir, on_error=on_error)
     return Splits(_make(splits["train"], names, **kw), _make(splits["val"], names, **kw),
                   _make(splits["test"], names, **kw), tuple(names))
@@ -677,7 +669,7 @@ def chexpert(root: PathLike, *, size: int = 224, uncertain: str = "nan", blank: 
             out.append(Record(value, _chexpert_path(root, value), labels, patient, {}, meta))
         return out
 
-    train, val = _patient_split(load(train_csv), val_fraction, seed)
+    train, val = patient_split(load(train_csv), val_fraction, seed)
     valid_csv = root / "valid.csv"
     test = load(valid_csv) if valid_csv.is_file() else []
     if not valid_csv.is_file():

@@ -69,6 +69,11 @@ class PhantomReport:
         """The whole report: ``FINDINGS: ... IMPRESSION: ...``."""
         return report_text(self.findings, self.impression)
 
+    @property
+    def sections(self) -> dict[str, str]:
+        """``{"findings": ..., "impression": ...}``, as :class:`chexradi.data.reports_join.ReportText` has them."""
+        return {"findings": self.findings, "impression": self.impression}
+
 
 def report_text(findings: str, impression: str) -> str:
     """The report as one text with its section headers."""

@@ -46,7 +46,7 @@ import numpy as np
 from .cxr_dataset import Record, check_choice
 
 __all__ = ["ReportText", "JoinReport", "Joined", "iu_xray", "r2gen_iu_xray", "mimic_cxr_reports", "mimic_report_texts",
-           "csv_reports",
+           "csv_reports", "sections_report",
            "report_text", "MISSING", "LABEL_SOURCES"]
 
 logger = logging.getLogger("chexradi.data")
@@ -76,6 +76,16 @@ class ReportText:
     @property
     def impression(self) -> str:
         return self.sections.get("impression", "")
+
+
+def sections_report(rid: str, cells: Mapping[str, str]) -> Optional[ReportText]:
+    """A :class:`ReportText` from section name -> text cells (spaces collapsed, empty cells dropped; the whole
+    text is ``NAME: text`` per section, one per line), or None when every cell is empty."""
+    secs = {k.lower(): " ".join((v or "").split()) for k, v in cells.items()}
+    secs = {k: v for k, v in secs.items() if v}
+    if not secs:
+        return None
+    return ReportText(id=str(rid), text="\n".join(f"{k.upper()}: {v}" for k, v in secs.items()), sections=secs)
 
 
 def report_text(rid: str, text: str) -> ReportText:
@@ -588,14 +598,15 @@ def csv_reports(path: PathLike, *, text_cols: Union[str, Sequence[str]], image_c
     records: list[Record] = []
     for n, row in enumerate(rows, start=2):
         rid = row[id_col] if id_col else (row[image_col] if image_col else f"row{n}")
-        secs = {c.lower(): " ".join((row.get(c) or "").split()) for c in cols}
-        secs = {k: v for k, v in secs.items() if v}
-        text = "\n".join(f"{k.upper()}: {v}" for k, v in secs.items()) if len(cols) > 1 else secs.get(cols[0].lower(), "")
         jr.reports_read += 1
-        if not text.strip():
+        if len(cols) > 1:
+            rt = sections_report(rid, {c: row.get(c) or "" for c in cols})
+        else:
+            one = " ".join((row.get(cols[0]) or "").split())
+            rt = ReportText(id=rid, text=one, sections={"text": one}) if one else None
+        if rt is None:
             jr.reports_unreadable.append((rid, f"row {n}: empty text in {', '.join(cols)}"))
             continue
-        rt = ReportText(id=rid, text=text, sections=secs if len(cols) > 1 else {"text": text})
         y = np.array([float(row[c]) if (row.get(c) or "").strip() else np.nan for c in label_cols], np.float32)
         path_ = None
         if image_col:

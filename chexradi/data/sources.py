@@ -370,14 +370,12 @@ def iu_xray_splits(folder: Path, *, seed: int = 0, size: int = 224, cache_dir: O
         parts = joined.by_split()
     elif xml is not None:
         joined = rj.iu_xray(xml, images=folder, labels=labels, missing="skip")
-        reports = sorted({r.report.id for r in joined.records if r.report is not None})
-        rng = np.random.default_rng(seed)
-        order = [reports[i] for i in rng.permutation(len(reports))]
-        n_test, n_val = int(round(test_fraction * len(order))), int(round(val_fraction * len(order)))
-        where = {**{rid: "test" for rid in order[:n_test]}, **{rid: "val" for rid in order[n_test:n_test + n_val]}}
-        parts = {}
-        for r in joined.records:
-            parts.setdefault(where.get(r.report.id if r.report is not None else "", "train"), []).append(r)
+        from .datasets import patient_split
+
+        # a record's patient is its report: a report's images stay in one split
+        rest, test = patient_split(joined.records, test_fraction, seed)
+        train, val = patient_split(rest, val_fraction / (1.0 - test_fraction), seed)
+        parts = {"train": train, "val": val, "test": test}
     else:
         raise FileNotFoundError(f"iu_xray:{folder}: found neither R2Gen's annotation.json nor the IU XML "
                                 f"(NLMCXR_reports.tgz or ecgen-radiology/); put the reports in the folder")

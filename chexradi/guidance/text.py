@@ -75,9 +75,6 @@ def report_texts(dataset: Any, sections: Any = TEXT_DEFAULTS["sections"]) -> lis
             out.append(rep)
             continue
         by_name = dict(getattr(rep, "sections", None) or {})
-        for name in ("findings", "impression"):  # a PhantomReport has them as attributes
-            if name not in by_name and isinstance(getattr(rep, name, None), str):
-                by_name[name] = getattr(rep, name)
         parts = [str(by_name[s]).strip() for s in secs if str(by_name.get(s, "") or "").strip()]
         out.append(" ".join(parts) if parts else str(getattr(rep, "text", "") or ""))
     return out
@@ -177,8 +174,6 @@ class TextSource:
     needs_masks = False
     static = True
     defaults: Mapping[str, Any] = TEXT_DEFAULTS
-    #: Heatmap methods the source's module offers (``heatmap.method`` may name them).
-    heatmap_methods: tuple[str, ...] = ()
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
         check_text_settings(self.name, settings)
@@ -295,7 +290,6 @@ class TandemSource(TextSource):
     name = "tandem"
     defaults = {**TEXT_DEFAULTS, "text_drop": 0.5, "embed_dim": 128, "hidden": 256, "word_dropout": 0.4,
                 "dim": 256, "dropout": 0.5, "max_sentences": 16}
-    heatmap_methods = ("tandem",)
 
     def check_module_settings(self, s: Mapping[str, Any]) -> None:
         inf = float("inf")
