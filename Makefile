@@ -12,13 +12,16 @@
 #   make text-guidance  the text teachers' arms (tandem, vkd, cam+tandem, the text-drop sweep) x 3 seeds vs
 #                  control, tables into docs/text-guidance.md (reuses `make ablation`'s control and cam runs)
 #   make text-branch  the teachers' report branches on the IU X-ray reports (SHARED=../shared/data by default)
+#   make report-table  report generation: the text floors on IU X-ray's R2Gen test split (SHARED) and the phantom
+#                  arms (encoder from `make ablation`'s control / cam classifiers x label conditioning x 3 seeds,
+#                  greedy and beam 3), tables into docs/report-generation.md (about 1.5 hours on 2 CPU cores)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation ablation-large heatmap-study text-guidance text-branch venv clean
+.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports parity ablation ablation-large heatmap-study text-guidance text-branch report-table venv clean
 
 venv: $(STAMP)
 
@@ -67,6 +70,12 @@ text-guidance: $(STAMP)
 SHARED ?= ../shared/data
 text-branch: $(STAMP)
 	$(BIN)/python examples/text_branch_iu.py $(SHARED)/iu-xray-reports --out runs/text_branch --docs docs/text-guidance.md
+
+report-table: $(STAMP)
+	$(BIN)/python examples/reproduce_report_table.py --iu-reports $(SHARED)/iu-xray-reports/r2gen_annotation.json \
+		--no-models --docs docs/report-generation.md
+	$(BIN)/python examples/reproduce_report_table.py --data phantom --loop-runs runs/ablation --out runs/reportgen \
+		--docs docs/report-generation.md
 
 heatmap-study: $(STAMP)
 	$(BIN)/python examples/heatmap_study.py --out runs/heatmaps --json runs/heatmaps/study.json

@@ -9,7 +9,9 @@
 # 3. benchmarks/bench_loop.py on cuda with resnet18_ta (triplet attention) and resnet18 (without):
 #    training images/s, each stage's share of the round, AMP; with the PyRadiomics comparison only
 #    where PyRadiomics is installed; radiomics on every CPU (--jobs 0, the loop's default);
-# 4. torchrun with the nccl backend on every GPU of the machine: two rounds of the loop on the phantom.
+# 4. torchrun with the nccl backend on every GPU of the machine: two rounds of the loop on the phantom;
+# 5. report generation on cuda with AMP (float16): `chexradi reportgen train` (fine-tuned densenet121 with label
+#    conditioning, two epochs on a small phantom) and `chexradi reportgen evaluate` (greedy and beam 3).
 #
 # Each step writes OUT_DIR/<step>.log (bench_loop also OUT_DIR/bench_loop_<model>.json); a failing step
 # does not stop the others, and the script exits non-zero if any failed. ONLY="env bench_loop_resnet18"
@@ -56,6 +58,10 @@ done
 ngpu=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 1)
 step torchrun_nccl "$PY" -m torch.distributed.run --standalone --nproc_per_node "$ngpu" -m chexradi iterate \
     --data phantom:n=300,size=96 --rounds 2 --epochs 3 --device cuda --out "$OUT/torchrun_run"
+
+step reportgen_cuda bash -c "$PY -m chexradi reportgen train --data phantom:n_train=96,n_val=32,n_test=32 \
+    --out '$OUT/reportgen_run' --encoder densenet121 --labels --epochs 2 --device cuda --amp -q && \
+    $PY -m chexradi reportgen evaluate '$OUT/reportgen_run' --beam 1 --beam 3 --device cuda -q"
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED: ${failed[*]} (see $OUT/<step>.log)"

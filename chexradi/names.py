@@ -3,7 +3,7 @@
 Every module that owns a choice takes its names from here (the radiomics engines, the
 architectures and output strides of :mod:`chexradi.nn`, the heatmap methods of
 :mod:`chexradi.cam`, the thresholds and components kept, the loop's guidance-mask arms, the
-phantom's classes and versions, the report formats), and so does the command line, which
+phantom's classes and versions, the report formats, report generation's settings), and so does the command line, which
 builds its ``--help`` without importing torch or numba. Nothing is copied, so nothing can
 drift: a new choice is added here and in the code that implements it.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MODEL_NAMES", "OUTPUT_STRIDES",
            "CAM_METHODS", "SOURCE_HEATMAP_METHODS", "LOOP_HEATMAP_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
-           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS"]
+           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "REPORTGEN_SELECT", "REPORTGEN_DEFAULTS"]
 
 #: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
 ENGINES: tuple[str, ...] = ("numba", "pyradiomics")
@@ -61,3 +61,31 @@ PHANTOM_VERSIONS: tuple[str, ...] = ("1", "2")
 
 #: Report sources the labeler reads.
 REPORT_FORMATS: tuple[str, ...] = ("iu-xml", "csv", "txt")
+
+# -- report generation (chexradi.reportgen) --------------------------------------------------------
+#: What the best epoch of a report generator is selected by (greedy decoding on val; "loss": -val word loss).
+REPORTGEN_SELECT: tuple[str, ...] = ("BLEU_4", "CIDEr", "ROUGE_L", "loss")
+#: Every setting of a report-generation run and its default (chexradi.reportgen.run.DEFAULTS).
+REPORTGEN_DEFAULTS: dict = {
+    "encoder": "densenet121",     # a classifier name, or a classifier checkpoint (a loop round's best.pt)
+    "weights": None,              # a local torchvision state_dict for a named encoder (ImageNet weights)
+    "freeze_encoder": False,      # True: keep the encoder fixed (a trained classifier: a checkpoint or weights)
+    "label_conditioning": False,
+    "views": 2,
+    "sections": "findings",
+    "min_count": 3,
+    "max_length": 60,
+    "feature_dim": 512,
+    "embed_dim": 256,
+    "hidden": 512,
+    "dropout": 0.5,
+    "label_weight": 1.0,
+    "epochs": 30,
+    "batch_size": 16,
+    "lr": 5e-4,
+    "weight_decay": 1e-4,
+    "patience": 5,
+    "select": "BLEU_4",
+    "seed": 0,
+    "size": None,
+}

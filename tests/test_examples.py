@@ -67,7 +67,7 @@ def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize("script", ["heatmap_quickstart.py", "demo_extract.py", "reproduce_auc_table.py",
                                     "reproduce_localization_table.py", "ablation.py", "calibrate_phantom.py",
                                     "radiomics_ceiling.py", "heatmap_study.py", "phantom_contact_sheet.py",
-                                    "text_guidance.py", "text_branch_iu.py"])
+                                    "text_guidance.py", "text_branch_iu.py", "reproduce_report_table.py"])
 def test_example_help(script: str) -> None:
     proc = subprocess.run([sys.executable, str(REPO / "examples" / script), "--help"], capture_output=True,
                           text=True, timeout=120)
@@ -136,3 +136,16 @@ def test_calibration_and_ceiling_scripts(tmp_path: Path) -> None:
     for c in ("Nodule", "Mass", "Effusion", "Pneumothorax", "Infiltration"):
         assert res[c]["finding_vs_lung"] > 0.8, (c, res[c])  # radiomics in the right place sees the finding
     assert "finding_vs_lung" not in res["Cardiomegaly"] and 0.0 <= res["Cardiomegaly"]["oracle_arm"] <= 1.0
+
+
+def test_report_table_trains_arms_and_writes_paired_differences(tmp_path: Path) -> None:
+    docs = tmp_path / "rg.md"
+    out = tmp_path / "rg"
+    proc = _example("reproduce_report_table.py", "--data", TINY, "--seeds", "0", "1", "--epochs", "1", "--out",
+                    str(out), "--docs", str(docs), "--no-meteor")
+    text = docs.read_text()
+    assert "<!-- reportgen:phantom start -->" in text and "NOT comparable" in text
+    assert "| resnet18 | yes | beam 3 |" in text and "| resnet18 | no | greedy |" in text
+    assert "beam 3 - greedy (resnet18, labels no)" in text and "labels - no labels (resnet18, greedy)" in text
+    assert "R2GenCMN" in text and (out / "resnet18-labels" / "seed1" / "eval" / "test_beam3.json").is_file()
+    assert "best epoch 1" in proc.stdout

@@ -204,8 +204,13 @@ class CXRDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """The float32 ``(1, size, size)`` network input of record ``index`` (from the cache when present)."""
-        rec = self.records[index]
-        cached = self._cache_file(rec.path)
+        return self.load_file(self.records[index].path)
+
+    def load_file(self, path: PathLike) -> np.ndarray:
+        """The float32 ``(1, size, size)`` network input of the image file ``path`` (a record's, or another view
+        of its study), through the same decoded-image cache as :meth:`load_image`."""
+        path = Path(path)
+        cached = self._cache_file(path)
         shape = (1, self.size, self.size)
         if cached is not None and cached.is_file():
             try:
@@ -213,10 +218,10 @@ class CXRDataset(Dataset):
                 if arr.shape == shape:
                     return arr.astype(np.float32, copy=False)
                 logger.warning("cache file %s has shape %s, expected %s; re-reading %s",
-                               cached, arr.shape, shape, rec.path)
+                               cached, arr.shape, shape, path)
             except (OSError, ValueError) as exc:
-                logger.warning("cannot read cache file %s (%s); re-reading %s", cached, exc, rec.path)
-        image, _ = read_radiograph(rec.path)
+                logger.warning("cannot read cache file %s (%s); re-reading %s", cached, exc, path)
+        image, _ = read_radiograph(path)
         arr = to_model_input(image, size=self.size)
         if cached is not None:
             with atomic_path(cached, suffix=".tmp.npy") as tmp:
