@@ -97,7 +97,6 @@ class StudyDataset(Dataset):
         if isinstance(views, bool) or not isinstance(views, int) or views < 1:
             raise ValueError(f"views must be an integer >= 1, got {views!r}")
         self.dataset = dataset
-        self.tokenizer = tokenizer
         self.views = views
         self.split = split
         self.size = int(getattr(dataset, "size", 0) or dataset[0]["image"].shape[-1])
@@ -107,7 +106,7 @@ class StudyDataset(Dataset):
                        "truncated": 0, "unknown_words": 0}
         order: list[str] = []
         by_id: dict[str, Study] = {}
-        empty: list[str] = []
+        empty: dict[str, str] = {}  # report id -> the first of its images, for the message
         targets = np.asarray(dataset.targets, np.float32)
         for i, text in enumerate(texts):
             if text is None:
@@ -119,8 +118,7 @@ class StudyDataset(Dataset):
             image_id = str(getattr(rec, "image_id", i))
             if not clean_report(text).split():  # no word once cleaned ("...", "-"): nothing to learn or score
                 self.counts["empty"] += 1
-                if not any(e.startswith(f"{rid} ") for e in empty):
-                    empty.append(f"{rid} (image {image_id})")
+                empty.setdefault(rid, image_id)
                 continue
             if rid not in by_id:
                 paths = list((getattr(rec, "meta", None) or {}).get("image_paths") or []) if rec is not None else []
@@ -133,8 +131,9 @@ class StudyDataset(Dataset):
                 by_id[rid].views.append(i)
                 by_id[rid].image_ids.append(image_id)
         if empty and on_empty == "fail":
+            named = [f"{rid} (image {image})" for rid, image in list(empty.items())[:5]]
             raise ValueError(f"{len(empty)} reference report(s) of the {split} split have no words: "
-                             f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}; they cannot be scored: "
+                             f"{', '.join(named)}{' ...' if len(empty) > 5 else ''}; they cannot be scored: "
                              f"give their text or remove those images from the data")
         self.studies: list[Study] = []
         for rid in order:
@@ -146,15 +145,21 @@ class StudyDataset(Dataset):
         if not self.studies:
             raise ValueError(f"the {split} split has no image with a report ({self.counts['missing']} without a "
                              f"report, {self.counts['empty']} with an empty one); report generation needs reports")
-        self.ids: list[Optional[np.ndarray]] = []
+        self.ids: list[Optional[np.ndarray]] = [None] * len(self.studies)
+        if tokenizer is not None:
+            self.tokenize(tokenizer)
+
+    def tokenize(self, tokenizer: Any) -> None:
+        """Encode every study's report with ``tokenizer`` (items then carry ``tokens``; the counts of truncated
+        reports and unknown words are set): for a vocabulary fitted on these very studies' :attr:`texts`."""
+        self.counts["truncated"] = self.counts["unknown_words"] = 0
+        ids = []
         for st in self.studies:
-            if tokenizer is None:
-                self.ids.append(None)
-                continue
             enc = tokenizer.encode_report(st.text)
             self.counts["truncated"] += int(enc.truncated)
             self.counts["unknown_words"] += enc.n_unknown
-            self.ids.append(np.asarray(enc.ids, np.int64))
+            ids.append(np.asarray(enc.ids, np.int64))
+        self.ids = ids
 
     def __len__(self) -> int:
         return len(self.studies)

@@ -162,7 +162,7 @@ def beam_search(step: StepFn, state: tuple, batch_size: int, *, bos_id: int, eos
     hist: list[list[int]] = [[int(bos_id)] for _ in range(n)]
     finished: list[list[tuple[float, float, list[int], bool]]] = [[] for _ in range(batch_size)]
     done = [False] * batch_size
-    for t in range(max_length):
+    for _ in range(max_length):
         lp, state = _next(step, tokens, state, hist if block_trigrams else None, torch.float64)
         vocab = lp.shape[1]
         cand = (scores.view(n, 1) + lp).view(batch_size, k * vocab)
@@ -218,8 +218,6 @@ def beam_search(step: StepFn, state: tuple, batch_size: int, *, bos_id: int, eos
         state = _reorder(state, index)
         tokens = torch.tensor(new_tok, dtype=torch.long, device=device)
         hist = new_hist
-        if t == max_length - 1:
-            break
     # items still running at max_length: their running hypotheses finish as they are
     sc = scores.tolist()
     for b in range(batch_size):

@@ -113,7 +113,7 @@ class ReportEvaluator:
         word_logits = model.teacher_forcing(enc, tokens)
         total = float(word_loss(word_logits, tokens, self.tokenizer.pad_id, reduction="sum").double())
         n_words = int((tokens[:, 1:] != self.tokenizer.pad_id).sum())
-        refs = [[int(t) for t in row if int(t) not in (self.tokenizer.pad_id,)] for row in tokens.cpu().tolist()]
+        refs = tokens.cpu().tolist()  # decoded in finish, which drops <pad>
         hyps: list[list[int]] = []
         if self.select != "loss":
             dec = greedy_decode(model.step, model.initial_state(enc), tokens.shape[0], bos_id=self.tokenizer.bos_id,

@@ -145,17 +145,17 @@ def train_report_generator(data: Any, out: PathLike, *, device: Any = None, amp:
             raise ValueError(f"{out} holds a run with other settings ({shown}); re-run with the run's settings "
                              f"to resume, or give another --out")
     splits = _open(data, s["size"], s["seed"])
+    train = StudyDataset(splits.train, None, views=s["views"], sections=s["sections"], split="train")
     tok_path = out / "tokenizer.json"
     if tok_path.is_file():
         tokenizer = Tokenizer.load(tok_path)
     else:
-        probe = StudyDataset(splits.train, None, views=s["views"], sections=s["sections"], split="train")
-        tokenizer = Tokenizer.fit(probe.texts, min_count=s["min_count"], max_length=s["max_length"])
+        tokenizer = Tokenizer.fit(train.texts, min_count=s["min_count"], max_length=s["max_length"])
         tokenizer.save(tok_path)
     if tokenizer.max_length != s["max_length"]:
         raise ValueError(f"{tok_path} cuts reports at {tokenizer.max_length} words but max_length is "
                          f"{s['max_length']}; remove the folder to start over")
-    train = StudyDataset(splits.train, tokenizer, views=s["views"], sections=s["sections"], split="train")
+    train.tokenize(tokenizer)
     val = StudyDataset(splits.val, tokenizer, views=s["views"], sections=s["sections"], split="val")
     counts = {"train": train.counts, "val": val.counts}
     for name, ds in counts.items():
