@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Mapping
 
@@ -157,6 +158,35 @@ def cxr_masks(shape) -> dict[str, np.ndarray]:
     right = ((yy - 0.45 * shape[0]) / 140) ** 2 + ((xx - 0.72 * shape[1]) / 65) ** 2 + wav <= 1
     assert not (left & right).any()
     return {"ellipse": ellipse_mask(shape, 0.39, 0.31), "two_blobs": left | right}
+
+
+_FAILED_MODULES: set[str] = set()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember which modules had a failing test (their folders are kept for a look)."""
+    outcome = yield
+    if outcome.get_result().failed:
+        _FAILED_MODULES.add(item.module.__name__)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_module_folders(request, tmp_path_factory):
+    """Remove what a module's fixtures made with ``tmp_path_factory`` once the module is done.
+
+    pytest keeps module-scoped folders until the session ends; the training tests' runs
+    add up to many GB, so a module's folders go at its end unless one of its tests failed.
+    A session-scoped fixture that needs a folder names it ``session-...`` (kept to the end).
+    """
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    if request.module.__name__ in _FAILED_MODULES:
+        return
+    for entry in set(base.iterdir()) - before:
+        if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("session-"):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,8 @@ def _run_and_kill(cmd: list[str], delay: float, log: Path, cwd: Path) -> bool:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)  # the main process only, as the OOM killer would
                 proc.wait(timeout=30)
+                if proc.returncode == 0:  # it finished between the timeout and the kill: not killed
+                    return False
                 assert proc.returncode == -signal.SIGKILL
                 return True
             assert rc == 0, log.read_text(errors="replace")
