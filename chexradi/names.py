@@ -12,8 +12,16 @@ This module imports nothing.
 from __future__ import annotations
 
 __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MODEL_NAMES", "OUTPUT_STRIDES",
-           "CAM_METHODS", "SOURCE_HEATMAP_METHODS", "LOOP_HEATMAP_METHODS", "THRESHOLD_METHODS", "KEEP_MODES", "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
-           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "REPORTGEN_SELECT", "REPORTGEN_DEFAULTS"]
+           "CAM_METHODS", "SOURCE_HEATMAP_METHODS", "LOOP_HEATMAP_METHODS", "THRESHOLD_METHODS", "KEEP_MODES",
+           "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
+           "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "REPORTGEN_SELECT", "REPORTGEN_DEFAULTS",
+           "NO_FINDING", "NORMAL", "DERIVED_COLUMNS"]
+
+#: The derived label columns (the report labeler's defaults, and ChestX-ray14's "No Finding"): no label of the
+#: set; no abnormality of any kind. They are the absence of findings, not classes.
+NO_FINDING = "No Finding"
+NORMAL = "Normal"
+DERIVED_COLUMNS: tuple[str, ...] = (NO_FINDING, NORMAL)
 
 #: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
 ENGINES: tuple[str, ...] = ("numba", "pyradiomics")

@@ -24,7 +24,7 @@ from chexradi.cli import cli
 from chexradi.data.datasets import CHESTXRAY14_CLASSES, CHEXPERT_CLASSES
 from chexradi.reports import Report, ReportError, SourceError, label_reports, read_reports
 
-CX14_HEADER = ["Image", "report", "split", *CHESTXRAY14_CLASSES, "No Finding"]
+CX14_HEADER = ["Image", "report", "split", *CHESTXRAY14_CLASSES, "No Finding", "Normal"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,6 +138,7 @@ def expected(sentences: Sequence[str]) -> dict[str, Optional[int]]:
             if out[k] is None or _RANK[v] > _RANK[out[k]]:  # type: ignore[index]
                 out[k] = v
     out["No Finding"] = 0 if any(v in (1, -1) for v in out.values()) else 1
+    out["Normal"] = out["No Finding"]  # no template sentence names a finding beyond the labels
     return out
 
 
@@ -245,7 +246,7 @@ def test_csv_text_col_sections_and_gz(tmp_path: Path) -> None:
         labels = [r["labels"] for r in table.reports]
         assert (labels[0]["Cardiomegaly"], labels[0]["Pneumothorax"], labels[0]["No Finding"]) == (1, 0, 0)
         assert (labels[1]["Pneumonia"], labels[1]["No Finding"]) == (-1, 0)
-        assert labels[2] == {c: None for c in CHESTXRAY14_CLASSES} | {"No Finding": 1}
+        assert labels[2] == {c: None for c in CHESTXRAY14_CLASSES} | {"No Finding": 1, "Normal": 1}
 
 
 def test_txt_folder_and_file(tmp_path: Path) -> None:
@@ -536,7 +537,8 @@ def test_cli_iu_labels_csv(tmp_path: Path) -> None:
     rows = read_table(out)[1]
     assert [r[1] for r in rows] == ["CXR1", "CXR2", "CXR3"]  # CXR3 names no image but has its row
     assert [r[0] for r in rows[:2]] == ["CXR1_1_IM-0001-1001.jpg", "CXR2_1_IM-0002-1001.jpg"]
-    assert {c: v for c, v in zip(CX14_HEADER[3:], rows[2][3:]) if v} == {"Pneumothorax": "0", "No Finding": "1"}
+    assert {c: v for c, v in zip(CX14_HEADER[3:], rows[2][3:]) if v} == {"Pneumothorax": "0", "No Finding": "1",
+                                                                             "Normal": "1"}
 
 
 def test_cli_csv_and_txt_have_no_suffix(tmp_path: Path) -> None:
@@ -560,16 +562,18 @@ def test_cli_explain_writes_evidence(tmp_path: Path) -> None:
     res = run(src, "--out", out, "--explain")
     ev = tmp_path / "labels.evidence.csv"
     header, rows = read_table(ev)
-    assert header == ["report", "label", "value", "section", "start", "end", "mention", "rule", "trigger", "sentence"]
+    assert header == ["report", "label", "kind", "value", "section", "start", "end", "mention", "rule", "trigger",
+                      "sentence"]
     assert f"evidence: {len(rows)} decisions in {ev}" in res.stdout
     texts = {r.id: r.text for r in read_reports(src)}
-    got = {(r[0], r[1], r[2]) for r in rows}
-    assert got == {("CXR1", "Cardiomegaly", "1"), ("CXR1", "Pneumothorax", "0"), ("CXR1", "Pneumonia", "-1"),
-                   ("CXR3", "Pneumothorax", "0")}
+    got = {(r[0], r[1], r[2], r[3]) for r in rows}
+    assert got == {("CXR1", "Cardiomegaly", "label", "1"), ("CXR1", "Pneumothorax", "label", "0"),
+                   ("CXR1", "Pneumonia", "label", "-1"), ("CXR3", "Pneumothorax", "label", "0"),
+                   ("CXR2", "Other", "finding", "0")}  # "No acute cardiopulmonary abnormality"
     for r in rows:
-        assert texts[r[0]][int(r[4]):int(r[5])] == r[6]
-        # positives here are plain mentions; "No" and "Possible" decided the others
-        assert (r[7], r[8]) == ("mention", "") if r[2] == "1" else r[8] in ("No", "Possible"), r
+        assert texts[r[0]][int(r[5]):int(r[6])] == r[7]
+        # positives here are plain mentions; "No", "No acute" and "Possible" decided the others
+        assert (r[8], r[9]) == ("mention", "") if r[3] == "1" else r[9] in ("No", "No acute", "Possible"), r
 
 
 def test_cli_bad_report_exit_1_and_stale_errors_removed(tmp_path: Path) -> None:
@@ -627,10 +631,10 @@ def test_cli_chexpert_header(tmp_path: Path) -> None:
     out = tmp_path / "labels.csv"
     run(p, "--labels", "chexpert", "--out", out, "-q")
     header, rows = read_table(out)
-    assert header[:3] == ["Image", "report", "split"] and header[-1] == "No Finding"
-    assert sorted(header[3:-1]) == sorted(c for c in CHEXPERT_CLASSES if c != "No Finding")
+    assert header[:3] == ["Image", "report", "split"] and header[-2:] == ["No Finding", "Normal"]
+    assert sorted(header[3:-2]) == sorted(c for c in CHEXPERT_CLASSES if c != "No Finding")
     row = dict(zip(header, rows[0]))
-    assert (row["Pleural Effusion"], row["Pneumothorax"], row["No Finding"]) == ("1", "0", "0")
+    assert (row["Pleural Effusion"], row["Pneumothorax"], row["No Finding"], row["Normal"]) == ("1", "0", "0", "0")
 
 
 def test_cli_user_vocabulary_extends_chestxray14(tmp_path: Path) -> None:
@@ -714,11 +718,12 @@ def test_round_trip_open_data(tmp_path: Path) -> None:
         assert tuple(item["image"].shape) == (1, 64, 64)
         np.testing.assert_array_equal(item["target"].numpy(), want[0])
 
-    with_nf = (*CHESTXRAY14_CLASSES, "No Finding")
+    with_nf = (*CHESTXRAY14_CLASSES, "No Finding", "Normal")
     splits = csv_dataset(out, size=64, class_names=with_nf, blank="zero")
     assert splits.class_names == with_nf
     want = np.array([[code(v, math.nan) if v != "" else 0.0 for v in r[2:]] for r in rows], np.float32)
     np.testing.assert_array_equal(splits.train.targets, want)
+    assert splits.train.targets[:, -2].tolist() == [float(r[-2]) for r in rows]
     assert splits.train.targets[:, -1].tolist() == [float(r[-1]) for r in rows]
 
 

@@ -26,11 +26,12 @@ def _sibling(out: Path, tag: str) -> Path:
 @click.option("--labels", "-l", default="chestxray14", show_default=True, metavar="SET",
               help="Label set: chestxray14, chexpert, or a YAML label-set file.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Output CSV: Image, report, split, one 1/0/-1/blank column per label, No Finding.")
+              help="Output CSV: Image, report, split, one 1/0/-1/blank column per label, No Finding, Normal.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
               help="Worker processes (0: one per CPU). The output is the same for any N.")
 @click.option("--explain", is_flag=True,
-              help="Also write OUT's .evidence.csv: every decision with its sentence, span, mention and rule.")
+              help="Also write OUT's .evidence.csv: every decision with its sentence, span, mention and rule, "
+                   "the vocabulary's findings included (what made a report not Normal).")
 @click.option("--rows", type=click.Choice(("image", "report")), default="image", show_default=True,
               help="One row per image the report describes (reports naming no image are left out), or per "
                    "report.")
@@ -59,7 +60,9 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     label is classified positive, negated or uncertain by ConText rules ("no pneumothorax,
     effusion, or consolidation" negates all three; "no change in the cardiomegaly" is
     positive; "cannot exclude pneumonia" is uncertain). Per label: 1 positive, 0 negative,
-    -1 uncertain, blank not mentioned (the CheXpert convention), plus No Finding.
+    -1 uncertain, blank not mentioned (the CheXpert convention), plus No Finding (no label
+    positive or uncertain) and Normal (no abnormality of any kind: no label and no finding of
+    the vocabulary of abnormal findings, granulomas, degenerative change, devices ...).
 
     \b
     SOURCE is IU X-ray / OpenI XML (a folder of ecgen-radiology/*.xml, one .xml, or the

@@ -48,13 +48,14 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..names import DERIVED_COLUMNS, NO_FINDING, NORMAL
 from .cxr_dataset import (CACHE_DTYPES, ON_ERROR, Box, CXRDataset, Record, Splits, check_choice, check_size,
                           show_paths)
 
 __all__ = [
-    "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING",
-    "MIMIC_CXR_CLASSES", "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14", "csv_dataset",
-    "chexpert", "mimic_cxr", "read_table", "patient_split",
+    "CHESTXRAY14_CLASSES", "BOXED_CLASSES", "BBOX_ALIASES", "CHEXPERT_CLASSES", "NO_FINDING", "NORMAL",
+    "DERIVED_COLUMNS", "MIMIC_CXR_CLASSES", "UNCERTAIN_POLICIES", "Record", "CXRDataset", "Splits", "chestxray14",
+    "csv_dataset", "chexpert", "mimic_cxr", "read_table", "patient_split",
 ]
 
 logger = logging.getLogger("chexradi.data.datasets")
@@ -84,7 +85,6 @@ MIMIC_CXR_CLASSES: tuple[str, ...] = (
     "Lung Lesion", "Lung Opacity", "No Finding", "Pleural Effusion", "Pleural Other", "Pneumonia",
     "Pneumothorax", "Support Devices",
 )
-NO_FINDING = "No Finding"
 UNCERTAIN_POLICIES = ("nan", "zero", "one")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 #: ChestX-ray14 boxes are given in the 1024 x 1024 frame of the released images (rows, columns).
@@ -442,8 +442,8 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     label_cols : sequence of str, optional
         Label columns coded 1/0/-1/blank. Default: every other column whose non-blank
         values are all 1/0/-1 (the split, patient and ``report`` columns excluded, and a ``No Finding``
-        column too when there are others: it is their absence, not a class; name it in
-        ``class_names`` to train on it). If there is none
+        and a ``Normal`` column too when there are others: they are their absence, not classes; name
+        them in ``class_names`` to train on them). If there is none
         and the table has ``Finding Labels`` ("A|B" or "No Finding", as in
         ``Data_Entry_2017.csv``), labels are derived from it over ``class_names``
         (default: :data:`CHESTXRAY14_CLASSES` when every label is one of them, else the
@@ -520,9 +520,10 @@ def csv_dataset(csv_path: PathLike, *, image_col: Optional[str] = None, label_co
     else:
         lidx = [j for j in range(len(header)) if j not in (ii, si, pi, fi) and header[j]
                 and header[j] != "report" and j not in tcols and _is_code_column(rows, j)]  # label-reports' ids
-        if class_names is None and any(header[j] != NO_FINDING for j in lidx):
-            # "No Finding" is the absence of the others (as chexradi label-reports writes it), not a class
-            lidx = [j for j in lidx if header[j] != NO_FINDING]
+        if class_names is None and any(header[j] not in DERIVED_COLUMNS for j in lidx):
+            # "No Finding" and "Normal" are the absence of the others (as chexradi label-reports writes them),
+            # not classes
+            lidx = [j for j in lidx if header[j] not in DERIVED_COLUMNS]
         if fi is not None:  # with 'Finding Labels', only columns named after a finding are labels
             found = {t.strip() for r in rows for t in _cell(r, fi).split("|")}
             findings = found | set(CHESTXRAY14_CLASSES) | set(class_names or ())

@@ -187,9 +187,10 @@ def _labels(text: str, mesh: Sequence[str], names: Sequence[str], source: str, l
     if source == "none":
         return out
     if source == "mesh":
+        from ..names import DERIVED_COLUMNS
         from ..reports.reference import mesh_reference
 
-        ref = mesh_reference(mesh, labels=[n for n in names if n != "No Finding"])
+        ref = mesh_reference(mesh, labels=[n for n in names if n not in DERIVED_COLUMNS])
         if ref is None:
             return out
         return np.array([float(ref.get(n, np.nan)) for n in names], np.float32)

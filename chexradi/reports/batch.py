@@ -5,7 +5,7 @@ every report (:func:`chexradi.reports.label`) and returns a :class:`ReportTable`
 :meth:`ReportTable.write_csv` writes a table that ``chexradi iterate --data csv:FILE``
 reads directly: an ``Image`` column (the image file name, relative to the CSV's folder
 or its ``images/`` subfolder), a ``report`` column, optionally a ``split`` column
-(train/val/test drawn per report), one 1/0/-1/blank column per label and ``No Finding``.
+(train/val/test drawn per report), one 1/0/-1/blank column per label, ``No Finding`` and ``Normal``.
 A report that cannot be read or labelled is kept in :attr:`ReportTable.errors` and the
 others go on.
 """
@@ -39,7 +39,7 @@ class ReportTable:
     Attributes
     ----------
     columns : tuple of str
-        The label columns in order, then No Finding.
+        The label columns in order, then No Finding and Normal.
     reports : list of dict
         Per labelled report: ``id``, ``images``, ``source`` and ``labels`` (column -> 1/0/-1/None).
     errors : list of ReportError
@@ -98,16 +98,17 @@ class ReportTable:
         return n
 
     def write_evidence(self, path: PathLike) -> int:
-        """Every decision, one row each: report, label, value, section, sentence, offsets, mention, rule, trigger."""
+        """Every decision, one row each: report, label (or finding), kind (``label`` / ``finding``), value, section,
+        offsets, mention, rule, trigger, sentence."""
         n = 0
         with atomic_write(path, newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["report", "label", "value", "section", "start", "end", "mention", "rule", "trigger",
+            w.writerow(["report", "label", "kind", "value", "section", "start", "end", "mention", "rule", "trigger",
                         "sentence"])
             for r in self.reports:
                 for e in self.evidence.get(r["id"], []):
-                    w.writerow([r["id"], e.label, e.value, e.section, e.start, e.end, e.mention, e.rule, e.trigger,
-                                e.sentence])
+                    w.writerow([r["id"], e.label, e.kind, e.value, e.section, e.start, e.end, e.mention, e.rule,
+                                e.trigger, e.sentence])
                     n += 1
         return n
 

@@ -2,7 +2,7 @@
 
 The algorithm (Harkema et al., J Biomed Inform 2009), as implemented here:
 
-1. **Mentions.** Every label's ``mention`` phrases are matched; a match inside one of the
+1. **Mentions.** Every label's (and vocabulary finding's) ``mention`` phrases are matched; a match inside one of the
    label's ``exclude`` phrases is dropped ("pericardial effusion" is not Effusion); where
    two matches of one label overlap the longer is kept. A ``negative`` phrase ("normal
    heart size") is a mention whose value is 0 by itself.
@@ -16,7 +16,10 @@ The algorithm (Harkema et al., J Biomed Inform 2009), as implemented here:
    negates all three.
 4. **Decision.** A mention takes the category of the nearest trigger whose scope covers it
    (or that lies inside the mention itself, as "not" in "heart is not enlarged") and that
-   applies to its label; with none it is positive.
+   applies to its label; with none it is positive. An ``acute_only`` trigger ("no acute")
+   reaches a chronic finding of the vocabulary only within its own noun phrase: a generic head
+   noun between them ("disease", "abnormality", "process", "findings") ends its reach, so in
+   "no acute disease, stable calcified granuloma" the granuloma stays positive.
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ __all__ = ["Mention", "classify", "POSITIVE", "NEGATIVE", "UNCERTAIN"]
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 _VALUE = {"negated": NEGATIVE, "uncertain": UNCERTAIN}
 _WORD = re.compile(r"\w+")
+#: Generic head nouns that close the noun phrase of an ``acute_only`` trigger ("no acute disease")
+#: for chronic findings after it.
+_GENERIC_HEAD = re.compile(r"\b(disease|diseases|abnormalit(y|ies)|process(es)?|findings?|pathology|changes?|"
+                           r"injur(y|ies)|problems?)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -124,13 +131,25 @@ def _scope(t: _Trigger, text: str, bounds: list[_Trigger], side: str) -> tuple[i
 
 
 def _mentions(text: str, ls: LabelSet) -> list[tuple[str, int, int, bool]]:
-    """(label, start, end, is_negative_phrase), longest-first within a label, excluded ones dropped."""
+    """(label, start, end, is_negative_phrase), longest-first within a label, excluded ones dropped.
+
+    A label (or finding) whose required literals (:attr:`Label.keys`) are all absent from the
+    sentence cannot match and is not searched; one that can is searched with the phrases that
+    can match (:meth:`Label.matcher`).
+    """
     found = []
-    for name, lab in ls.labels.items():
-        neg = _spans(lab.negative_re, text)
-        pos = [s for s in _spans(lab.mention_re, text) if not any(_overlaps(s, n) for n in neg)]
-        excl = _spans(lab.exclude_re, text)
-        if excl:
+    # case folding and the regular expressions' IGNORECASE agree on ASCII only ("İ"): elsewhere no prefilter
+    present = ls.keys_in(text.casefold()) if text.isascii() else None
+    for name, lab in ls.entries():
+        if present is None:
+            neg, pos = _spans(lab.negative_re, text), _spans(lab.mention_re, text)
+        elif lab.keys is not None and lab.keys.isdisjoint(present):
+            continue
+        else:
+            neg, pos = _spans(lab.matcher("negative", present), text), _spans(lab.matcher("mention", present), text)
+        pos = [s for s in pos if not any(_overlaps(s, n) for n in neg)]
+        if pos and lab.exclude_re is not None:
+            excl = _spans(lab.exclude_re, text)
             pos = [s for s in pos if not any(e[0] <= s[0] and s[1] <= e[1] for e in excl)]
         spans = sorted([(s, False) for s in pos] + [(s, True) for s in neg], key=lambda x: (x[0][1] - x[0][0]),
                        reverse=True)
@@ -149,8 +168,6 @@ def _describe(rule: Rule) -> str:
 
 def classify(sentence: str, label_set: LabelSet) -> list[Mention]:
     """Every mention of a label in ``sentence`` with its value (1, 0 or -1) and the rule that set it."""
-    if label_set.any_mention_re is not None and not label_set.any_mention_re.search(sentence):
-        return []
     mentions = _mentions(sentence, label_set)
     if not mentions:
         return []
@@ -169,6 +186,7 @@ def classify(sentence: str, label_set: LabelSet) -> list[Mention]:
             out.append(Mention(label, NEGATIVE, a, b, text, "negative phrase"))
             continue
         best: Optional[tuple[int, int, _Trigger]] = None
+        chronic = label in label_set.findings and label_set.findings[label].chronic
         for t, ranges in scopes:
             if not t.rule.applies_to(label):
                 continue
@@ -176,6 +194,10 @@ def classify(sentence: str, label_set: LabelSet) -> list[Mention]:
             covered = inside or any(lo <= a and b <= hi for lo, hi in ranges)
             if not covered:
                 continue
+            if chronic and t.rule.acute_only and not inside:
+                lo, hi = (t.end, a) if t.end <= a else (b, t.start)  # the words between trigger and mention
+                if _GENERIC_HEAD.search(sentence, lo, hi):
+                    continue  # "no acute disease, stable calcified granuloma": the granuloma is not negated
             dist = 0 if inside else (a - t.end if t.end <= a else t.start - b)
             # nearest trigger wins; at equal distance uncertainty beats negation
             key = (dist, 0 if t.rule.category == "uncertain" else 1)

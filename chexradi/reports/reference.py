@@ -4,7 +4,8 @@ Every IU X-ray (OpenI) report carries ``MeSH/major`` terms assigned by human ind
 ``Head/qualifier/qualifier`` (``Pleural Effusion/bilateral/small``, ``Cardiomegaly/mild``,
 ``Thickening/pleura/apex``). :data:`IU_MESH_MAP` maps the head term (lower-case, white space
 collapsed) and, where the head is generic, its qualifiers to the 14 ChestX-ray14 labels
-(the strict mapping: only terms that name the finding itself). ``normal`` maps to No Finding.
+(the strict mapping: only terms that name the finding itself). ``normal`` maps to Normal (and
+to No Finding, the column earlier versions scored against it).
 
 ===================  ================================================================
 label                MeSH/major terms
@@ -23,8 +24,12 @@ Emphysema            Emphysema; Pulmonary Emphysema; Bullous Emphysema
 Fibrosis             Pulmonary Fibrosis; Fibrosis
 Pleural_Thickening   Thickening/pleura
 Hernia               Hernia, Hiatal; Hernia, Diaphragmatic
-No Finding           normal
+Normal, No Finding   normal
 ===================  ================================================================
+
+``normal`` is what the indexers recorded for a report with no abnormality of any kind, so it
+is the reference of the labeler's ``Normal``; it is also given as ``No Finding`` (the column
+earlier versions scored against it, which means something narrower).
 
 Not mapped (they name something else, or something broader): Opacity, Airspace Disease,
 Granuloma, Calcified Granuloma, Cicatrix, Pulmonary Congestion, Costophrenic Angle/blunted,
@@ -34,13 +39,18 @@ The reference says what the indexer found, not what the report negated or doubte
 labeler's -1 counts as "not positive" (and, as a second reading, as positive). Reports whose
 MeSH is ``No Indexing`` or ``Technical Quality of Image Unsatisfactory`` without a mapped
 label have no reference and are left out of the scores.
+
+:func:`iu_half` splits the reports into two fixed halves by a hash of the report id: the
+vocabulary of abnormal findings (``labelsets/findings.yaml``) and the rules written for Normal
+were written looking at half ``"A"`` only, and half ``"B"`` is reported separately as held out.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-__all__ = ["IU_MESH_MAP", "mesh_reference", "score", "Score", "WANG2017_EIGHT", "UNINDEXED"]
+__all__ = ["IU_MESH_MAP", "mesh_reference", "score", "Score", "WANG2017_EIGHT", "UNINDEXED", "iu_half", "HALVES"]
 
 #: label -> list of (head term, required qualifier or None, excluded qualifier or None)
 IU_MESH_MAP: dict[str, list[tuple[str, Optional[str], Optional[str]]]] = {
@@ -67,13 +77,22 @@ WANG2017_EIGHT = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Ma
                   "Pneumothorax")
 
 
+#: The two halves of the IU reports: "A" (the rules were written on it) and "B" (held out).
+HALVES = ("A", "B")
+
+
+def iu_half(report_id: str) -> str:
+    """``"A"`` or ``"B"``: the half of the IU X-ray reports a report id is in (SHA-256 of the id, even -> A)."""
+    return HALVES[int(hashlib.sha256(str(report_id).encode("utf-8")).hexdigest(), 16) % 2]
+
+
 def _split(term: str) -> tuple[str, list[str]]:
     parts = [" ".join(p.lower().split()) for p in term.split("/")]
     return parts[0], parts[1:]
 
 
 def mesh_reference(mesh: Iterable[str], labels: Sequence[str] = tuple(IU_MESH_MAP)) -> Optional[dict[str, int]]:
-    """The reference 0/1 per label (and ``"No Finding"``) from a report's MeSH/major terms.
+    """The reference 0/1 per label (and ``"Normal"``, ``"No Finding"``) from a report's MeSH/major terms.
 
     Returns ``None`` when the report has no reference: no terms, or only "No Indexing" /
     "Technical Quality of Image Unsatisfactory" without a mapped label.
@@ -93,7 +112,8 @@ def mesh_reference(mesh: Iterable[str], labels: Sequence[str] = tuple(IU_MESH_MA
     heads = {h for h, _ in terms}
     if not terms or (not any(out.values()) and heads and heads <= set(UNINDEXED)):
         return None
-    out["No Finding"] = int("normal" in heads)
+    out["Normal"] = int("normal" in heads)
+    out["No Finding"] = out["Normal"]
     return out
 
 
