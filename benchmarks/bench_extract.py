@@ -8,6 +8,9 @@ the same SimpleITK images. We report, after Numba warm-up:
 * total time of one full extraction: chexradi ``Extractor.execute`` vs
   PyRadiomics ``RadiomicsFeatureExtractor.execute`` (same pre-processing steps);
 * the largest relative difference between the two engines' values;
+* cases: the 512 and 1024 radiographs with lung fields, PyRadiomics' brain1 (3-D), random
+  2-D cases, and a generated CT-like lung (3-D, ~2e5 ROI voxels, one repeat: PyRadiomics'
+  shape alone takes ~12 s on it);
 * the Numba warm-up cost in a fresh process, without and with the on-disk cache;
 * batch throughput: N varied radiographs (512x512 NRRD files with lung-field
   masks, a cases.csv) through chexradi's ``extract_batch`` with ``jobs=1``,
@@ -605,6 +608,15 @@ def run_per_case(args) -> tuple[list, dict]:
     for name, image, mask, settings, classes in cases:
         print(f"... {name}", file=sys.stderr, flush=True)
         results.append(bench_case(name, image, mask, settings, classes, args.repeat))
+    if not args.quick:  # a CT-like lung of ~2e5 voxels: PyRadiomics' shape alone takes ~12 s, so one repeat
+        name = "CT-like lung 3-D, 6 slices of 512 x 512 (generated)"
+        print(f"... {name}", file=sys.stderr, flush=True)
+        image, mask, spacing = _cases.ct_lung(6)
+        img = sitk.GetImageFromArray(image)
+        msk = sitk.GetImageFromArray(mask.astype(np.uint8))
+        for x in (img, msk):
+            x.SetSpacing(tuple(reversed(spacing)))
+        results.append(bench_case(name, img, msk, {}, CLASSES_3D, 1))
     return results, warmup_costs()
 
 

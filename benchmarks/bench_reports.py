@@ -28,7 +28,6 @@ Usage: python benchmarks/bench_reports.py [--source PATH] [--labels chestxray14]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _results import write_results  # noqa: E402
 DEFAULT_SOURCE = HERE.parent.parent / "shared" / "data" / "iu-xray-reports" / "NLMCXR_reports.tgz"
 WANG2017 = {"Wang et al. 2017 labeler": (0.90, 0.91, 0.90),
             "MetaMap + NegEx (as run by Wang et al.)": (0.84, 0.88, 0.86)}
@@ -167,11 +169,7 @@ def main() -> int:
     for k, (p, r, f) in WANG2017.items():
         print(f"  {k:<42}{p:>5.2f}{r:>6.2f}{f:>6.2f}")
     payload["published"] = {k: dict(zip(("precision", "recall", "f1"), v)) for k, v in WANG2017.items()}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(args.json)
-    print(f"\nJSON: {args.json}")
+    write_results(args.json, payload)
     return 0
 
 

@@ -29,8 +29,8 @@ _baseline = lru_cache(maxsize=None)(read_baseline)
 # reproduces. chexradi must still equal PyRadiomics-now exactly; its distance to the published
 # value is pinned (relative) so that a change on either side is noticed. See docs/parity.md.
 KNOWN_BASELINE_DRIFT = {
-    # brain1's 3-D mesh features (shape delegates to PyRadiomics): the baseline was written by an
-    # older PyRadiomics release; 3.1.4 differs by up to 8e-4 relative on the same files.
+    # brain1's 3-D mesh features: the baseline was written by an older PyRadiomics release; 3.1.4
+    # (and chexradi's marching cubes, equal to it) differ by up to 8e-4 relative on the same files.
     ("shape", "brain1"): {
         "original_shape_MeshVolume": 2e-4,
         "original_shape_SurfaceArea": 1e-3,

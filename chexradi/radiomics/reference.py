@@ -1,4 +1,4 @@
-"""The real PyRadiomics as a second engine, for parity checks and for what we delegate (3-D shape).
+"""The real PyRadiomics as a second engine, for parity checks and for what the numba engine does not compute.
 
 PyRadiomics is imported lazily: install it with ``pip install pyradiomics-bhklab``
 (import name ``radiomics``) or ``pip install chexradi[pyradiomics]``.

@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .hull import hull_of_lines, max_squared_distance
+
 __all__ = ["shape2d_coefficients"]
 
 # Line table: for square index 0..15, up to two segments (start vertex, end vertex), -1 = none.
@@ -60,62 +62,13 @@ _VERTS = np.array([[0.0, 0.5], [0.5, 1.0], [1.0, 0.5], [0.5, 0.0]])
 
 
 @njit(cache=True, nogil=True)
-def _cross(oy, ox, ay, ax, by, bx):
-    return (ay - oy) * (bx - ox) - (ax - ox) * (by - oy)
-
-
-@njit(cache=True, nogil=True)
 def _diameter(rmin, rmax, sy, sx):
     """Max vertex distance from per-row extreme vertices (half-pixel integer coords)."""
-    nrow = rmin.shape[0]
-    # points sorted by (y, x): for each row, leftmost then rightmost
-    py = np.empty(2 * nrow, np.int64)
-    px = np.empty(2 * nrow, np.int64)
-    m = 0
-    for r in range(nrow):
-        if rmin[r] <= rmax[r]:
-            py[m] = r
-            px[m] = rmin[r]
-            m += 1
-            if rmax[r] != rmin[r]:
-                py[m] = r
-                px[m] = rmax[r]
-                m += 1
-    if m == 0:
-        return 0.0
-    hy = np.empty(2 * m + 1, np.int64)
-    hx = np.empty(2 * m + 1, np.int64)
-    k = 0
-    for i in range(m):  # lower chain
-        while k >= 2 and _cross(hy[k - 2], hx[k - 2], hy[k - 1], hx[k - 1], py[i], px[i]) <= 0:
-            k -= 1
-        hy[k] = py[i]
-        hx[k] = px[i]
-        k += 1
-    t = k + 1
-    for i in range(m - 2, -1, -1):  # upper chain
-        while k >= t and _cross(hy[k - 2], hx[k - 2], hy[k - 1], hx[k - 1], py[i], px[i]) <= 0:
-            k -= 1
-        hy[k] = py[i]
-        hx[k] = px[i]
-        k += 1
-    if k > 1:
-        k -= 1  # last point repeats the first
-    # physical coordinates, same expression as C: (index + 0.5) * spacing, index + 0.5 == half / 2
-    ya = np.empty(k)
-    xa = np.empty(k)
-    for i in range(k):
-        ya[i] = (hy[i] * 0.5) * sy
-        xa[i] = (hx[i] * 0.5) * sx
-    best = 0.0
-    for i in range(k):
-        for j in range(i):
-            d0 = ya[i] - ya[j]
-            d1 = xa[i] - xa[j]
-            dist = d0 * d0 + d1 * d1
-            if dist > best:
-                best = dist
-    return np.sqrt(best)
+    n = rmin.shape[0]
+    hr = np.empty(2 * n + 1, np.int64)
+    hc = np.empty(2 * n + 1, np.int64)
+    k = hull_of_lines(rmin, rmax, 0, n - 1, hr, hc)
+    return np.sqrt(max_squared_distance(hr, hc, k, sy, sx))
 
 
 @njit(cache=True, nogil=True)
