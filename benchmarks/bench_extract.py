@@ -113,7 +113,8 @@ def bench_case(name, image, mask, settings, classes, repeat):
     for _ in range(repeat):
         ours.execute(image, mask)
         for c, t in ours.last_timings.items():
-            per_class[c].append(t)
+            if c in per_class:  # classes only (not "filters")
+                per_class[c].append(t)
     ours_cls = {c: statistics.median(v) for c, v in per_class.items() if v}
     ref_cls = pyradiomics_class_times(image, mask, ref.settings.pyradiomics_settings(), classes, repeat)
     t_ours = time_call(lambda: ours.execute(image, mask), repeat)

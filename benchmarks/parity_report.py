@@ -121,6 +121,19 @@ def main() -> None:
     rows.append((f"CT-like lung, 6 slices, {int(mask.sum())} voxels (generated; shape)", compare(ours, ref)))
     print("3-D shape cases", file=sys.stderr)
 
+    # filtered image types (imageType): every type the numba engine computes, 2-D and 3-D, and brain1
+    types = {"LoG": {"sigma": [1.0, 2.5]}, "Wavelet": {}, "Square": {}, "SquareRoot": {}, "Logarithm": {},
+             "Exponential": {}, "Gradient": {}, "LBP2D": {}}
+    for ndim in (2, 3):
+        img, msk = random_image("blob", ndim, 4)
+        ours, ref = run(img, msk, imageType=types, minimumROIDimensions=1, featureClass={})
+        rows.append((f"random {ndim}-D blob, image types {', '.join(types)}", compare(ours, ref)))
+    if (cases_dir / "brain1_image.nrrd").exists():
+        ours, ref = run(str(cases_dir / "brain1_image.nrrd"), str(cases_dir / "brain1_label.nrrd"),
+                        imageType={"LoG": {"sigma": [1.0, 3.0, 5.0]}, "Wavelet": {}})
+        rows.append(("PyRadiomics case brain1, LoG (1, 3, 5 mm) + Wavelet", compare(ours, ref)))
+    print("filtered image types", file=sys.stderr)
+
     for name, path in _cases.real_radiographs():
         img, msk = _cases.radiograph_case(path, 512)
         ours, ref = run(img, msk)

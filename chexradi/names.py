@@ -15,7 +15,7 @@ __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MOD
            "CAM_METHODS", "SOURCE_HEATMAP_METHODS", "LOOP_HEATMAP_METHODS", "THRESHOLD_METHODS", "KEEP_MODES",
            "HEATMAP_REGIONS", "MASK_ARMS", "PHANTOM_CLASSES",
            "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "REPORTGEN_SELECT", "REPORTGEN_DEFAULTS",
-           "NO_FINDING", "NORMAL", "DERIVED_COLUMNS"]
+           "NO_FINDING", "NORMAL", "DERIVED_COLUMNS", "IMAGE_TYPES"]
 
 #: The derived label columns (the report labeler's defaults, and ChestX-ray14's "No Finding"): no label of the
 #: set; no abnormality of any kind. They are the absence of findings, not classes.
@@ -23,6 +23,9 @@ NO_FINDING = "No Finding"
 NORMAL = "Normal"
 DERIVED_COLUMNS: tuple[str, ...] = (NO_FINDING, NORMAL)
 
+#: PyRadiomics' image types (``imageType``): the original image and its filtered versions.
+IMAGE_TYPES: tuple[str, ...] = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential",
+                                "Gradient", "LBP2D", "LBP3D")
 #: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
 ENGINES: tuple[str, ...] = ("numba", "pyradiomics")
 

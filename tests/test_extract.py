@@ -211,11 +211,6 @@ def test_minimum_roi_checks():
         chexradi.extract(image, mask, minimumROISize=int(mask.sum()))
 
 
-def test_numba_engine_refuses_filters():
-    with pytest.raises(ValueError, match="engine='pyradiomics'"):
-        Extractor(imageType={"LoG": {"sigma": [1.0]}})
-
-
 # ----------------------------------------------------------------------------- real data
 def test_real_dicom_radiograph():
     path = shared("real-cxr", "rsna_pneumonia_example.dcm")

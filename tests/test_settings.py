@@ -124,3 +124,60 @@ def test_class_list_is_worked_out_once_per_settings_object():
 def test_all_defaults_validate():
     for name, value in DEFAULTS.items():
         load_settings(**{name: value})
+
+
+# ------------------------------------------------------------------ imageType (filtered images)
+def test_every_pyradiomics_image_type_has_its_settings():
+    from radiomics import getImageTypes
+
+    from chexradi.names import IMAGE_TYPES
+    from chexradi.radiomics.settings import IMAGE_TYPE_SETTINGS
+
+    assert sorted(IMAGE_TYPES) == sorted(getImageTypes())
+    assert tuple(IMAGE_TYPE_SETTINGS) == IMAGE_TYPES
+
+
+@pytest.mark.parametrize("image_types,needle", [
+    ({"LoGG": {}}, "imageType 'LoGG' (settings) is unknown; valid image types: Original, LoG, Wavelet, Square, "
+                   "SquareRoot, Logarithm, Exponential, Gradient, LBP2D, LBP3D."),
+    ({"LoG": {}}, "imageType LoG (settings) needs sigma"),
+    ({"LoG": {"sigma": [1.0, 0.0]}}, "setting LoG sigma=[1.0, 0.0] is invalid: expected a non-empty list of sigma "
+                                     "values in mm, each > 0"),
+    ({"LoG": {"sigma": -3}}, "setting LoG sigma=-3 is invalid"),
+    ({"LoG": {"sigma": "big"}}, "setting LoG sigma='big' is invalid"),
+    ({"LoG": {"sigma": [2], "binWidth": 0}}, "setting LoG binWidth=0 is invalid: expected a number > 0"),
+    ({"Wavelet": {"wavelet": "coif99"}}, "setting Wavelet wavelet='coif99' is invalid: expected a discrete PyWavelets"),
+    ({"Wavelet": {"wavelet": "morl"}}, "setting Wavelet wavelet='morl' is invalid"),  # continuous
+    ({"LoG": {"sigma": [1], "normalize": True}}, "imageType LoG (settings): 'normalize' applies to the whole case"),
+    ({"Wavelet": {"level": 0}}, "setting Wavelet level=0 is invalid: expected an integer >= 1"),
+    ({"Wavelet": {"start_level": -1}}, "setting Wavelet start_level=-1 is invalid"),
+    ({"Gradient": {"gradientUseSpacing": "yes"}}, "setting Gradient gradientUseSpacing='yes' is invalid"),
+    ({"LBP2D": {"lbp2DMethod": "fancy"}}, "setting LBP2D lbp2DMethod='fancy' is invalid: expected one of"),
+    ({"Square": {"sigma": [1]}}, "imageType Square (settings): unknown setting 'sigma'; any general setting"),
+    ({"LoG": {"sigma": [1], "wavelet": "haar"}}, "unknown setting 'wavelet'; its own settings are sigma, and any"),
+    ({"Original": 5}, "imageType Original (settings) must map to its settings"),
+    ({}, "imageType (settings) must be a non-empty mapping"),
+])
+def test_bad_image_types_name_the_problem(image_types, needle):
+    with pytest.raises(ValueError) as err:
+        load_settings(imageType=image_types)
+    assert needle in str(err.value)
+
+
+def test_filter_settings_in_the_general_section():
+    s = load_settings(sigma=[1, 3.0], wavelet="haar", imageType={"LoG": {}, "Wavelet": {}})
+    assert s.values["sigma"] == [1, 3.0] and s.values["wavelet"] == "haar"
+    assert s.pyradiomics_settings()["sigma"] == [1, 3.0]
+    with pytest.raises(ValueError, match=r"setting sigma=\[-1\] is invalid"):
+        load_settings(sigma=[-1])
+
+
+def test_image_type_settings_are_normalised_and_reach_pyradiomics(tmp_path):
+    s = load_settings(imageType={"Original": None, "LoG": {"sigma": 2, "binWidth": 5}, "Wavelet": {"level": 2.0}})
+    assert s.image_types == {"Original": {}, "LoG": {"sigma": [2], "binWidth": 5.0}, "Wavelet": {"level": 2}}
+    assert s.to_params()["imageType"] == s.image_types
+    p = tmp_path / "params.yaml"
+    p.write_text("imageType:\n  LoG: {sigma: [0]}\n")
+    with pytest.raises(ValueError, match=r"setting LoG sigma=\[0\] is invalid"):
+        load_settings(p)
+

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -25,6 +26,8 @@ __all__ = ["Case", "CaseFailure", "CasesLike", "case_key", "load_cases"]
 PathLike = Union[str, "os.PathLike[str]"]
 CasesLike = Union[PathLike, Sequence[Mapping[str, Any]]]
 _RESERVED_PREFIXES = ("original_", "diagnostics_")
+#: A feature name of any image type: <image>_<class>_<Feature> (log-sigma-1-0-mm-3D_glcm_Contrast, wavelet-LHL_...).
+_FEATURE_NAME = re.compile(r"^[^_]+_(shape|shape2D|firstorder|glcm|glrlm|glszm|gldm|ngtdm)_\w+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +199,11 @@ def load_cases(cases: CasesLike, *, label: int = 1) -> list[Case]:
     else:
         raise ValueError(f"cases must be a CSV path or a list of dicts, got {type(cases).__name__}.")
 
-    clash = [c for c in columns if c.startswith(_RESERVED_PREFIXES)]
+    clash = [c for c in columns if c.startswith(_RESERVED_PREFIXES) or _FEATURE_NAME.match(c)]
     if clash:
         raise ValueError(f"{where}: column(s) {', '.join(map(repr, clash[:5]))} would collide with feature names "
-                         "(original_*/diagnostics_*); rename or drop them (is this a features file rather than a "
-                         "cases file?).")
+                         "(original_*, <image type>_<class>_*, diagnostics_*); rename or drop them (is this a "
+                         "features file rather than a cases file?).")
 
     out: list[Case] = []
     seen: dict[str, str] = {}  # one string object per distinct text (an image's K masks, split/class columns)

@@ -13,8 +13,12 @@ step by step so that both engines see the same voxels:
 5. ``resegmentRange`` (``resegmentMode``); shape uses the resegmented mask only
    with ``resegmentShape``;
 6. shape / shape2D on the mask cropped to the ROI's bounding box;
-7. the other classes on image and mask cropped to the bounding box, discretized
-   once (``binWidth``/``binCount``) and shared by every class.
+7. the other classes, for every image of every ``imageType`` (the original image, and
+   filtered ones: :mod:`chexradi.radiomics.filters`, computed on the whole pre-processed
+   image as PyRadiomics filters it), on image and mask cropped to the bounding box,
+   discretized once per image (``binWidth``/``binCount``, the image type's own when it sets
+   them) and shared by every class; features named ``<image>_<class>_<Feature>``
+   (``original_glcm_Contrast``, ``log-sigma-1-0-mm-3D_firstorder_Mean``, ``wavelet-LHL_...``).
 
 ``engine="pyradiomics"`` runs steps 1 and 4's input checks here, then hands the
 same SimpleITK images to PyRadiomics' own ``execute()``.
@@ -33,7 +37,7 @@ from ..names import ENGINES
 from . import imageio
 from .discretize import resegment_mask
 from .features import get_feature_module
-from .features.base import ROI
+from .filters import NUMBA_IMAGE_TYPES, filtered_images
 from .preprocess import (Geometry, bounding_box, check_label, check_mask, crop_sitk, geometry_tolerance,
                          normalize_image, resample, roi_extent, roi_from_arrays, same_geometry)
 from .settings import Settings, SourceLike, feature_names, load_settings
@@ -159,10 +163,10 @@ class Extractor:
         self.engine = engine
         self.settings: Settings = load_settings(params, **settings)
         if engine == "numba":
-            other = sorted(set(self.settings.image_types) - {"Original"})
+            other = sorted(set(self.settings.image_types) - set(NUMBA_IMAGE_TYPES))
             if other:
-                raise ValueError(f"imageType {', '.join(other)} (filtered images) is not computed by the numba engine; "
-                                 "use imageType={'Original': {}} or engine='pyradiomics'.")
+                raise ValueError(f"imageType {', '.join(other)} is not computed by the numba engine (it computes "
+                                 f"{', '.join(NUMBA_IMAGE_TYPES)}); drop it or use engine='pyradiomics'.")
         else:
             from .reference import require_pyradiomics
 
@@ -290,7 +294,8 @@ class Extractor:
     # ------------------------------------------------------------------ execution
     def execute(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
                 spacing: Optional[Sequence[float]] = None, label: Optional[int] = None) -> dict[str, float]:
-        """Features of one case: ``{"original_<class>_<Feature>": value}``.
+        """Features of one case: ``{"<image>_<class>_<Feature>": value}`` (``original_glcm_Contrast``, and for
+        filtered image types ``log-sigma-1-0-mm-3D_glcm_Contrast``, ``wavelet-LHL_...``).
 
         Parameters
         ----------
@@ -327,8 +332,11 @@ class Extractor:
         spacing = case.spacing
         result: dict[str, float] = {}
         timings: dict[str, float] = {}
-        texture_roi: Optional[ROI] = None
+        textures = []
         for cls, names, keys in self._class_list():
+            if not cls.startswith("shape"):
+                textures.append((cls, names))
+                continue
             t0 = time.perf_counter()
             if cls == "shape" and ndim != 3:
                 logger.info("shape (3-D) features skipped: the input is 2-D (use shape2D)")
@@ -342,20 +350,33 @@ class Extractor:
                     logger.warning("shape2D skipped: the ROI spans %d slices along force2Ddimension=%d; "
                                    "shape2D needs a single slice", case.shape_mask[case.texture_box].shape[f2d], f2d)
                     continue
-            if cls.startswith("shape"):
-                roi = roi_from_arrays(case.image_arr[case.texture_box], case.shape_mask[case.texture_box],
-                                      spacing=spacing, settings=s, crop=False, discretized=False)
-            else:
-                if texture_roi is None:
-                    texture_roi = roi_from_arrays(case.image_arr[case.texture_box],
-                                                  case.texture_mask[case.texture_box], spacing=spacing, settings=s,
-                                                  crop=False)
-                roi = texture_roi
+            roi = roi_from_arrays(case.image_arr[case.texture_box], case.shape_mask[case.texture_box],
+                                  spacing=spacing, settings=s, crop=False, discretized=False)
             values = get_feature_module(cls).compute(roi, names)
             for n, key in zip(names, keys):
                 if n in values:  # PyRadiomics gives no value for some deprecated features; neither do we
                     result[key] = float(values[n])
             timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
+        if textures:
+            # the texture classes on every image of every image type (PyRadiomics' order: the types as given,
+            # each with the general settings updated by its own), each image cropped to the ROI's box
+            for image_type, args in self.settings.image_types.items():
+                t0 = time.perf_counter()
+                images = filtered_images(case.image_arr, spacing, image_type, {**s, **args})
+                for arr, name, kw in images:
+                    if image_type != "Original":
+                        timings["filters"] = timings.get("filters", 0.0) + time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    roi = roi_from_arrays(arr[case.texture_box], case.texture_mask[case.texture_box],
+                                          spacing=spacing, settings=kw, crop=False)
+                    for cls, names in textures:
+                        values = get_feature_module(cls).compute(roi, names)
+                        for n in names:
+                            if n in values:
+                                result[f"{name}_{cls}_{n}"] = float(values[n])
+                        t1 = time.perf_counter()
+                        timings[cls] = timings.get(cls, 0.0) + t1 - t0
+                        t0 = t1
         self.last_timings = timings
         return result
 
@@ -393,7 +414,7 @@ def extract(image: imageio.ImageLike, mask: imageio.ImageLike, *, spacing: Optio
 
     Returns
     -------
-    dict mapping ``original_<class>_<Feature>`` to float.
+    dict mapping ``<image>_<class>_<Feature>`` (``original_...`` for the original image) to float.
 
     Raises
     ------

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
+from ..names import IMAGE_TYPES
+
 __all__ = [
     "DEFAULTS",
     "FEATURE_CLASSES",
@@ -217,8 +219,8 @@ class Settings:
     values : every setting (defaults filled in), PyRadiomics names.
     feature_classes : class name -> list of feature names; an empty list means
         every non-deprecated feature of the class.
-    image_types : PyRadiomics ``imageType`` section; the numba engine computes
-        ``Original`` only.
+    image_types : PyRadiomics ``imageType`` section (validated: known types, their own settings); the
+        numba engine computes every type but LBP3D (:mod:`chexradi.radiomics.filters`).
     explicit : the names the user set (for provenance and for PyRadiomics).
     """
 
@@ -256,6 +258,87 @@ class Settings:
 
 
 SourceLike = Union[None, Mapping[str, Any], str, Path, Settings]
+
+
+def _v_sigma(name: str, v: Any) -> list[float]:
+    values = [v] if _is_num(v) else v
+    ok = isinstance(values, (list, tuple)) and len(values) > 0 and all(_is_num(x) and x > 0 for x in values)
+    _check(name, ok, "a non-empty list of sigma values in mm, each > 0, e.g. [1.0, 3.0]", v)
+    return list(values)  # as given: an integer sigma names its image log-sigma-1-mm-3D, as in PyRadiomics
+
+
+def _v_wavelet(name: str, v: Any) -> str:
+    _check(name, isinstance(v, str) and bool(v), "a PyWavelets wavelet name such as 'coif1', 'haar', 'db2'", v)
+    try:
+        import pywt
+    except ImportError:  # the name is checked where the wavelet is computed
+        return v
+    _check(name, v in pywt.wavelist(kind="discrete"), "a discrete PyWavelets wavelet name such as 'coif1', "
+           "'haar', 'db2' (pywt.wavelist(kind='discrete') lists them)", v)
+    return v
+
+
+#: Each image type's own settings (besides the general ones, which may be set per image type too).
+IMAGE_TYPE_SETTINGS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
+    "Original": {},
+    "LoG": {"sigma": _v_sigma},
+    "Wavelet": {"wavelet": _v_wavelet, "level": _v_int(1), "start_level": _v_int(0)},
+    "Square": {},
+    "SquareRoot": {},
+    "Logarithm": {},
+    "Exponential": {},
+    "Gradient": {"gradientUseSpacing": _v_bool},
+    "LBP2D": {"lbp2DRadius": _v_float(0), "lbp2DSamples": _v_int(1),
+              "lbp2DMethod": _v_choice(("default", "ror", "uniform", "var", "nri_uniform"))},
+    "LBP3D": {"lbp3DLevels": _v_int(1), "lbp3DIcosphereRadius": _v_float(0), "lbp3DIcosphereSubdivision": _v_int(0)},
+}
+
+
+#: The image types' own settings, which PyRadiomics also takes in the general ``setting`` section.
+FILTER_SETTINGS: dict[str, Callable[[str, Any], Any]] = {k: v for own in IMAGE_TYPE_SETTINGS.values()
+                                                          for k, v in own.items()}
+#: General settings that act on the whole case (loading, pre-processing, the ROI checks), not per image type.
+CASE_SETTINGS = ("label", "label_channel", "minimumROIDimensions", "minimumROISize", "geometryTolerance",
+                 "correctMask", "additionalInfo", "normalize", "normalizeScale", "removeOutliers",
+                 "resampledPixelSpacing", "interpolator", "preCrop", "padDistance", "resegmentRange",
+                 "resegmentMode", "resegmentShape")
+
+
+def _validate_image_types(image_types: Any, where: str, general: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``imageType`` section checked: known image types, each with known, valid settings (LoG needs sigma,
+    here or in the general settings)."""
+    if not isinstance(image_types, Mapping) or not image_types:
+        raise ValueError(f"imageType ({where}) must be a non-empty mapping such as {{'Original': {{}}}}, "
+                         f"got {image_types!r}.")
+    out: dict[str, dict[str, Any]] = {}
+    for name, args in image_types.items():
+        name = str(name)
+        if name not in IMAGE_TYPE_SETTINGS:
+            raise ValueError(f"imageType {name!r} ({where}) is unknown; valid image types: {', '.join(IMAGE_TYPES)}.")
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping):
+            raise ValueError(f"imageType {name} ({where}) must map to its settings (a mapping, or null), "
+                             f"got {args!r}.")
+        own = IMAGE_TYPE_SETTINGS[name]
+        checked: dict[str, Any] = {}
+        for key, value in args.items():
+            if key in own:
+                checked[key] = own[key](f"{name} {key}", value)
+            elif key in CASE_SETTINGS:
+                raise ValueError(f"imageType {name} ({where}): {key!r} applies to the whole case (loading, "
+                                 "pre-processing, the ROI), not to one image type; set it in the general settings.")
+            elif key in _VALIDATORS:
+                checked[key] = _VALIDATORS[key](f"{name} {key}", value)
+            else:
+                mine = f"its own settings are {', '.join(own)}, and " if own else ""
+                raise ValueError(f"imageType {name} ({where}): unknown setting {key!r}; {mine}any general setting "
+                                 "(binWidth, binCount, ...) can be set per image type.")
+        if name == "LoG" and "sigma" not in checked and "sigma" not in general:
+            raise ValueError(f"imageType LoG ({where}) needs sigma, the list of sigma values in mm (each > 0), e.g. "
+                             "{'LoG': {'sigma': [1.0, 3.0]}}; without it PyRadiomics computes no LoG image.")
+        out[name] = checked
+    return out
 
 
 def _syntax_error(exc: Exception) -> str:
@@ -385,23 +468,21 @@ def load_settings(source: SourceLike = None, **overrides: Any) -> Settings:
         else:
             flat[key] = value
 
-    unknown = sorted(k for k in flat if k not in DEFAULTS)
+    unknown = sorted(k for k in flat if k not in DEFAULTS and k not in FILTER_SETTINGS)
     if unknown:
         raise ValueError(
             f"unknown setting(s) {', '.join(map(repr, unknown))} ({where}); valid settings: "
             + ", ".join(sorted(DEFAULTS)) + (f"; sections: {', '.join(sorted(sections - {'voxelSetting'}))}." ))
     values = copy.deepcopy(DEFAULTS)
     for key, value in flat.items():
-        values[key] = _VALIDATORS[key](key, value)
+        values[key] = (_VALIDATORS.get(key) or FILTER_SETTINGS[key])(key, value)
     fc = _normalise_feature_classes(feature_classes, where)
     if not fc:
         fc = {name: [] for name in FEATURE_CLASSES}
 
     if image_types is None:
         image_types = {"Original": {}}
-    if not isinstance(image_types, Mapping) or not image_types:
-        raise ValueError(f"imageType ({where}) must be a non-empty mapping such as {{'Original': {{}}}}, got {image_types!r}.")
-    image_types = {str(k): dict(v or {}) for k, v in image_types.items()}
+    image_types = _validate_image_types(image_types, where, values)
 
     return Settings(values=values, feature_classes=fc, image_types=image_types,
                     explicit=tuple(sorted(flat)))

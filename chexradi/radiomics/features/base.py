@@ -7,7 +7,7 @@ A feature module (``chexradi/radiomics/features/<class>.py``) defines::
     def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]
 
 ``compute`` returns one float per requested name, keyed by the bare feature
-name (``"Contrast"``); the extractor adds the ``original_<class>_`` prefix. A
+name (``"Contrast"``); the extractor adds the ``<image>_<class>_`` prefix (``original_glcm_``). A
 deprecated feature for which PyRadiomics computes no value (GLDM's
 ``GrayLevelNonUniformityNormalized``, ``DependencePercentage``) is left out.
 Deprecated features are only requested when the user names them.

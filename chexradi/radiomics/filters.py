@@ -1,0 +1,192 @@
+"""Filtered image types (PyRadiomics' ``imageType``): the images the texture classes also run on.
+
+Each generator takes the pre-processed image (after normalisation and resampling, before cropping:
+the image PyRadiomics filters) as a numpy array in numpy order with its spacing, and yields
+``(filtered array, image type name, settings)`` exactly as PyRadiomics' ``get<Type>Image``
+generators do: the same library (SimpleITK, PyWavelets, scikit-image), the same pixel type, the
+same order of operations and the same names (``log-sigma-1-0-mm-3D``, ``wavelet-LHL``,
+``wavelet2-LLH``, ``square``, ``lbp-2D`` ...). chexradi's kernels then compute the features of
+each filtered image, cropped to the ROI's bounding box.
+
+===========  ===============================================================================
+image type   filter
+===========  ===============================================================================
+Original     the image itself
+LoG          SimpleITK ``LaplacianRecursiveGaussianImageFilter`` per ``sigma`` (mm), normalised
+             across scale; a sigma too large for the image (size < ceil(sigma/spacing) + 1) or
+             an image smaller than 4 voxels along an axis gives no image, as in PyRadiomics
+Wavelet      PyWavelets ``swtn`` (stationary), ``wavelet`` (default coif1), ``level`` (1)
+             levels after ``start_level`` (0); odd sizes padded by one (wrap) and cropped back;
+             every detail combination per level, then the last approximation
+Square       (x / sqrt(max|x|))^2
+SquareRoot   sign(x) sqrt(|x| max|x|)
+Logarithm    sign(x) log(|x| + 1), rescaled to the original max|x|
+Exponential  exp(x log(max|x|) / max|x|)
+Gradient     SimpleITK ``GradientMagnitudeImageFilter`` (``gradientUseSpacing``, default True)
+LBP2D        scikit-image ``local_binary_pattern`` (``lbp2DRadius`` 1, ``lbp2DSamples`` 8,
+             ``lbp2DMethod`` uniform), per slice along ``force2Ddimension`` for 3-D images
+===========  ===============================================================================
+
+LBP3D (spherical-harmonics local binary patterns) is not implemented here; the numba engine
+refuses it and names ``engine="pyradiomics"``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["NUMBA_IMAGE_TYPES", "filtered_images"]
+
+logger = logging.getLogger("chexradi.radiomics.filters")
+
+#: The image types the numba engine computes (all of PyRadiomics' but LBP3D).
+NUMBA_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient",
+                     "LBP2D")
+
+Filtered = Iterator[tuple[np.ndarray, str, dict]]
+
+
+def _sitk(array: np.ndarray, spacing: Sequence[float]):
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(tuple(float(s) for s in reversed(tuple(spacing))))
+    return img
+
+
+def _original(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    yield image, "original", kw
+
+
+def _log(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    import SimpleITK as sitk
+
+    img = _sitk(image, spacing)
+    size = np.array(img.GetSize())
+    sp = np.array(img.GetSpacing())
+    if np.min(size) < 4:
+        logger.warning("image too small to apply the LoG filter (size %s): no LoG image", size)
+        return
+    for sigma in kw.get("sigma", []):
+        if not sigma > 0:
+            logger.warning("LoG sigma must be greater than 0, got %g: no image", sigma)
+        elif np.all(size >= np.ceil(sigma / sp) + 1):
+            f = sitk.LaplacianRecursiveGaussianImageFilter()
+            f.SetNormalizeAcrossScale(True)
+            f.SetSigma(sigma)
+            yield sitk.GetArrayFromImage(f.Execute(img)), "log-sigma-%s-mm-3D" % str(sigma).replace(".", "-"), kw
+        else:
+            logger.warning("LoG sigma %g: sigma/spacing (%s) + 1 exceeds the image size %s; no image", sigma, sp,
+                           size)
+
+
+def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    import pywt
+
+    nd = image.ndim
+    axes = list(range(nd - 1, -1, -1))
+    if kw.get("force2D", False):
+        f2d = kw.get("force2Ddimension", 0)
+        if f2d not in axes:
+            raise ValueError(f"Wavelet with force2D: force2Ddimension={f2d} is not an axis of this {nd}-D image; "
+                             f"use one of {sorted(axes)} (or force2D=False).")
+        axes.remove(f2d)
+    axes_t = tuple(axes)
+    wavelet = kw.get("wavelet", "coif1")
+    level = kw.get("level", 1)
+    start_level = kw.get("start_level", 0)
+    shape = image.shape
+    data = np.pad(np.asarray(image).copy(), tuple((0, 1 if n % 2 != 0 else 0) for n in shape), "wrap")
+    back = tuple(slice(None, -1 if n % 2 != 0 else None) for n in shape)
+    w = wavelet if isinstance(wavelet, pywt.Wavelet) else pywt.Wavelet(wavelet)
+    approx_key = "a" * len(axes_t)
+    for _ in range(start_level):
+        data = pywt.swtn(data, w, level=1, start_level=0, axes=axes_t)[0][approx_key].copy()
+    levels = []
+    for _ in range(start_level, start_level + level):
+        dec = pywt.swtn(data, w, level=1, start_level=0, axes=axes_t)[0]
+        data = dec[approx_key].copy()
+        levels.append([(name.replace("a", "L").replace("d", "H"), arr.copy()[back])
+                       for name, arr in dec.items() if name != approx_key])
+    for idx, details in enumerate(levels, start=1):
+        prefix = "wavelet" if idx == 1 else f"wavelet{idx}"
+        for name, arr in details:
+            yield arr, f"{prefix}-{name}", kw
+    prefix = "wavelet" if len(levels) == 1 else f"wavelet{len(levels)}"
+    yield data[back], f"{prefix}-{'L' * len(axes_t)}", kw
+
+
+def _square(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    im = np.asarray(image).astype("float64")
+    coeff = 1 / np.sqrt(np.max(np.abs(im)))
+    yield (coeff * im) ** 2, "square", kw
+
+
+def _square_root(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    im = np.asarray(image).astype("float64")
+    coeff = np.max(np.abs(im))
+    im[im > 0] = np.sqrt(im[im > 0] * coeff)
+    im[im < 0] = -np.sqrt(-im[im < 0] * coeff)
+    yield im, "squareroot", kw
+
+
+def _logarithm(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    im = np.asarray(image).astype("float64")
+    im_max = np.max(np.abs(im))
+    im[im > 0] = np.log(im[im > 0] + 1)
+    im[im < 0] = -np.log(-(im[im < 0] - 1))
+    yield im * (im_max / np.max(np.abs(im))), "logarithm", kw
+
+
+def _exponential(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    im = np.asarray(image).astype("float64")
+    im_max = np.max(np.abs(im))
+    coeff = np.log(im_max) / im_max
+    yield np.exp(coeff * im), "exponential", kw
+
+
+def _gradient(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    import SimpleITK as sitk
+
+    f = sitk.GradientMagnitudeImageFilter()
+    f.SetUseImageSpacing(kw.get("gradientUseSpacing", True))
+    yield sitk.GetArrayFromImage(f.Execute(_sitk(image, spacing))), "gradient", kw
+
+
+def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+    from skimage.feature import local_binary_pattern
+
+    radius = kw.get("lbp2DRadius", 1)
+    samples = kw.get("lbp2DSamples", 8)
+    method = kw.get("lbp2DMethod", "uniform")
+    arr = np.array(image, copy=True)  # the image's own pixel type: LBP codes are written into it, as PyRadiomics does
+    if arr.ndim == 3:
+        if not kw.get("force2D", False):
+            logger.warning("LBP2D computed per 2-D slice but features extracted in 3-D; use with caution")
+        axis = kw.get("force2Ddimension", 0)
+        arr = arr.swapaxes(0, axis)
+        for i in range(arr.shape[0]):
+            arr[i, ...] = local_binary_pattern(arr[i, ...], P=samples, R=radius, method=method)
+        arr = arr.swapaxes(0, axis)
+    else:
+        arr = local_binary_pattern(arr, P=samples, R=radius, method=method)
+    yield arr, "lbp-2D", kw
+
+
+_GENERATORS = {"Original": _original, "LoG": _log, "Wavelet": _wavelet, "Square": _square,
+               "SquareRoot": _square_root, "Logarithm": _logarithm, "Exponential": _exponential,
+               "Gradient": _gradient, "LBP2D": _lbp2d}
+
+
+def filtered_images(image: np.ndarray, spacing: Sequence[float], image_type: str, settings: dict[str, Any]) -> Filtered:
+    """The images of one image type: ``(array in numpy order, name, settings)`` per image, in PyRadiomics' order.
+
+    ``settings`` are the general settings updated with the image type's own (as PyRadiomics merges
+    them); they are yielded back with each image, for its feature classes.
+    """
+    if image_type not in _GENERATORS:
+        raise ValueError(f"image type {image_type!r} is not computed by the numba engine (it computes "
+                         f"{', '.join(NUMBA_IMAGE_TYPES)}); use engine='pyradiomics'.")
+    return _GENERATORS[image_type](image, spacing, dict(settings))

@@ -1,0 +1,178 @@
+"""Filtered image types (``imageType``) in the numba engine: every feature of every filtered image equal to
+PyRadiomics' (``engine="pyradiomics"``) in the same process, with the same names; the filters' own rules."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chexradi.radiomics.extractor import Extractor
+from chexradi.radiomics.filters import NUMBA_IMAGE_TYPES, filtered_images
+from conftest import RTOL, random_case, shared
+
+pytest.importorskip("radiomics")
+pytest.importorskip("pywt")
+
+TYPES = [
+    {"Original": {}},
+    {"LoG": {"sigma": [1.0, 2.5]}},
+    {"Wavelet": {}},
+    {"Wavelet": {"wavelet": "haar", "level": 2, "start_level": 1}},
+    {"Square": {}},
+    {"SquareRoot": {}},
+    {"Logarithm": {}},
+    {"Exponential": {}},
+    {"Gradient": {}},
+    {"Gradient": {"gradientUseSpacing": False}},
+    {"LBP2D": {"lbp2DRadius": 2, "lbp2DSamples": 12}},
+    {"Original": {"binWidth": 10}, "LoG": {"sigma": [2], "binCount": 16}, "Square": {"binWidth": 0.5}},
+]
+
+
+def _parity(image, mask, spacing=None, **settings):
+    ours = Extractor(**settings).execute(image, mask, spacing=spacing)
+    ref = Extractor(engine="pyradiomics", **settings).execute(image, mask, spacing=spacing)
+    assert set(ours) == set(ref), sorted(set(ours) ^ set(ref))
+    bad = []
+    for k, v in ref.items():
+        a, b = ours[k], v
+        if np.isnan(b) or np.isnan(a):
+            if not (np.isnan(a) and np.isnan(b)):
+                bad.append((k, a, b))
+        elif abs(a - b) > max(1e-9, RTOL * max(abs(a), abs(b))):
+            bad.append((k, a, b))
+    assert not bad, bad[:5]
+    return ours
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("image_types", TYPES, ids=[",".join(f"{k}{v}" for k, v in t.items()) for t in TYPES])
+def test_every_image_type_equals_pyradiomics(ndim, image_types):
+    image, mask, spacing = random_case("blob", 3, ndim, size=30)
+    ours = _parity(image, mask, spacing, imageType=image_types, minimumROIDimensions=1)
+    names = {k.split("_")[0] for k in ours if not k.startswith("original_shape")}
+    assert names, ours
+    if "Wavelet" in image_types and image_types["Wavelet"].get("level") == 2:
+        assert {"wavelet-HLH", "wavelet2-LLL"} <= names if ndim == 3 else {"wavelet-HL", "wavelet2-LL"} <= names
+
+
+def test_brain1_log_and_wavelet():
+    d = shared("pyradiomics-cases")
+    ours = _parity(str(d / "brain1_image.nrrd"), str(d / "brain1_label.nrrd"),
+                   imageType={"Original": {}, "LoG": {"sigma": [1, 2.0, 3.5], "binWidth": 5}, "Wavelet": {}})
+    types = {k.split("_")[0] for k in ours}
+    assert types == {"original", "log-sigma-1-mm-3D", "log-sigma-2-0-mm-3D", "log-sigma-3-5-mm-3D",
+                     *(f"wavelet-{c}" for c in ("LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH", "LLL"))}
+
+
+def test_brain1_force2d_resampled_and_large_sigma():
+    d = shared("pyradiomics-cases")
+    img, msk = str(d / "brain1_image.nrrd"), str(d / "brain1_label.nrrd")
+    _parity(img, msk, imageType={"Wavelet": {}, "LBP2D": {}}, force2D=True, force2Ddimension=0,
+            featureClass={"firstorder": [], "glcm": []})
+    _parity(img, msk, imageType={"LoG": {"sigma": [2.0]}, "Square": {}}, resampledPixelSpacing=[2, 2, 2],
+            featureClass={"firstorder": [], "glszm": []})
+    ours = _parity(img, msk, imageType={"LoG": {"sigma": [1.0, 400.0]}}, featureClass={"firstorder": ["Mean"]})
+    assert sorted(ours) == ["log-sigma-1-0-mm-3D_firstorder_Mean"]  # 400 mm: larger than the image, no image
+
+
+def test_log_skips_images_smaller_than_4_voxels_and_sigmas_not_above_0():
+    from radiomics import imageoperations
+
+    from chexradi.radiomics.reference import to_sitk
+
+    image = np.random.default_rng(0).normal(size=(3, 20, 20))
+    assert list(filtered_images(image, (1.0, 1.0, 1.0), "LoG", {"sigma": [1.0]})) == []
+    assert list(imageoperations.getLoGImage(to_sitk(image), to_sitk((image > 0).astype(np.uint8)), sigma=[1.0])) == []
+    image = np.random.default_rng(0).normal(size=(8, 20, 20))
+    assert [n for _, n, _ in filtered_images(image, (1.0, 1.0, 1.0), "LoG", {"sigma": [0.0, 1.5]})] == [
+        "log-sigma-1-5-mm-3D"]
+
+
+def test_lbp3d_is_refused_by_the_numba_engine():
+    assert "LBP3D" not in NUMBA_IMAGE_TYPES
+    with pytest.raises(ValueError, match=r"imageType LBP3D is not computed by the numba engine .*engine='pyradiomics'"):
+        Extractor(imageType={"LBP3D": {}})
+
+
+def test_cli_extract_takes_a_parameter_file_with_image_types(tmp_path):
+    """`chexradi extract --param` with PyRadiomics' imageType section, unchanged: the filtered images' features."""
+    import json
+
+    import SimpleITK as sitk
+    from click.testing import CliRunner
+
+    from chexradi.cli import cli
+
+    image, mask, spacing = random_case("blob", 5, 3, size=24)
+    img = sitk.GetImageFromArray(image.astype(np.int16))
+    img.SetSpacing(tuple(reversed(spacing)))
+    msk = sitk.GetImageFromArray(mask.astype(np.uint8))
+    msk.CopyInformation(img)
+    sitk.WriteImage(img, str(tmp_path / "img.nrrd"))
+    sitk.WriteImage(msk, str(tmp_path / "msk.nrrd"))
+    params = tmp_path / "params.yaml"
+    params.write_text("imageType:\n  Original: {}\n  LoG:\n    sigma: [1.0, 2.0]\n  Wavelet: {}\n"
+                      "featureClass:\n  firstorder: []\n  glcm: [Contrast]\nsetting:\n  binWidth: 10\n")
+    res = CliRunner().invoke(cli, ["extract", str(tmp_path / "img.nrrd"), str(tmp_path / "msk.nrrd"),
+                                   "--param", str(params), "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output)
+    ref = Extractor(str(params), engine="pyradiomics").execute(str(tmp_path / "img.nrrd"), str(tmp_path / "msk.nrrd"))
+    assert set(got) == set(ref)
+    assert {k.split("_")[0] for k in got} == {"original", "log-sigma-1-0-mm-3D", "log-sigma-2-0-mm-3D",
+                                             *(f"wavelet-{c}" for c in ("LLH", "LHL", "LHH", "HLL", "HLH", "HHL",
+                                                                        "HHH", "LLL"))}
+    for k, v in ref.items():
+        assert got[k] == pytest.approx(v, rel=RTOL, abs=1e-9, nan_ok=True), k
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("imageType:\n  LoG:\n    sigma: [0]\n")
+    res = CliRunner().invoke(cli, ["extract", str(tmp_path / "img.nrrd"), str(tmp_path / "msk.nrrd"),
+                                   "--param", str(bad)])
+    assert res.exit_code == 2 and "setting LoG sigma=[0] is invalid" in res.output
+
+
+@pytest.mark.parametrize("case", ["negative values", "float32", "resegmented", "preCrop", "normalized",
+                                  "force2D axis 1", "shape without Original"])
+def test_filters_with_the_pipeline_settings(case):
+    image, mask, spacing = random_case("blob", 6, 3, size=28)
+    types = {"LoG": {"sigma": [1.0]}, "Wavelet": {}, "SquareRoot": {}, "Logarithm": {}, "Square": {}}
+    kw = {"minimumROIDimensions": 1}
+    if case == "negative values":
+        image = image - 100.0
+    elif case == "float32":
+        image = image.astype(np.float32)
+    elif case == "resegmented":
+        kw.update(resegmentRange=[80, 200])
+    elif case == "preCrop":
+        kw.update(preCrop=True)
+    elif case == "normalized":
+        kw.update(normalize=True)
+    elif case == "force2D axis 1":
+        kw.update(force2D=True, force2Ddimension=1, featureClass={"firstorder": [], "glcm": [], "glrlm": []})
+        types = {"Wavelet": {}, "LBP2D": {}}
+    else:
+        kw.update(featureClass={"shape": [], "firstorder": ["Mean", "Median"]})
+    ours = _parity(image, mask, spacing, imageType=types, **kw)
+    if case == "shape without Original":
+        assert any(k.startswith("original_shape_") for k in ours)
+        assert not any(k.startswith("original_firstorder") for k in ours)
+    if case == "negative values":
+        assert any(k.startswith("squareroot_") for k in ours)
+
+
+def test_filter_settings_in_the_general_section():
+    """PyRadiomics takes sigma, wavelet, ... in the general settings too; so does chexradi."""
+    image, mask, spacing = random_case("blob", 7, 3, size=24)
+    ours = _parity(image, mask, spacing, imageType={"LoG": {}, "Wavelet": {}}, sigma=[2.0], wavelet="haar",
+                   minimumROIDimensions=1, featureClass={"firstorder": ["Mean"]})
+    assert "log-sigma-2-0-mm-3D_firstorder_Mean" in ours and "wavelet-HHH_firstorder_Mean" in ours
+
+
+def test_timings_split_filters_from_classes():
+    image, mask, spacing = random_case("blob", 8, 3, size=24)
+    ext = Extractor(imageType={"Original": {}}, featureClass={"glcm": []}, minimumROIDimensions=1)
+    ext.execute(image, mask, spacing=spacing)
+    assert set(ext.last_timings) == {"glcm"}
+    ext = Extractor(imageType={"Original": {}, "Square": {}}, featureClass={"glcm": []}, minimumROIDimensions=1)
+    ext.execute(image, mask, spacing=spacing)
+    assert set(ext.last_timings) == {"glcm", "filters"} and all(t >= 0 for t in ext.last_timings.values())
