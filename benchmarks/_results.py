@@ -1,8 +1,19 @@
-"""Where the benchmarks write their results: JSON through a temporary file renamed onto the path."""
+"""What the benchmarks share about their results: how two engines' values are compared, and where the JSON goes."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+
+def rel_diff(a: float, b: float) -> float:
+    """Relative difference of two values: 0 when both are NaN or they differ by at most 1e-9, inf when only
+    one is NaN, else |a - b| / max(|a|, |b|)."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
+    d = abs(a - b)
+    return 0.0 if d <= 1e-9 else d / max(abs(a), abs(b))
 
 
 def write_results(path: Path, payload: dict) -> None:

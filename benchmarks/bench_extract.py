@@ -49,6 +49,7 @@ os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")  # subprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cases  # noqa: E402
+from _results import rel_diff  # noqa: E402
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
@@ -62,14 +63,7 @@ CLASSES_3D = ["firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]
 
 
 def max_rel_diff(a: dict, b: dict) -> float:
-    worst = 0.0
-    for k, v in b.items():
-        x, y = float(a[k]), float(v)
-        if np.isnan(x) and np.isnan(y):
-            continue
-        d = abs(x - y)
-        worst = max(worst, 0.0 if d <= 1e-9 else d / max(abs(x), abs(y)))
-    return worst
+    return max((rel_diff(a[k], v) for k, v in b.items()), default=0.0)
 
 
 def time_call(fn, repeat: int) -> float:

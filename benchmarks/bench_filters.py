@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _cases  # noqa: E402
-from _results import write_results  # noqa: E402
+from _results import rel_diff, write_results  # noqa: E402
 
 
 def main() -> int:
@@ -60,7 +60,7 @@ def main() -> int:
         if set(a) != set(b):
             print(f"{name}: feature names differ: {sorted(set(a) ^ set(b))[:5]}", file=sys.stderr)
             return 1
-        bad = [k for k in b if abs(a[k] - b[k]) > max(1e-9, 1e-6 * max(abs(a[k]), abs(b[k])))]
+        bad = [k for k in b if rel_diff(a[k], b[k]) > 1e-6]
         if bad:
             print(f"{name}: values differ: {bad[:5]}", file=sys.stderr)
             return 1

@@ -27,21 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _cases  # noqa: E402
-from _results import write_results  # noqa: E402
-
-
-def _rel(a: float, b: float) -> float:
-    """|a - b| relative to the larger magnitude (0 for two NaNs or two zeros)."""
-    import math
-
-    if math.isnan(a) or math.isnan(b):
-        return 0.0 if math.isnan(a) and math.isnan(b) else math.inf
-    scale = max(abs(a), abs(b))
-    return abs(a - b) / scale if scale else 0.0
-
-
-def _close(a: float, b: float) -> bool:
-    return _rel(a, b) <= 1e-6 or abs(a - b) <= 1e-9
+from _results import rel_diff, write_results  # noqa: E402
 
 
 def main() -> int:
@@ -106,11 +92,11 @@ def main() -> int:
             if ref_times[-1] > 2.0:
                 break
         t_ref = float(np.median(ref_times))
-        bad = [k for k in names if not _close(ours[k], ref[k])]
+        bad = [k for k in names if rel_diff(ours[k], ref[k]) > 1e-6]
         if bad:
             print(f"{name}: chexradi and PyRadiomics differ on {bad}", file=sys.stderr)
             return 1
-        rel = max(_rel(ours[k], ref[k]) for k in names)
+        rel = max(rel_diff(ours[k], ref[k]) for k in names)
         voxels = int(np.count_nonzero(mask))
         print(f"{name:<40}{voxels:>11}{t_ours * 1e3:>13.1f}{t_ref * 1e3:>16.0f}{t_ref / t_ours:>8.0f}{rel:>14.1e}",
               flush=True)

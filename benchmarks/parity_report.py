@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import sys
 from pathlib import Path
 
@@ -20,19 +19,13 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _cases  # noqa: E402
+from _results import rel_diff  # noqa: E402
 
 from chexradi.radiomics.extractor import Extractor, versions  # noqa: E402
 from chexradi.radiomics.reference import (baseline_columns, baseline_inputs, baseline_settings,  # noqa: E402
                                           read_baseline)
 
 CLASSES = ["firstorder", "shape", "shape2D", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]
-
-
-def rel(a: float, b: float) -> float:
-    if math.isnan(a) and math.isnan(b):
-        return 0.0
-    d = abs(a - b)
-    return 0.0 if d <= 1e-9 else d / max(abs(a), abs(b))
 
 
 def compare(ours: dict, ref: dict) -> dict[str, tuple[int, float]]:
@@ -42,7 +35,7 @@ def compare(ours: dict, ref: dict) -> dict[str, tuple[int, float]]:
     for k, v in ref.items():
         cls = k.split("_")[1]
         n, worst = out.get(cls, (0, 0.0))
-        out[cls] = (n + 1, max(worst, rel(ours[k], v)))
+        out[cls] = (n + 1, max(worst, rel_diff(ours[k], v)))
     return out
 
 
@@ -83,7 +76,7 @@ def main() -> None:
         ours, ref = run(image, mask, featureClass={cls: []}, **settings)
         per_col.setdefault(col, {}).update(compare(ours, ref))
         pub = {k: float(v) for k, v in read_baseline(cases_dir, cls)[col].items() if k.startswith("original_")}
-        published.append((cls, col, len(pub), max(rel(ours[k], v) for k, v in pub.items())))
+        published.append((cls, col, len(pub), max(rel_diff(ours[k], v) for k, v in pub.items())))
         print(f"baseline {cls}/{col}", file=sys.stderr)
     rows += [(f"PyRadiomics case `{col}`", v) for col, v in per_col.items()]
 

@@ -18,6 +18,13 @@ RTOL = 1e-6
 ATOL = 1e-9
 
 
+def write_file(tmp_path: Path, text: str, name: str = "set.yaml") -> Path:
+    """Write ``text`` to ``tmp_path / name`` and return the path (label sets, vocabularies, parameter files)."""
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
 def shared(*parts: str) -> Path:
     """Path under ../shared/data; skips the test with a reason when it is absent."""
     p = SHARED_DATA.joinpath(*parts)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared
+from conftest import shared, write_file
 
 from chexradi.reports import LabelSetError, classify, label, load_label_set
 from chexradi.reports.reference import IU_MESH_MAP, mesh_reference, score
@@ -162,12 +162,6 @@ def test_classify_reports_offsets_within_the_sentence():
 # ---------------------------------------------------------------------------------------------
 # label sets are data: validated on load, extendable
 # ---------------------------------------------------------------------------------------------
-def _write(tmp_path, text, name="set.yaml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
 def test_builtin_sets():
     ls = load_label_set("chestxray14")
     from chexradi.data.datasets import CHESTXRAY14_CLASSES
@@ -177,7 +171,7 @@ def test_builtin_sets():
 
 
 def test_user_set_extends_and_overrides(tmp_path):
-    p = _write(tmp_path, """
+    p = write_file(tmp_path, """
 name: mine
 extends: chestxray14
 labels:
@@ -219,7 +213,7 @@ rules:
     ("labels:\n  A:\n    mention: [x]\nextends: nosuchset", "unknown label set 'nosuchset'"),
 ])
 def test_bad_vocabulary_is_refused_with_file_and_fix(tmp_path, body, message):
-    p = _write(tmp_path, body)
+    p = write_file(tmp_path, body)
     with pytest.raises(LabelSetError) as err:
         load_label_set(p)
     assert message in str(err.value)
@@ -235,7 +229,7 @@ def test_unknown_label_set_names_the_choices(tmp_path):
 
 
 def test_edited_vocabulary_is_reloaded(tmp_path):
-    p = _write(tmp_path, "labels:\n  A:\n    mention: [alpha]\n")
+    p = write_file(tmp_path, "labels:\n  A:\n    mention: [alpha]\n")
     assert label("alpha.", p)["A"] == 1
     import os
     import time

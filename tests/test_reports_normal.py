@@ -14,7 +14,7 @@ import pytest
 from chexradi.reports import LabelSetError, label, label_reports, load_label_set
 from chexradi.reports.reference import HALVES, WANG2017_EIGHT, iu_half, mesh_reference, score
 
-from conftest import shared
+from conftest import shared, write_file
 
 # (report text, expected Normal, {label: expected value} for the labels the rule is about)
 NORMAL_CASES = [
@@ -136,21 +136,15 @@ def test_columns_end_with_no_finding_and_normal():
 # ---------------------------------------------------------------------------------------------
 # the vocabulary is data
 # ---------------------------------------------------------------------------------------------
-def _write(tmp_path, text, name="set.yaml"):
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
 def test_a_user_vocabulary_extends_the_builtin_one(tmp_path):
-    _write(tmp_path, """
+    write_file(tmp_path, """
 name: mine
 extends: findings
 findings:
   Tattoo:
     mention: ["re:tattoos?"]
 """, "vocab.yaml")
-    ls_path = _write(tmp_path, """
+    ls_path = write_file(tmp_path, """
 name: with-tattoos
 extends: chestxray14
 findings: vocab.yaml
@@ -164,18 +158,18 @@ labels: {}
 
 
 def test_a_set_without_vocabulary_or_normal(tmp_path):
-    no_vocab = _write(tmp_path, "name: a\nfindings: null\nlabels:\n  Mass:\n    mention: [mass]\n", "a.yaml")
+    no_vocab = write_file(tmp_path, "name: a\nfindings: null\nlabels:\n  Mass:\n    mention: [mass]\n", "a.yaml")
     out = label("Tortuous aorta. No mass.", str(no_vocab))
     assert out["Normal"] == 1 and out["Mass"] == 0  # nothing of the (empty) vocabulary or the labels
     assert label("A mass.", str(no_vocab))["Normal"] == 0
-    no_normal = _write(tmp_path, "name: b\nnormal: null\nlabels:\n  Mass:\n    mention: [mass]\n", "b.yaml")
+    no_normal = write_file(tmp_path, "name: b\nnormal: null\nlabels:\n  Mass:\n    mention: [mass]\n", "b.yaml")
     ls = load_label_set(str(no_normal))
     assert ls.columns == ("Mass", "No Finding") and "Normal" not in label("A mass.", ls)
 
 
 def test_acute_only_reads_the_words_between_trigger_and_mention(tmp_path):
     """A backward acute_only rule: the generic noun must lie between the mention and the trigger."""
-    p = _write(tmp_path, "name: r\nextends: chestxray14\nlabels:\n  Mass:\n    mention: [mass]\nrules:\n"
+    p = write_file(tmp_path, "name: r\nextends: chestxray14\nlabels:\n  Mass:\n    mention: [mass]\nrules:\n"
                          "  - {phrase: without acute, category: negated, direction: backward, acute_only: true}\n")
     # the mention's own words ("disease" in "granulomatous disease") do not end the trigger's reach
     assert label("Granulomatous disease without acute.", str(p))["Normal"] == 1
@@ -187,9 +181,9 @@ def test_acute_only_reads_the_words_between_trigger_and_mention(tmp_path):
 def test_an_edited_base_vocabulary_is_reread(tmp_path):
     import os
 
-    base = _write(tmp_path, "findings:\n  Tattoo:\n    mention: [tattoo]\n", "base.yaml")
-    _write(tmp_path, "extends: base.yaml\nfindings:\n  Scar:\n    mention: [skin scar]\n", "v.yaml")
-    ls_path = _write(tmp_path, "name: d\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n", "d.yaml")
+    base = write_file(tmp_path, "findings:\n  Tattoo:\n    mention: [tattoo]\n", "base.yaml")
+    write_file(tmp_path, "extends: base.yaml\nfindings:\n  Scar:\n    mention: [skin scar]\n", "v.yaml")
+    ls_path = write_file(tmp_path, "name: d\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n", "d.yaml")
     assert label("A piercing.", str(ls_path))["Normal"] == 1
     base.write_text("findings:\n  Tattoo:\n    mention: [tattoo]\n  Piercing:\n    mention: [piercing]\n")
     st = base.stat()
@@ -200,8 +194,8 @@ def test_an_edited_base_vocabulary_is_reread(tmp_path):
 def test_an_edited_vocabulary_is_reread(tmp_path):
     import os
 
-    vocab = _write(tmp_path, "findings:\n  Tattoo:\n    mention: [tattoo]\n", "v.yaml")
-    ls_path = _write(tmp_path, "name: c\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n", "c.yaml")
+    vocab = write_file(tmp_path, "findings:\n  Tattoo:\n    mention: [tattoo]\n", "v.yaml")
+    ls_path = write_file(tmp_path, "name: c\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n", "c.yaml")
     assert label("A piercing.", str(ls_path))["Normal"] == 1
     vocab.write_text("findings:\n  Tattoo:\n    mention: [tattoo]\n  Piercing:\n    mention: [piercing]\n")
     st = vocab.stat()
@@ -226,8 +220,8 @@ BAD_VOCABULARIES = {
 @pytest.mark.parametrize("kind", list(BAD_VOCABULARIES))
 def test_bad_vocabulary_is_named(tmp_path, kind):
     text, msg = BAD_VOCABULARIES[kind]
-    vocab = _write(tmp_path, text, "v.yaml")
-    ls_path = _write(tmp_path, "name: s\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n")
+    vocab = write_file(tmp_path, text, "v.yaml")
+    ls_path = write_file(tmp_path, "name: s\nfindings: v.yaml\nlabels:\n  Mass:\n    mention: [mass]\n")
     with pytest.raises(LabelSetError, match=msg) as err:
         load_label_set(str(ls_path))
     assert str(err.value).startswith(str(vocab))
@@ -246,7 +240,7 @@ def test_bad_set_keys_for_normal(tmp_path):
         "acute_only: 1}\n": r"acute_only must be true or false, got 1",
     }
     for i, (text, msg) in enumerate(cases.items()):
-        p = _write(tmp_path, text, f"s{i}.yaml")
+        p = write_file(tmp_path, text, f"s{i}.yaml")
         with pytest.raises(LabelSetError, match=msg):
             load_label_set(str(p))
 

@@ -37,6 +37,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .reference import to_sitk
+
 __all__ = ["NUMBA_IMAGE_TYPES", "filtered_images"]
 
 logger = logging.getLogger("chexradi.radiomics.filters")
@@ -48,14 +50,6 @@ NUMBA_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Loga
 Filtered = Iterator[tuple[np.ndarray, str, dict]]
 
 
-def _sitk(array: np.ndarray, spacing: Sequence[float]):
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(array)
-    img.SetSpacing(tuple(float(s) for s in reversed(tuple(spacing))))
-    return img
-
-
 def _original(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
     yield image, "original", kw
 
@@ -63,7 +57,7 @@ def _original(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered
 def _log(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
     import SimpleITK as sitk
 
-    img = _sitk(image, spacing)
+    img = to_sitk(image, spacing)
     size = np.array(img.GetSize())
     sp = np.array(img.GetSpacing())
     if np.min(size) < 4:
@@ -152,7 +146,7 @@ def _gradient(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered
 
     f = sitk.GradientMagnitudeImageFilter()
     f.SetUseImageSpacing(kw.get("gradientUseSpacing", True))
-    yield sitk.GetArrayFromImage(f.Execute(_sitk(image, spacing))), "gradient", kw
+    yield sitk.GetArrayFromImage(f.Execute(to_sitk(image, spacing))), "gradient", kw
 
 
 def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
