@@ -1,5 +1,8 @@
 # chexradi — developer entry points.
 #   make test   set up .venv (if missing) under constraints.txt and run the test suite
+#   make test-fast  the suite without the tests marked slow (the inner loop: about 3 minutes)
+#   make docs   the documentation site (Sphinx) into docs/_build/html; fails on any warning
+#   make dist   the wheel and sdist into dist/ (python -m build)
 #   make demo   set up .venv, run `chexradi extract` on real radiographs, then the loop on the phantom
 #   make bench  run the extraction benchmark (chexradi vs PyRadiomics)
 #   make bench-loop  one round of the loop on the phantom, time per stage, radiomics' share (both engines)
@@ -23,7 +26,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test demo bench bench-loop bench-scaling bench-memory bench-reports bench-shape bench-filters parity ablation ablation-large heatmap-study text-guidance text-branch report-table venv clean
+.PHONY: test test-fast docs dist demo bench bench-loop bench-scaling bench-memory bench-reports bench-shape bench-filters parity ablation ablation-large heatmap-study text-guidance text-branch report-table venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +38,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -E -W -n --keep-going -b html docs docs/_build/html
+	@echo "open docs/_build/html/site.html"
+
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo_extract.py --out demo-output
@@ -89,4 +103,4 @@ heatmap-study: $(STAMP)
 	$(BIN)/python examples/heatmap_study.py --out runs/heatmaps --json runs/heatmaps/study.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output .pytest_cache runs
+	rm -rf $(VENV) build dist *.egg-info demo-output .pytest_cache runs docs/_build docs/api

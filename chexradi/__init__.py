@@ -24,6 +24,10 @@ __all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions",
            "plot_history", "compare", "Comparison", "__version__"]
 
 
+def __dir__() -> list[str]:  # the lazy names too (tab completion, documentation tools)
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
     if name in ("extract", "Extractor", "versions"):
         from .radiomics import extractor

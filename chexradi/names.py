@@ -17,39 +17,39 @@ __all__ = ["ENGINES", "RESNET_LAYERS", "DENSENET_CONFIGS", "ARCHITECTURES", "MOD
            "PHANTOM_VERSIONS", "REPORT_FORMATS", "ALIGNMENTS", "REPORTGEN_SELECT", "REPORTGEN_DEFAULTS",
            "NO_FINDING", "NORMAL", "DERIVED_COLUMNS", "IMAGE_TYPES"]
 
-#: The derived label columns (the report labeler's defaults, and ChestX-ray14's "No Finding"): no label of the
+#: The derived label columns (the report labeler's defaults, and ChestX-ray14's "No Finding") — no label of the
 #: set; no abnormality of any kind. They are the absence of findings, not classes.
 NO_FINDING = "No Finding"
 NORMAL = "Normal"
 DERIVED_COLUMNS: tuple[str, ...] = (NO_FINDING, NORMAL)
 
-#: PyRadiomics' image types (``imageType``): the original image and its filtered versions.
+#: PyRadiomics' image types (``imageType``) — the original image and its filtered versions.
 IMAGE_TYPES: tuple[str, ...] = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential",
                                 "Gradient", "LBP2D", "LBP3D")
-#: Radiomics engines: chexradi's Numba kernels, or the real PyRadiomics.
+#: Radiomics engines — chexradi's Numba kernels, or the real PyRadiomics.
 ENGINES: tuple[str, ...] = ("numba", "pyradiomics")
 
-#: ResNets by name: torchvision block kind and blocks per stage.
+#: ResNets by name — torchvision block kind and blocks per stage.
 RESNET_LAYERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
     "resnet18": ("basic", (2, 2, 2, 2)),
     "resnet34": ("basic", (3, 4, 6, 3)),
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
 }
-#: DenseNets by name: growth rate, layers per dense block, initial features.
+#: DenseNets by name — growth rate, layers per dense block, initial features.
 DENSENET_CONFIGS: dict[str, tuple[int, tuple[int, ...], int]] = {
     "densenet121": (32, (6, 12, 24, 16), 64),
     "densenet169": (32, (6, 12, 32, 32), 64),
 }
 ARCHITECTURES: tuple[str, ...] = (*RESNET_LAYERS, *DENSENET_CONFIGS)
-#: Every model name :func:`chexradi.nn.create_model` takes: each architecture plain and with ``_ta``.
+#: Every model name :func:`chexradi.nn.create_model` takes — each architecture plain and with ``_ta``.
 MODEL_NAMES: tuple[str, ...] = tuple(sorted([*ARCHITECTURES, *(f"{a}_ta" for a in ARCHITECTURES)]))
 #: Input side over the final feature map's side.
 OUTPUT_STRIDES: tuple[int, ...] = (32, 16, 8)
 
-#: Heatmap methods: Grad-CAM, CAM, Grad-CAM++.
+#: Heatmap methods — Grad-CAM, CAM, Grad-CAM++.
 CAM_METHODS: tuple[str, ...] = ("gradcam", "cam", "gradcampp")
-#: Heatmaps a guidance source's module offers besides the CAM methods (TandemNet's image attention: the
+#: Heatmaps a guidance source's module offers besides the CAM methods (TandemNet's image attention, the
 #: ``tandem`` source); the loop's ``heatmap.method`` may name one when that source is configured.
 SOURCE_HEATMAP_METHODS: dict[str, str] = {"tandem": "tandem"}
 #: Every value of the loop's ``heatmap.method``.
@@ -58,12 +58,12 @@ LOOP_HEATMAP_METHODS: tuple[str, ...] = (*CAM_METHODS, *SOURCE_HEATMAP_METHODS)
 THRESHOLD_METHODS: tuple[str, ...] = ("fraction", "otsu", "percentile", "fixed")
 #: Connected components kept in a mask.
 KEEP_MODES: tuple[str, ...] = ("strongest", "largest", "all")
-#: Where the loop measures radiomics: inside the thresholded mask or its bounding box.
+#: Where the loop measures radiomics — inside the thresholded mask or its bounding box.
 HEATMAP_REGIONS: tuple[str, ...] = ("mask", "box")
 
 #: Where a guided round's radiomics masks come from.
 MASK_ARMS: tuple[str, ...] = ("cam", "truth", "random", "lungs")
-#: Alignment losses between image and radiomics embeddings (None: none).
+#: Alignment losses between image and radiomics embeddings (``None`` — none).
 ALIGNMENTS: tuple = ("ntxent", "mse", None)
 
 #: The phantom's findings (ChestX-ray14 spelling) and its versions.
@@ -74,7 +74,7 @@ PHANTOM_VERSIONS: tuple[str, ...] = ("1", "2")
 REPORT_FORMATS: tuple[str, ...] = ("iu-xml", "csv", "txt")
 
 # -- report generation (chexradi.reportgen) --------------------------------------------------------
-#: What the best epoch of a report generator is selected by (greedy decoding on val; "loss": -val word loss).
+#: What the best epoch of a report generator is selected by (greedy decoding on val; ``"loss"`` — -val word loss).
 REPORTGEN_SELECT: tuple[str, ...] = ("BLEU_4", "CIDEr", "ROUGE_L", "loss")
 #: Every setting of a report-generation run and its default (chexradi.reportgen.run.DEFAULTS).
 REPORTGEN_DEFAULTS: dict = {

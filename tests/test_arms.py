@@ -18,7 +18,7 @@ from chexradi.data.sources import open_data
 from chexradi.metrics import auc_per_class, delong
 from chexradi.loop.compare import RunScores, compare
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 SPEC = "phantom:n_train=24,n_val=12,n_test=16,size=64"
 KW = dict(model="resnet18", rounds=2, train={"epochs": 1, "batch_size": 12}, radiomics={"jobs": 1}, progress=False)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # whole runs and subprocesses (make test-fast skips them)
+
 REPO = Path(__file__).resolve().parents[1]
 RUNS = ["chexradi_jobs1", "chexradi_jobs2", "chexradi_dask2", "chexradi_cli1", "chexradi_cli2",
         "pyradiomics_cli1", "pyradiomics_cli2", "pyengine_jobs1", "pyengine_jobs2"]

@@ -525,6 +525,7 @@ def _one_context(model: Classifier, x: Tensor, n: int) -> None:
             cam(x, classes=[1])
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_many_calls(record_property: Callable[[str, object], None]) -> None:
     model = make("resnet18", seed=5)
     x = images(2, size=32)

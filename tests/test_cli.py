@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import signal
 import subprocess
@@ -289,7 +290,15 @@ def test_usage_errors_help_and_version() -> None:
         res = run(*args, ok=False)
         assert res.exit_code == 2 and msg in res.stderr, (args, res.stderr)
     res = run("--version")
-    assert res.stdout.strip() == f"chexradi {chexradi.__version__}"
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"chexradi {chexradi.__version__}"
+    import numpy
+    import torch
+    assert re.search(rf"^  numpy +{re.escape(numpy.__version__)}$", res.stdout, re.M)
+    assert re.search(rf"^  torch +{re.escape(torch.__version__.split('+')[0])}$", res.stdout, re.M)
+    assert re.search(r"^  pyradiomics-bhklab \[pyradiomics\] +3\.", res.stdout, re.M)   # an extra, installed here
+    assert re.search(r"^  matplotlib \[demo, plot\] +\d", res.stdout, re.M)
+    assert re.search(r"^  java \(METEOR\) +", res.stdout, re.M)
     top = run("--help").stdout
     assert "extract" in top and "Examples:" in top
     text = run("extract", "--help").stdout

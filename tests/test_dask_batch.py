@@ -27,6 +27,8 @@ from chexradi.radiomics import dask_backend  # noqa: E402
 from chexradi.radiomics.batch import extract_batch, journal_path, meta_path  # noqa: E402
 from test_batch import FC, bad_case, good_case, write_cases_csv, write_nrrd  # noqa: E402
 
+pytestmark = pytest.mark.slow   # whole runs and subprocesses (make test-fast skips them)
+
 N_CASES = 200
 COLUMNS = ["Patient", "Image", "Mask", "Site"]
 FC_ARG = "featureClass:{firstorder: [], glszm: [], shape2D: []}"

@@ -60,7 +60,7 @@ PHANTOM_FIT = dict(epochs=2, batch_size=16, lr=3e-3, seed=0, patience=None, devi
 AUC_TOL = 0.1
 LEARNED = 0.6
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 
 def _gloo_available() -> bool:

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow   # whole runs and subprocesses (make test-fast skips them)
+
 
 def test_heatmap_quickstart_learns_and_localises(tmp_path: Path) -> None:
     """Train resnet18_ta on generated findings, then check its class activation maps find them.

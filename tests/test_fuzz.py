@@ -291,6 +291,7 @@ def check_engines(image, mask, spacing, kw) -> None:
 @given(engine_cases(ndim=2))
 @example((np.zeros((1, 6), np.uint8), np.array([[0, 1, 2, 1, 2, 2]], np.uint8), (1.0, 1.0),
           {"normalize": True, "featureClass": {"shape2D": ["Elongation"]}, "minimumROIDimensions": 1}))
+@pytest.mark.slow
 def test_fuzz_engines_agree_2d(case):
     check_engines(*case)
 
@@ -303,6 +304,7 @@ def test_fuzz_engines_agree_2d(case):
           np.array([[[0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]], np.uint8), (1.0, 3.0, 2.5),
           {"normalize": True, "removeOutliers": 2.0, "binWidth": 0.6153846153846154, "minimumROIDimensions": 1,
            "featureClass": {"firstorder": [], "glcm": []}, "resegmentMode": "sigma", "resegmentRange": [-1.0, 1.0]}))
+@pytest.mark.slow
 def test_fuzz_engines_agree_3d(case):
     check_engines(*case)
 

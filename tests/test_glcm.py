@@ -172,6 +172,7 @@ def test_parity_random_2d(kind, settings):
     _run_case(kind, 2, 24, settings, seed=zlib.crc32(f"{kind}{settings}".encode()) % 1000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", SETTINGS_3D, ids=_ids(SETTINGS_3D))
 @pytest.mark.parametrize("kind", CASE_KINDS)
 def test_parity_random_3d(kind, settings):

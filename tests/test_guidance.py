@@ -263,6 +263,7 @@ def test_objective_checks_its_arguments():
         obj.loss(new_model(), bad)
 
 
+@pytest.mark.slow
 def test_fit_trains_the_objective_and_resumes(tmp_path):
     x, y, v = data(12, seed=2)
     xv, yv, vv = data(8, seed=3)

@@ -55,6 +55,7 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_heatmap_writes_overlays_masks_and_tables(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = _run("heatmap", setup["ckpt"], *setup["images"], "--out", out, "--all-classes", "--quiet")

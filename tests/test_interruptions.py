@@ -43,7 +43,7 @@ from chexradi.cli import cli
 from chexradi.radiomics.batch import journal_path
 from test_batch import write_cases_csv, write_nrrd
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 SEED = 20261122
 N_CASES = 40

@@ -33,7 +33,7 @@ from chexradi.metrics import localization_accuracy
 from chexradi.nn import create_model, load_model
 from chexradi.train import predict
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 SPEC = "phantom:n_train=24,n_val=12,n_test=12,size=64"
 COUNTS = {"train": 24, "val": 12, "test": 12}

@@ -32,7 +32,7 @@ from chexradi.loop.regions import make_regions
 from chexradi.loop.training import RoundModel, evaluate
 from chexradi.nn import load_model
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 # difficulty 0 and a higher learning rate: the model learns in 3 epochs (mean AUC ~0.7), so the comparison
 # with one process means something (at the default difficulty these tiny runs stay near chance)

@@ -687,6 +687,7 @@ def test_checkpoint_unknown_model_and_bad_weights(small_checkpoint, tmp_path):
 # output stride (dilated backbones)
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet18", "resnet18_ta", "resnet50_ta", "densenet121", "densenet121_ta"])
 @pytest.mark.parametrize("stride", [32, 16, 8])
 def test_output_stride_sets_the_final_map(name, stride):

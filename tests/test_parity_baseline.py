@@ -47,6 +47,7 @@ def baseline(cls: str) -> dict[str, dict[str, str]]:
 PARAMS = baseline_columns(CASES_DIR)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not PARAMS, reason=f"PyRadiomics test cases not available under {CASES_DIR}")
 @pytest.mark.parametrize("cls,col", PARAMS, ids=[f"{c}-{k}" for c, k in PARAMS])
 def test_baseline_column(cls: str, col: str) -> None:

@@ -103,6 +103,7 @@ def _contrast(i, name, d, size=128, version=2):
     return float(diff[m].mean()), with_, without
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("name", ALL)
 def test_lesions_visible_and_subtler_with_difficulty(name, version):

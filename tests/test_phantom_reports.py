@@ -33,6 +33,7 @@ def _expected(case, rep) -> dict[str, object]:
     return out
 
 
+@pytest.mark.slow
 def test_the_labeler_reads_back_exactly_what_was_written(cases):
     for c in cases:
         rep = write_report(c, seed=3)

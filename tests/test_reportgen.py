@@ -19,6 +19,8 @@ from chexradi.reportgen import (StudyDataset, beam_search, collate_studies, eval
 from chexradi.reportgen.decode import length_normalised
 from chexradi.reports.tokenizer import Tokenizer
 
+pytestmark = pytest.mark.slow   # whole runs and subprocesses (make test-fast skips them)
+
 PAD, BOS, EOS, A, B, C = 0, 1, 2, 3, 4, 5
 TINY = "phantom:n_train=16,n_val=6,n_test=6,size=64"
 SMALL = {"encoder": "resnet18", "hidden": 32, "embed_dim": 16, "feature_dim": 32, "batch_size": 8, "epochs": 2,

@@ -264,6 +264,7 @@ def test_score_counts_by_hand():
     assert (s.tp, s.fp, s.fn) == (2, 1, 0)
 
 
+@pytest.mark.slow
 def test_iu_xray_against_human_mesh():
     """All 3,955 IU X-ray reports against their MeSH indexing: floors under the figures in docs/reports.md."""
     from chexradi.reports import label_reports

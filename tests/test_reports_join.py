@@ -51,6 +51,7 @@ def iu_subset(tmp_path_factory):
             "reports_only": reports_only, "with_images": with_images}
 
 
+@pytest.mark.slow
 def test_iu_reports_alone_real_data():
     j = iu_xray(shared(*IU))
     rep = j.report

@@ -297,6 +297,7 @@ def test_halves_are_fixed_and_even():
     assert 1900 < n_a < 2100
 
 
+@pytest.mark.slow
 def test_iu_xray_normal_per_half():
     """Floors under the figures in docs/reports.md ("Normal"): half A (the rules were written on it)
     and half B (held out), each against MeSH "normal"; the issue's targets are Normal F1 >= 0.85,
@@ -365,6 +366,7 @@ def test_prefilter_changes_nothing_on_the_test_sentences():
         _same_evidence(texts, name)
 
 
+@pytest.mark.slow
 def test_prefilter_changes_nothing_on_iu_reports():
     from chexradi.reports import Report, read_reports
 

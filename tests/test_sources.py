@@ -157,6 +157,7 @@ def constant_source():
     yield
 
 
+@pytest.mark.slow
 def test_a_source_written_outside_chexradi_plugs_in(tmp_path):
     assert "constant" in list_sources() and get_source("constant").static
     h = chexradi.iterate(SPEC, rounds=2, out=tmp_path / "c", guidance={"sources": ["constant"], "select_on": "image"},
@@ -178,6 +179,7 @@ def test_a_source_written_outside_chexradi_plugs_in(tmp_path):
         chexradi.iterate(SPEC, rounds=1, out=tmp_path / "bad2", sources={"constant": {}}, **KW)
 
 
+@pytest.mark.slow
 def test_sources_combine(tmp_path):
     h = chexradi.iterate(SPEC, rounds=2, out=tmp_path / "both", radiomics={"jobs": 1},
                          guidance={"sources": ["radiomics", "constant"]}, **KW)
@@ -233,6 +235,7 @@ def test_round0_of_a_static_source_is_not_shared(tmp_path):
                          round0_from=ctl, **KW)
 
 
+@pytest.mark.slow
 def test_the_loop_names_no_source_and_imports_no_radiomics_module():
     loop = REPO / "chexradi" / "loop"
     for f in sorted(loop.glob("*.py")):

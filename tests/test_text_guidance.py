@@ -18,7 +18,7 @@ from chexradi.guidance.variational import VariationalTeacher, cyclical_annealing
 from chexradi.reports.tokenizer import Tokenizer
 from conftest import SHARED_DATA
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
 SPEC = "phantom:n_train=24,n_val=12,n_test=12,size=64"
 KW = dict(model="resnet18", train={"epochs": 1, "batch_size": 12}, progress=False)

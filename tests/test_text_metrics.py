@@ -69,6 +69,7 @@ def test_bleu_rouge_cider_equal_pycocoevalcap_called_directly_without_java():
     assert got["METEOR"] is None and got.unavailable["METEOR"]  # not asked for: unavailable with a reason, never 0
 
 
+@pytest.mark.slow
 @needs_java
 def test_text_scores_equal_pycocoevalcap_called_directly_and_java_is_ended(monkeypatch):
     import pycocoevalcap.meteor.meteor as meteor_mod
@@ -102,6 +103,7 @@ def test_text_scores_equal_pycocoevalcap_called_directly_and_java_is_ended(monke
     json.dumps(got.as_dict(), allow_nan=False)
 
 
+@pytest.mark.slow
 @needs_java
 def test_identical_reports_give_bleu_one_up_to_pycocoevalcaps_epsilon_and_meteor_near_one():
     refs = REFS[:3] + [REFS[4]]
@@ -540,6 +542,7 @@ def test_nearest_label_reports():
 # ------------------------------------------------------------------------------------------------
 # IU X-ray (R2Gen's split)
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_text_floors_on_iu_xray_r2gen_test_split():
     """Both floors on the 590 test studies, METEOR left out to keep the test short (~5 s).
 

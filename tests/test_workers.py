@@ -136,6 +136,7 @@ def test_pool_must_match_the_batch(tmp_path: Path, pool: WorkerPool) -> None:
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.slow
 def test_worker_dead_between_batches_is_replaced(tmp_path: Path, pool: WorkerPool, caplog) -> None:
     cases, _ = make_batch(tmp_path, n_good=8)
     extract_batch(cases, out=tmp_path / "ref.csv", featureClass=FC, jobs=1)
@@ -159,6 +160,7 @@ def test_warm_up_runs_the_kernels_and_tolerates_settings_it_cannot_meet(caplog) 
     assert "warm-up case failed" in caplog.text and "minimumROISize" in caplog.text
 
 
+@pytest.mark.slow
 def test_loop_starts_one_pool_per_run_and_gives_it_to_every_guided_round(tmp_path: Path, monkeypatch) -> None:
     import chexradi.guidance.radiomics as features
 

@@ -115,8 +115,6 @@ class BaseCAM:
     ----------
     model, target_layer, target_module:
         The model, the resolved layer name and the module it names.
-    logits:
-        ``(B, num_classes)`` detached logits of the last call (``None`` before the first).
 
     Raises
     ------

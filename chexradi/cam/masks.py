@@ -354,7 +354,7 @@ def heatmap_to_mask(heatmap: ArrayLike, *, method: str = "fraction",
                     min_size: int = 1, connectivity: int = 2) -> MaskResult:
     """Threshold a class heatmap into a 0/1 ``uint8`` mask and boxes.
 
-    Steps: optional Gaussian smoothing (:func:`scipy.ndimage.gaussian_filter`, default
+    Steps: optional Gaussian smoothing (``scipy.ndimage.gaussian_filter``, default
     ``mode="reflect"``), threshold by ``method`` (see the module docstring; pixels
     ``>= threshold`` are foreground), connected components, drop components under
     ``min_size`` pixels, keep by ``keep``.

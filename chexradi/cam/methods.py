@@ -192,7 +192,7 @@ class GradCAMPlusPlus(GradCAM):
         return torch.relu((w * act).sum(dim=1))
 
 
-#: CAM methods by name, for :func:`heatmaps` (the names, torch-free: :data:`chexradi.names.CAM_METHODS`).
+#: CAM methods by name, for :func:`heatmaps` (the names, torch-free, are :data:`chexradi.names.CAM_METHODS`).
 METHODS: dict[str, type[BaseCAM]] = {"cam": CAM, "gradcam": GradCAM, "gradcampp": GradCAMPlusPlus}
 
 

@@ -10,7 +10,6 @@ from typing import Any, Sequence
 
 import click
 
-from .. import __version__
 
 __all__ = ["cli", "ConfigError", "CaseFailed", "CONTEXT", "parse_setting", "settings_callback",
            "scheduler_callback", "setup_logging"]
@@ -103,6 +102,7 @@ def settings_callback(ctx: click.Context, param: click.Parameter, values: Sequen
 # ------------------------------------------------------------------------------------------------
 # the group
 # ------------------------------------------------------------------------------------------------
+#: The click context settings every command shares (``-h`` as ``--help``, help text 100 columns wide).
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -117,8 +117,18 @@ def scheduler_callback(ctx: click.Context, param: click.Parameter, value: str) -
     return kind if address is None else f"dask:{address}"
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from ..about import version_lines
+
+    click.echo(version_lines())
+    ctx.exit()
+
+
 @click.group(context_settings=CONTEXT)
-@click.version_option(__version__, "--version", prog_name="chexradi", message="%(prog)s %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print chexradi's version and those of its dependencies and extras, then exit.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v: info, -vv: debug).")
 def cli(verbose: int) -> None:
     """chexradi: radiomics with PyRadiomics' numbers, for the ChexRadiNet loop.

@@ -78,7 +78,7 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
     """Radiomics features of one IMAGE and MASK, or of every case of a --batch CSV.
 
     Features are named <image>_<class>_<Feature> (original_glcm_Contrast; with filtered
-    imageTypes in --param also log-sigma-1-0-mm-3D_..., wavelet-LHL_...), as in PyRadiomics; by default all
+    imageTypes in --param also `log-sigma-1-0-mm-3D_...`, `wavelet-LHL_...`), as in PyRadiomics; by default all
     non-deprecated features of every class (shape for 3-D inputs, shape2D for 2-D ones).
 
     \b

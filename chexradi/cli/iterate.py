@@ -118,7 +118,7 @@ def iterate_cmd(data: str, out: Path, rounds: int, model: str, size: Optional[in
     Round 0 trains on images alone; every later round trains with the radiomics of the
     previous round's heatmap masks as guidance. Report-text sources (--guidance tandem or
     vkd, with a data spec that has reports) guide from round 0 and are removed at test
-    (their *_report heads alone read the report, as a reference). Each round is evaluated on the test split (AUC of
+    (their `<source>_report` heads alone read the report, as a reference). Each round is evaluated on the test split (AUC of
     every head, localisation accuracy where boxes exist) and written to DIR/round_<k>/;
     the History table is printed at the end. Source settings go in --config (e.g.
     'tandem: {text_drop: 0.5}').

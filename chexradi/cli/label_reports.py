@@ -65,7 +65,7 @@ def label_reports_cmd(sources: tuple[Path, ...], fmt: Optional[str], labels: str
     the vocabulary of abnormal findings, granulomas, degenerative change, devices ...).
 
     \b
-    SOURCE is IU X-ray / OpenI XML (a folder of ecgen-radiology/*.xml, one .xml, or the
+    SOURCE is IU X-ray / OpenI XML (a folder of `ecgen-radiology/*.xml`, one .xml, or the
     NLMCXR_reports.tgz archive), a CSV with a report column, or .txt files (a folder or
     one file). OUT is a table `chexradi iterate --data csv:OUT` trains on: put it next to
     the images (or their images/ folder).

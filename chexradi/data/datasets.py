@@ -13,6 +13,7 @@ per image at training time (decoding, the cache, box scaling) is in
 Public API
 ----------
 CHESTXRAY14_CLASSES, BOXED_CLASSES, BBOX_ALIASES, CHEXPERT_CLASSES, MIMIC_CXR_CLASSES
+
 Record
     One image: id, path, labels, patient, boxes (original pixel coordinates), meta.
 CXRDataset

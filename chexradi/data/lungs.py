@@ -1,4 +1,4 @@
-"""Generated lung-field masks for chest radiographs (no trained model).
+r"""Generated lung-field masks for chest radiographs (no trained model).
 
 The demo and the benchmarks need lung masks for real radiographs, and nothing may
 be downloaded, so the masks are made by classical image processing
@@ -13,7 +13,8 @@ Public functions
 ----------------
 read_radiograph(path) -> (image, spacing)
     Re-exported from :mod:`chexradi.data.readers`.
-lung_field_mask(image, *, spacing=None, separate=False, ...) -> uint8 mask
+lung_field_mask(image, \*, spacing=None, separate=False, ...) -> uint8 mask
+    Generated lung-field mask of a frontal chest radiograph.
 save_mask(mask, like_path_or_spacing, out_path)
     NRRD via SimpleITK with the image's pixel spacing, written atomically.
 """

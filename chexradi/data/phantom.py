@@ -43,7 +43,9 @@ same to the bit (its drawing is pinned by a test); its findings are described be
 version 2 keeps its conventions, anatomy, noise and random streams.
 
 Findings (independent Bernoulli draws with ``prevalence``; none = "No Finding")
-------------------------------------------------------------------------------
+-------------------------------------------------------------------------------
+
+============  =======================================================================
 Nodule        round, 5-15 mm, sharp edge, bright, fine-grained internal texture.
 Mass          30-60 mm, lobulated outline, coarse heterogeneous texture with darker
               (necrotic-looking) patches.
@@ -55,6 +57,7 @@ Pneumothorax  apicolateral lucent rim without lung markings between the chest
               wall and a thin bright visceral pleural line (the collapsed lung edge).
 Infiltration  patchy ill-defined opacity with a reticular (net-like) and mottled
               texture.
+============  =======================================================================
 
 All lesion masks except Cardiomegaly lie inside ``lung_mask``. ``difficulty`` in
 [0, 1] scales anatomical variation (scale, shift, rotation up to about 5 degrees,

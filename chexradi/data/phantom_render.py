@@ -7,14 +7,14 @@ coordinates ``(qx, qy)`` in 0..1, mapped to pixels by a per-case similarity
 transform, in this order:
 
 1. the labels: the first draw of each class's own stream;
-2. the geometry (:class:`_Geometry`, anatomy stream), the heart (enlarged with
+2. the geometry (``_Geometry``, anatomy stream), the heart (enlarged with
    Cardiomegaly) and the lung fields;
-3. the anatomy's density (:func:`_anatomy`): body, diaphragm, gastric bubble,
+3. the anatomy's density (``_anatomy``): body, diaphragm, gastric bubble,
    lungs, heart, spine, trachea, aortic knob, ribs, clavicles, lung markings;
-4. each present finding (:data:`_FINDINGS`, in that fixed order), drawn from its
-   class's stream into a :class:`_Scene`: an opacity (or lucency) layer, its mask
+4. each present finding (``_FINDINGS``, in that fixed order), drawn from its
+   class's stream into a ``_Scene``: an opacity (or lucency) layer, its mask
    and its metadata;
-5. acquisition (:func:`_acquire`, noise stream): gain and offset, background,
+5. acquisition (``_acquire``, noise stream): gain and offset, background,
    film grain, quantum noise, clipping to [0, 1].
 
 Every case draws from its own ``numpy.random.SeedSequence(seed, spawn_key=(index,
@@ -440,7 +440,9 @@ class Drawn:
 def draw(index: int, size: int, seed: int, difficulty: float, names: tuple[str, ...], class_ids: tuple[int, ...],
          prev: tuple[float, ...], suppress: set[str], force: set[str], fov_mm: float,
          findings: Findings = FINDINGS_V1) -> Drawn:
-    """Draw case ``index`` (settings already checked). ``class_ids``: each class's position in the known
+    """draw(index, size, seed, difficulty, names, class_ids, prev, suppress, force, fov_mm, findings=FINDINGS_V1)
+
+    Draw case ``index`` (settings already checked). ``class_ids``: each class's position in the known
     classes (its stream); ``fov_mm``: the field of view (sets the nominal pixel size); ``findings``: how the
     phantom's version draws its findings (:data:`FINDINGS_V1`, or version 2's in
     :mod:`chexradi.data.phantom_v2`)."""

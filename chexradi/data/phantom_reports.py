@@ -66,7 +66,7 @@ class PhantomReport:
 
     @property
     def text(self) -> str:
-        """The whole report: ``FINDINGS: ... IMPRESSION: ...``."""
+        """The whole report — ``FINDINGS: ... IMPRESSION: ...``."""
         return report_text(self.findings, self.impression)
 
     @property

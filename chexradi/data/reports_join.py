@@ -8,20 +8,20 @@ names, a report that cannot be read -- in a :class:`JoinReport`; with ``missing=
 first kind stops the reader naming the files, with ``"skip"`` (default) they are left out and
 counted. Nothing is dropped silently.
 
-========================  =========================================================================
-:func:`iu_xray`           IU X-ray / OpenI: the report XML (``ecgen-radiology/*.xml``, a folder, one
-                          file or ``NLMCXR_reports.tgz``) and, optionally, a folder of the NLMCXR PNGs
-                          (``CXR<n>_<k>_IM-<m>-<v>.png``), joined through each report's
-                          ``parentImage`` ids. Labels from chexradi's report labeler
-                          (:func:`chexradi.reports.label`) or from the human MeSH indexing
-                          (:func:`chexradi.reports.reference.mesh_reference`).
-:func:`r2gen_iu_xray`     R2Gen's ``annotation.json`` (``id``, ``report``, ``image_path``, ``split``): the
-                          2,069 / 296 / 590 split report-generation papers use; images optional
-                          (R2Gen's ``<id>/0.png``, ``<id>/1.png`` layout).
-:func:`mimic_cxr_reports` MIMIC-CXR's free-text reports (``files/pXX/p<subject>/s<study>.txt`` or
-                          ``mimic-cxr-reports.zip``) joined to MIMIC-CXR-JPG images by study.
-:func:`csv_reports`       a CSV with an image column and one or more text columns.
-========================  =========================================================================
+==========================  =========================================================================
+:func:`iu_xray`             IU X-ray / OpenI: the report XML (``ecgen-radiology/*.xml``, a folder, one
+                            file or ``NLMCXR_reports.tgz``) and, optionally, a folder of the NLMCXR PNGs
+                            (``CXR<n>_<k>_IM-<m>-<v>.png``), joined through each report's
+                            ``parentImage`` ids. Labels from chexradi's report labeler
+                            (:func:`chexradi.reports.label`) or from the human MeSH indexing
+                            (:func:`chexradi.reports.reference.mesh_reference`).
+:func:`r2gen_iu_xray`       R2Gen's ``annotation.json`` (``id``, ``report``, ``image_path``, ``split``): the
+                            2,069 / 296 / 590 split report-generation papers use; images optional
+                            (R2Gen's ``<id>/0.png``, ``<id>/1.png`` layout).
+:func:`mimic_cxr_reports`   MIMIC-CXR's free-text reports (``files/pXX/p<subject>/s<study>.txt`` or
+                            ``mimic-cxr-reports.zip``) joined to MIMIC-CXR-JPG images by study.
+:func:`csv_reports`         a CSV with an image column and one or more text columns.
+==========================  =========================================================================
 
 **Views.** IU X-ray's XML does not say which of a study's images is frontal and which lateral
 (its caption is "Xray Chest PA and Lateral" for both): an IU record keeps the image's order in
@@ -110,7 +110,7 @@ class JoinReport:
         The reader and its inputs.
     reports_read : int
         Reports parsed.
-    reports_unreadable : list of (id, reason)
+    reports_unreadable : list of ``(id, reason)``
         Reports that could not be read (malformed XML, no text...).
     images_found : int
         Image files found (0 when no image folder was given).
@@ -118,7 +118,7 @@ class JoinReport:
         Records returned.
     joined : int
         Records with both an image file and a report.
-    reports_without_image : list of (id, reason)
+    reports_without_image : list of ``(id, reason)``
         Reports none of whose images were found (left out, or kept as report-only records when
         no image folder was given).
     images_without_report : list of str

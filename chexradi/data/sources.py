@@ -53,6 +53,7 @@ _DEFAULTS_BY_VERSION: dict[str, dict[str, Any]] = {
     "1": {"n_train": 360, "n_val": 120, "n_test": 120, "size": 96, "seed": 0, "difficulty": 0.5},
     "2": {"n_train": 360, "n_val": 120, "n_test": 360, "size": 128, "seed": 0, "difficulty": 0.5},
 }
+#: The defaults of ``phantom:...`` for the default phantom version (:func:`phantom_defaults` gives each version's).
 PHANTOM_DEFAULTS: dict[str, Any] = _DEFAULTS_BY_VERSION[PHANTOM_VERSION]
 
 

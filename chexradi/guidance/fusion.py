@@ -19,7 +19,7 @@ from .losses import masked_mse, nt_xent
 
 __all__ = ["RadiomicsGuidance", "MODES"]
 
-#: Values of ``RadiomicsGuidance.mode``: which logits :meth:`RadiomicsGuidance.logits` returns.
+#: Values of ``RadiomicsGuidance.mode`` — which logits :meth:`RadiomicsGuidance.logits` returns.
 MODES = ("fused", "image")
 
 
@@ -140,7 +140,7 @@ class RadiomicsGuidance(nn.Module):
 
     @property
     def mode(self) -> str:
-        """``"fused"`` or ``"image"``: the logits :meth:`logits` returns."""
+        """``"fused"`` or ``"image"`` — the logits :meth:`logits` returns."""
         return self._mode
 
     @mode.setter
@@ -180,7 +180,7 @@ class RadiomicsGuidance(nn.Module):
     # -- as one source's part of a GuidedObjective ----------------------------------------------
     @property
     def heads(self) -> tuple[str, ...]:
-        """The heads this module adds to the image head: ``("fused",)`` with ``fuse``, else none."""
+        """The heads this module adds to the image head — ``("fused",)`` with ``fuse``, else none."""
         return ("fused",) if self.fuse else ()
 
     def head_logits(self, head: str, features: Any, batch: Mapping[str, Any]) -> Tensor:

@@ -32,7 +32,7 @@ from ..train.objectives import _check_weights, masked_bce_with_logits
 
 __all__ = ["GuidedObjective", "IMAGE_HEAD", "guided_loss", "ImageFeatures", "image_features", "SourceObjective"]
 
-#: The image model's own head: the one every guided model is deployed with.
+#: The image model's own head — the one every guided model is deployed with.
 IMAGE_HEAD = "image"
 
 
@@ -80,7 +80,7 @@ class SourceObjective:
     default_head: str = IMAGE_HEAD
 
     def logits(self, model: nn.Module, batch: Mapping[str, Any], *, head: Optional[str] = None) -> Tensor:
-        """``(B, K)`` logits of ``head`` (default :attr:`default_head`)."""
+        """``(B, K)`` logits of ``head`` (default ``default_head``)."""
         h = self.default_head if head is None else head
         if h == IMAGE_HEAD:
             return model(batch["image"])
@@ -140,7 +140,7 @@ class GuidedObjective(nn.Module):
         return (IMAGE_HEAD, *self.head_owner)
 
     def logits(self, model: nn.Module, batch: Mapping[str, Any], *, head: Optional[str] = None) -> Tensor:
-        """``(B, K)`` logits of ``head`` (default :attr:`select_on`).
+        """``(B, K)`` logits of ``head`` (default ``select_on``).
 
         Raises
         ------
@@ -163,7 +163,7 @@ class GuidedObjective(nn.Module):
         return out
 
     def loss(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
-        """The image head's masked BCE plus every source's terms, and the logits of :attr:`select_on`."""
+        """The image head's masked BCE plus every source's terms, and the logits of ``select_on``."""
         total, logits, named = guided_loss(model, batch, self.sources, pos_weight=self.pos_weight)
         self.last_terms = named
         return total, logits.get(self.select_on, logits[IMAGE_HEAD])

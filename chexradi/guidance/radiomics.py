@@ -234,7 +234,7 @@ def read_vectors(path: Path, *, counts: Mapping[str, int], class_names: Sequence
 # ------------------------------------------------------------------------------------------------
 # the source
 # ------------------------------------------------------------------------------------------------
-#: The ``radiomics`` settings group: see docs/loop.md.
+#: The ``radiomics`` settings group (see docs/loop.md).
 DEFAULTS: dict[str, Any] = {
     "engine": "numba",       # "numba" (chexradi) or "pyradiomics"
     "jobs": 0,               # worker processes for extraction; 0: one per CPU

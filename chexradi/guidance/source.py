@@ -95,13 +95,16 @@ class RoundContext:
     shards: Mapping[str, range] = field(default_factory=dict)
     mask_rows: Optional[Callable[[], Iterable[Mapping[str, Any]]]] = None
     progress: Optional[bool] = None
+    #: Prints a per-round message (documented in the class docstring; autodoc would show ``print``'s here).
+    #:
+    #: :meta private:
     say: Callable[[str], None] = print
     train: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Prepared:
-    """A source's data for one round: ``data`` (split -> what :meth:`GuidanceSource.wrap` needs), ``record``
+    """A source's data for one round: ``data`` (split -> what ``GuidanceSource.wrap`` needs), ``record``
     (counts the History keeps under ``record["sources"][name]``) and ``seconds``."""
 
     data: dict[str, Any]

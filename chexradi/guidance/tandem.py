@@ -159,7 +159,7 @@ class DualAttention(nn.Module):
     region_dim:
         ``C``, the channels of the image model's final feature map.
     sentence_dim:
-        The sentence vectors' size (:attr:`SentenceEncoder.out_dim`).
+        The sentence vectors' size (``SentenceEncoder.out_dim``).
     num_classes:
         ``K`` (multi-label logits).
     dim:

@@ -27,7 +27,7 @@ from .objective import SourceObjective
 __all__ = ["gaussian_kl", "reparameterize", "cyclical_annealing", "ReportEncoder", "VariationalTeacher",
            "INFERENCE"]
 
-#: How the image-only head predicts: from the prior's mean, or the mean probability of samples from it.
+#: How the image-only head predicts — from the prior's mean, or the mean probability of samples from it.
 INFERENCE = ("prior_mean", "samples")
 
 

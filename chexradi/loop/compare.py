@@ -42,7 +42,7 @@ __all__ = ["compare", "Comparison", "RunScores", "read_run_scores", "LOCALIZATIO
 
 PathLike = Union[str, Path]
 
-#: Localisation thresholds compared: (metric, T).
+#: Localisation thresholds compared, as ``(metric, T)``.
 LOCALIZATION_POINTS: tuple[tuple[str, float], ...] = (("iou", 0.1), ("iou", 0.3), ("iobb", 0.5))
 
 

@@ -3,7 +3,7 @@
 Round 0 trains the image model alone (:class:`chexradi.train.BCEObjective`) unless a
 static guidance source (one that needs no masks) is configured, and so does every round of a
 control run (``guidance={"enabled": False}``). A guided round wraps every split in each active
-source's dataset (:meth:`~chexradi.guidance.GuidanceSource.wrap`: its items carry the
+source's dataset (``GuidanceSource.wrap``: its items carry the
 source's batch keys) and trains a :class:`chexradi.guidance.GuidedObjective`: the image
 head plus each source's terms and heads, starting from round ``k-1``'s weights
 (``warm_start``) or from scratch. Weights are always read back from the previous round's
@@ -37,7 +37,7 @@ class RoundModel:
     objective: Optional[nn.Module]
     fit: Any
     guided: dict[str, Any] = field(default_factory=dict)
-    #: How the guided datasets' items reach a batch (:func:`chexradi.guidance.batch_collate`); None: torch's default.
+    #: How the guided datasets' items reach a batch (:func:`chexradi.guidance.batch_collate`); None — torch's default.
     collate_fn: Any = None
 
 

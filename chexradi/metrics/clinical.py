@@ -36,7 +36,7 @@ import numpy as np
 __all__ = ["check_uncertain", "UNCERTAIN_POLICIES", "ClinicalEfficacy", "clinical_efficacy", "positive_labels"]
 
 UNCERTAIN_POLICIES = ("negative", "positive")
-"""How an uncertain (-1) label counts: as a negative (default) or as a positive."""
+"""How an uncertain (-1) label counts — as a negative (default) or as a positive."""
 
 
 def _matrix(x: Any, what: str) -> np.ndarray:

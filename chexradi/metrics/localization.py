@@ -211,7 +211,7 @@ class LocalizationTable:
         return rows
 
     def to_csv(self, path: Union[str, "os.PathLike[str]"], *, include_mean: bool = True) -> None:
-        """Write :meth:`to_rows` as CSV, atomically (:func:`chexradi._io.atomic_write`).
+        """Write :meth:`to_rows` as CSV, atomically (``chexradi._io.atomic_write``).
 
         Accuracies are written in full precision (``repr``); NaN as ``nan``, which
         ``float()`` reads back.

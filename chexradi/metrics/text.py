@@ -325,7 +325,7 @@ def text_scores(references: Sequence[str], hypotheses: Sequence[str], *, ids: Op
     ImportError
         pycocoevalcap is not installed (the message says ``pip install "chexradi[reportgen]"``).
     RuntimeError
-        METEOR's Java process failed or hung (killed after :data:`METEOR_TIMEOUT_S` + 0.1 s per
+        METEOR's Java process failed or hung (killed after ``METEOR_TIMEOUT_S`` + 0.1 s per
         study); ``meteor=False`` scores without it.
     """
     refs, hyps, _, empty = check_text_pairs(references, hypotheses, ids=ids)

@@ -89,15 +89,23 @@ class BatchReport:
 
     Attributes
     ----------
-    n_total : cases in the batch.
-    n_ok : cases with features in the output (including those taken from the
+    n_total : int
+        Cases in the batch.
+    n_ok : int
+        Cases with features in the output (including those taken from the
         journal of an earlier run); with ``validate_only``, cases that passed.
-    n_failed : cases that failed (not in the output; listed in ``failures``).
-    n_skipped_resumed : cases not recomputed because the journal held them.
-    failures : one :class:`CaseFailure` per failed case, by row.
-    out, meta_path, journal : the files written (None with ``validate_only``).
-    elapsed : seconds.
-    validate_only : True when nothing was computed.
+    n_failed : int
+        Cases that failed (not in the output; listed in ``failures``).
+    n_skipped_resumed : int
+        Cases not recomputed because the journal held them.
+    failures : list of CaseFailure
+        One :class:`CaseFailure` per failed case, by row.
+    out, meta_path, journal : pathlib.Path or None
+        The files written (None with ``validate_only``).
+    elapsed : float
+        Seconds.
+    validate_only : bool
+        True when nothing was computed.
     """
 
     n_total: int

@@ -138,7 +138,7 @@ def _thread_env() -> dict[str, str]:
 
 def local_worker_environ() -> dict[str, Optional[str]]:
     """The ``distributed.nanny.pre-spawn-environ`` for a local cluster's workers, set before they spawn:
-    Dask's own, with this process's BLAS / OpenMP thread counts (:func:`_thread_env`) and without Dask's
+    Dask's own, with this process's BLAS / OpenMP thread counts (``_thread_env``) and without Dask's
     default ``MALLOC_TRIM_THRESHOLD_=65536`` (None unsets it; a value set in this process's environment is
     inherited as by the process pool's workers). With that default glibc gives freed memory back to the
     system after every large array, and each case's arrays are faulted in afresh: measured on 1,024

@@ -5,7 +5,7 @@ step by step so that both engines see the same voxels:
 
 1. load image and mask (:mod:`chexradi.radiomics.imageio`); the label must be present
    (plain NRRD files that need none of steps 2-3 are checked on their arrays, without
-   SimpleITK: :meth:`Extractor._load_plain`);
+   SimpleITK: ``Extractor._load_plain``);
 2. ``normalize`` (z-score, ``removeOutliers``, ``normalizeScale``);
 3. resampling to ``resampledPixelSpacing`` (or ``preCrop``) around the ROI;
 4. mask checks: geometry (``correctMask``, ``geometryTolerance``),

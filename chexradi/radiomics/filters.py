@@ -18,10 +18,10 @@ LoG          SimpleITK ``LaplacianRecursiveGaussianImageFilter`` per ``sigma`` (
 Wavelet      PyWavelets ``swtn`` (stationary), ``wavelet`` (default coif1), ``level`` (1)
              levels after ``start_level`` (0); odd sizes padded by one (wrap) and cropped back;
              every detail combination per level, then the last approximation
-Square       (x / sqrt(max|x|))^2
-SquareRoot   sign(x) sqrt(|x| max|x|)
-Logarithm    sign(x) log(|x| + 1), rescaled to the original max|x|
-Exponential  exp(x log(max|x|) / max|x|)
+Square       ``(x / sqrt(max|x|))^2``
+SquareRoot   ``sign(x) sqrt(|x| max|x|)``
+Logarithm    ``sign(x) log(|x| + 1)``, rescaled to the original ``max|x|``
+Exponential  ``exp(x log(max|x|) / max|x|)``
 Gradient     SimpleITK ``GradientMagnitudeImageFilter`` (``gradientUseSpacing``, default True)
 LBP2D        scikit-image ``local_binary_pattern`` (``lbp2DRadius`` 1, ``lbp2DSamples`` 8,
              ``lbp2DMethod`` uniform), per slice along ``force2Ddimension`` for 3-D images

@@ -71,7 +71,7 @@ def _file_key(path: Path) -> Optional[tuple[int, int, int, int]]:
 
 
 def read_plain(obj: Any, role: str) -> Optional[NrrdArray]:
-    """The pixels and geometry of ``obj`` when it names a plain NRRD file (:func:`~chexradi._nrrd.read_nrrd_array`;
+    """The pixels and geometry of ``obj`` when it names a plain NRRD file (``chexradi._nrrd.read_nrrd_array``;
     the loop's images and masks), with its array read-only; else None (another input, a missing or other file:
     :func:`load_image` / :func:`load_mask` read it, or say what is wrong). Within :func:`reuse_reads` an *image*
     file read last is not read again."""

@@ -72,7 +72,7 @@ class Journal:
     """Append-only JSON-lines journal; one line per finished case, fsynced.
 
     Of the cases done by an earlier run only where each last ok line starts (its byte offset) and
-    the feature names are kept (:attr:`done`); :meth:`read_features` reads a case's values back
+    the feature names are kept (``done``); :meth:`read_features` reads a case's values back
     when the output is written."""
 
     def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:

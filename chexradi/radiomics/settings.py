@@ -33,7 +33,7 @@ __all__ = [
 #: Feature classes in the order their features appear in the output.
 FEATURE_CLASSES: tuple[str, ...] = ("shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
-#: Every setting with its default: PyRadiomics' extractor defaults plus the
+#: Every setting with its default — PyRadiomics' extractor defaults plus the
 #: feature-class defaults PyRadiomics applies inside each class.
 DEFAULTS: dict[str, Any] = {
     # ROI checks and mask handling
@@ -216,12 +216,16 @@ class Settings:
 
     Attributes
     ----------
-    values : every setting (defaults filled in), PyRadiomics names.
-    feature_classes : class name -> list of feature names; an empty list means
+    values : dict
+        Every setting (defaults filled in), PyRadiomics names.
+    feature_classes : dict
+        Class name -> list of feature names; an empty list means
         every non-deprecated feature of the class.
-    image_types : PyRadiomics ``imageType`` section (validated: known types, their own settings); the
+    image_types : dict
+        PyRadiomics ``imageType`` section (validated: known types, their own settings); the
         numba engine computes every type but LBP3D (:mod:`chexradi.radiomics.filters`).
-    explicit : the names the user set (for provenance and for PyRadiomics).
+    explicit : tuple of str
+        The names the user set (for provenance and for PyRadiomics).
     """
 
     values: dict[str, Any]

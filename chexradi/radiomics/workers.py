@@ -4,7 +4,7 @@
 :func:`run_in_pool` (or to :mod:`~chexradi.radiomics.dask_backend`), which runs them in
 tasks of a few consecutive cases (:func:`task_chunks`) and hands every case's record to
 the batch's ``on_result`` in the parent process, which journals and writes them. Each case's
-journal line and CSV cells are encoded in the worker (:func:`encode_records`), so the parent
+journal line and CSV cells are encoded in the worker (``encode_records``), so the parent
 only writes text: its CPU time per case, shared by every worker feeding it, stays small.
 
 A worker is a new Python process (``spawn``: safe with numba and SimpleITK's threads). It
@@ -277,7 +277,8 @@ class WorkerPool:
         self.close()
 
     def matches(self, settings: Any, engine: str) -> bool:
-        """True when the workers were built for these settings (:class:`Settings`) and engine."""
+        """True when the workers were built for these settings
+        (:class:`~chexradi.radiomics.settings.Settings`) and engine."""
         return engine == self.engine and settings.to_params() == self.settings.to_params()
 
     def _start(self) -> None:
@@ -338,7 +339,7 @@ OnResult = Callable[["Case", dict[str, Any], Optional[str], Optional[Cells]], No
 def run_in_pool(todo: Sequence["Case"], *, settings: Any, engine: str, jobs: int, mode: str, cells: bool,
                 on_result: OnResult, pool: Optional[WorkerPool] = None) -> None:
     """Run ``todo`` in worker processes, calling ``on_result(case, record, text, cells)`` here for each, in
-    completion order (``text``, ``cells``: from :func:`encode_records`, or None). ``pool``: workers
+    completion order (``text``, ``cells``: from ``encode_records``, or None). ``pool``: workers
     started ahead (left running); else a pool of ``jobs`` is started, and closed without waiting for its
     workers to exit. A worker that dies fails the cases of its task (retried on resume); the rest go to a
     new pool."""

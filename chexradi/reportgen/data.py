@@ -37,7 +37,7 @@ from ..reports.tokenizer import clean_report
 
 __all__ = ["Study", "StudyDataset", "collate_studies", "images_as_studies", "SECTIONS", "STUDY_KEYS"]
 
-#: The report sections a generator learns to write by default: Findings (R2Gen's convention for IU X-ray).
+#: The report sections a generator learns to write by default — Findings (R2Gen's convention for IU X-ray).
 SECTIONS = REPORTGEN_DEFAULTS["sections"]
 #: What a training batch carries.
 STUDY_KEYS = ("images", "views", "tokens")

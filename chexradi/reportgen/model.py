@@ -99,6 +99,8 @@ class ReportGenerator(nn.Module):
 
     # -- modes -------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "ReportGenerator":
+        """Set training mode as :meth:`torch.nn.Module.train` does; a frozen encoder (``freeze_encoder``) stays in
+        eval mode, keeping its batch-norm statistics. Returns ``self``."""
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()  # a frozen encoder keeps its batch-norm statistics

@@ -49,7 +49,7 @@ logger = logging.getLogger("chexradi.reportgen")
 PathLike = Union[str, Path]
 RUN_FORMAT = "chexradi-reportgen/1"
 
-#: Every setting of a run (``chexradi reportgen train --help`` names them): :data:`chexradi.names.REPORTGEN_DEFAULTS`.
+#: Every setting of a run (``chexradi reportgen train --help`` names them) — :data:`chexradi.names.REPORTGEN_DEFAULTS`.
 DEFAULTS: dict[str, Any] = dict(REPORTGEN_DEFAULTS)
 
 

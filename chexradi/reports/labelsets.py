@@ -171,7 +171,7 @@ class LabelSet:
     short_keys: tuple = ()
 
     def keys_in(self, folded: str) -> frozenset:
-        """The entries' required literals (:attr:`Label.keys`) that occur in a case-folded sentence."""
+        """The entries' required literals (``Label.keys``) that occur in a case-folded sentence."""
         found = {k for k in self.short_keys if k in folded}
         index = self.key_index
         for i in range(len(folded) - 2):
@@ -187,12 +187,12 @@ class LabelSet:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The output columns: the labels, then No Finding and Normal when the set has them."""
+        """The output columns — the labels, then No Finding and Normal when the set has them."""
         return self.names + tuple(c for c in (self.no_finding, self.normal) if c)
 
     @property
     def derived(self) -> tuple[str, ...]:
-        """The derived columns (No Finding, Normal): the absence of findings, not classes."""
+        """The derived columns (No Finding, Normal) — the absence of findings, not classes."""
         return tuple(c for c in (self.no_finding, self.normal) if c)
 
     def entries(self) -> list[tuple[str, Label]]:

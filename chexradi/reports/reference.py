@@ -77,7 +77,7 @@ WANG2017_EIGHT = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Ma
                   "Pneumothorax")
 
 
-#: The two halves of the IU reports: "A" (the rules were written on it) and "B" (held out).
+#: The two halves of the IU reports — "A" (the rules were written on it) and "B" (held out).
 HALVES = ("A", "B")
 
 

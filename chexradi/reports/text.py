@@ -22,7 +22,7 @@ __all__ = ["Section", "Sentence", "find_sections", "sections_to_read", "sentence
 IMPRESSION_SYNONYMS = ("conclusion", "conclusions", "summary", "opinion", "interpretation")
 #: Section names read when present (Findings and Impression, and the Impression's synonyms).
 READ_SECTIONS = ("findings", "impression") + IMPRESSION_SYNONYMS
-#: Sections never read: they state the question, not the answer ("r/o pneumonia").
+#: Sections never read — they state the question, not the answer ("r/o pneumonia").
 SKIP_SECTIONS = ("indication", "indications", "history", "clinical history", "clinical information",
                  "reason for exam", "reason for examination", "reason for study", "comparison", "comparisons",
                  "technique", "procedure", "examination", "exam", "type of examination", "clinical indication",

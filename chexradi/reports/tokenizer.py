@@ -3,7 +3,7 @@
 The convention is R2Gen's for IU X-ray (Chen et al., EMNLP 2020), which the report-generation
 papers' BLEU / METEOR / ROUGE-L / CIDEr figures are computed on:
 
-1. **Cleaning** (:meth:`Tokenizer.clean`): lowercase; ``..`` -> ``.``; the text split into
+1. **Cleaning** (:func:`clean_report`): lowercase; ``..`` -> ``.``; the text split into
    sentences at ``". "``; in each sentence the characters ``. , ? ; * ! % ^ & _ + ( ) : - [ ]
    { }``, quotes, slashes and backslashes removed, spaces collapsed; empty sentences dropped;
    the sentences joined with ``" . "`` and ended with ``" ."``: so ``"."`` is the one
@@ -22,9 +22,9 @@ training reports have a small vocabulary (a few hundred words seen three times),
 WordPiece model would only fragment; and there is no dependency to install. A text *encoder*
 (issue: text guidance) uses the same tokenizer.
 
-A tokenizer is saved with the model that uses it (:meth:`to_dict` / :meth:`from_dict`, JSON)
-and identified by :attr:`fingerprint`, so a checkpoint whose vocabulary is not the data's is
-refused by name (:meth:`check_same`).
+A tokenizer is saved with the model that uses it (:meth:`~Tokenizer.to_dict` / :meth:`~Tokenizer.from_dict`, JSON)
+and identified by :attr:`~Tokenizer.fingerprint`, so a checkpoint whose vocabulary is not the data's is
+refused by name (:meth:`~Tokenizer.check_same`).
 """
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ class Tokenizer:
     # -- identity and files ------------------------------------------------------------------------
     @property
     def fingerprint(self) -> str:
-        """A short hash of the vocabulary, cleaning and length: what a checkpoint records."""
+        """A short hash of the vocabulary, cleaning and length — what a checkpoint records."""
         h = hashlib.sha256(json.dumps([FORMAT, self.itos, self.max_length]).encode())
         return h.hexdigest()[:16]
 
@@ -206,6 +206,7 @@ class Tokenizer:
                              f"{other.fingerprint}); use the tokenizer saved with {what}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The tokenizer as a JSON-able dict: its words, ``max_length``, ``min_count`` and :attr:`fingerprint`."""
         return {"format": FORMAT, "words": self.itos[len(SPECIAL_TOKENS):], "max_length": self.max_length,
                 "min_count": self.min_count, "fingerprint": self.fingerprint}
 

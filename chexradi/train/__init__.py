@@ -48,7 +48,7 @@ paragraph of :func:`fit`). :mod:`.distributed` also gives the loop what it needs
 to shard other work (:meth:`~chexradi.train.distributed.Dist.shard`, gathers,
 broadcasts); without ``torchrun`` it is a no-op.
 
-Layout (data flows one way: :mod:`.fit` and :mod:`.predict` use the rest, never
+Layout (data flows one way: ``.fit`` and ``.predict`` use the rest, never
 the reverse): :mod:`.objectives` (the protocol, masked BCE, class weights),
 :mod:`.data` (:class:`ArrayDataset`, item checks, loaders), :mod:`.runtime`
 (device, AMP, argument checks, random generators, optimizer), :mod:`.epochs`
@@ -57,8 +57,8 @@ the reverse): :mod:`.objectives` (the protocol, masked BCE, class weights),
 (:func:`fit`'s argument checks and recorded settings), :mod:`.trainer` (start or
 resume, one epoch after another, checkpoints, the result),
 :mod:`.checkpoints` (``last.pt``, ``best.pt``, ``history.json``), :mod:`.distributed`
-(the process group, sharding, collectives, the DDP wrapper), :mod:`.fit` and
-:mod:`.predict`.
+(the process group, sharding, collectives, the DDP wrapper), ``.fit`` and
+``.predict``.
 """
 from __future__ import annotations
 

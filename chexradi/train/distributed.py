@@ -56,15 +56,15 @@ def _dist_module() -> Any:
 class Dist:
     """One process's place in a (possibly single-process) torch.distributed run.
 
+    With ``world_size == 1`` no method communicates: they return their input
+    (wrapped in a one-element list for the gathers).
+
     Attributes
     ----------
     rank, world_size, local_rank:
         This process's global rank, the number of processes, its rank on its node.
     backend:
         ``"nccl"``, ``"gloo"``, or None for a single process (no process group).
-
-    With ``world_size == 1`` no method communicates: they return their input
-    (wrapped in a one-element list for the gathers).
     """
 
     rank: int = 0

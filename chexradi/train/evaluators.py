@@ -7,7 +7,7 @@ An *evaluator* is any object with
     classifier; a report generator may need ``("image", "tokens")``);
 ``step(model, objective, batch) -> piece``
     called under ``torch.no_grad()`` in eval mode for every validation batch (a
-    dict of tensors on the device); returns what :meth:`finish` needs, on the CPU
+    dict of tensors on the device); returns what ``finish`` needs, on the CPU
     and picklable (a distributed run gathers the pieces of every rank, in item
     order);
 ``finish(pieces) -> Evaluation``

@@ -121,7 +121,7 @@ def fit(
         without warm-up.
     class_weights:
         For the default objective: None, ``"balanced"`` (``pos_weight_k = neg_k /
-        pos_k`` from the training targets, clipped to :data:`BALANCED_CLIP` =
+        pos_k`` from the training targets, clipped to ``BALANCED_CLIP`` =
         [1, 100]; see :func:`balanced_pos_weight`) or K positive numbers.
     patience, min_delta:
         Stop after ``patience`` epochs whose score does not exceed the best by more

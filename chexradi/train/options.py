@@ -1,4 +1,4 @@
-"""The arguments of :func:`~chexradi.train.fit`, checked before any work: :class:`FitOptions`, the settings record."""
+"""The arguments of :func:`~chexradi.train.fit`, checked before any work: ``FitOptions``, the settings record."""
 from __future__ import annotations
 
 import os

@@ -1,10 +1,10 @@
 """The run behind :func:`~chexradi.train.fit`: state, resume, the epochs, the record of each, the best weights.
 
-:class:`_Trainer` holds one run's parts (model, objective, evaluator, optimizer,
+``_Trainer`` holds one run's parts (model, objective, evaluator, optimizer,
 schedule, scaler, process group) and moves through it in the order the seams
-fall: :meth:`~_Trainer.start` (fresh or from ``last.pt``), :meth:`~_Trainer.epoch`
+fall: ``start`` (fresh or from ``last.pt``), ``epoch``
 (train, validate, record, checkpoint) until the run finishes, then
-:meth:`~_Trainer.finish` (the best weights, eval mode).
+``finish`` (the best weights, eval mode).
 """
 from __future__ import annotations
 

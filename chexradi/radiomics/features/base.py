@@ -58,17 +58,24 @@ class ROI:
 
     Attributes
     ----------
-    image : float64 gray values (after normalisation / resampling).
-    mask : bool, True inside the ROI.
-    spacing : voxel spacing in numpy order ``(z, y, x)``, mm. For a 2-D input the
+    image : numpy.ndarray of float64
+        Gray values (after normalisation / resampling).
+    mask : numpy.ndarray of bool
+        True inside the ROI.
+    spacing : tuple of float
+        Voxel spacing in numpy order ``(z, y, x)``, mm. For a 2-D input the
         z spacing is 1.0 and ``ndim == 2``.
-    ndim : dimensionality of the input image as given by the user (2 or 3).
+    ndim : int
+        Dimensionality of the input image as given by the user (2 or 3).
         PyRadiomics uses ``prod(spacing)`` over the input's own dimensions for
         ``TotalEnergy``; a 2-D image has a 2-D spacing.
-    binned : int32 1-based gray levels inside the mask, 0 outside (see
+    binned : numpy.ndarray of int32
+        1-based gray levels inside the mask, 0 outside (see
         :mod:`chexradi.radiomics.discretize`).
-    bin_edges : the edges that produced ``binned``.
-    settings : the validated settings dict (PyRadiomics names).
+    bin_edges : numpy.ndarray
+        The edges that produced ``binned``.
+    settings : dict
+        The validated settings dict (PyRadiomics names).
     """
 
     image: np.ndarray

@@ -47,9 +47,9 @@ reductions; so do ``Imc1``, ``JointEntropy``, ``JointAverage`` and ``ClusterShad
 (whose signed terms cancel). The other 17 features, sums of terms of one sign, come from
 one compiled pass (:func:`~chexradi.radiomics.kernels.glcm.glcm_plain_features`) and agree
 with PyRadiomics to rounding. ``MCC`` takes its eigenvalues from a symmetric problem
-(:func:`_mcc_symmetric`; the same values to rounding, about 3x faster) except where the
+(``_mcc_symmetric``; the same values to rounding, about 3x faster) except where the
 square root of a possibly negative eigenvalue makes PyRadiomics' own routine decide
-(:func:`_mcc`).
+(``_mcc``).
 """
 from __future__ import annotations
 

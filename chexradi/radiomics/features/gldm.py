@@ -12,7 +12,7 @@ of absent gray levels and columns of absent dependence sizes are deleted. Let
 - :math:`p_d(j) = \sum_i P(i,j)`, :math:`p_g(i) = \sum_j P(i,j)`.
 
 The formulas are shared with GLSZM (``p_j = p_d``); each is in the docstring of its
-function in :mod:`.zones`, under the name mapped to it in ``_FUNCS``.
+function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``_FUNCS``.
 
 ``GrayLevelNonUniformityNormalized`` and ``DependencePercentage`` are
 deprecated in PyRadiomics and *no value is calculated* for them there (the

@@ -247,7 +247,7 @@ _FUNCS: dict[str, Callable[[_Coefficients], np.ndarray]] = {
 #: Feature name -> its row in :func:`~chexradi.radiomics.kernels.glrlm.glrlm_features`' result.
 _INDEX = {name: k for k, name in enumerate(GLRLM_FEATURES)}
 
-#: Feature name -> deprecated? (same set and flags as PyRadiomics' RadiomicsGLRLM: none deprecated)
+#: Feature name -> deprecated? (same set and flags as PyRadiomics' RadiomicsGLRLM — none deprecated)
 FEATURES: dict[str, bool] = {name: False for name in sorted(_FUNCS)}
 
 

@@ -12,7 +12,7 @@ levels present and ``j`` over the zone sizes present. Let
 - :math:`p_s(j) = \sum_i P(i,j)`, :math:`p_g(i) = \sum_j P(i,j)`.
 
 The formulas are shared with GLDM (``p_j = p_s``); each is in the docstring of its
-function in :mod:`.zones`, under the name mapped to it in ``_FUNCS``.
+function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``_FUNCS``.
 """
 from __future__ import annotations
 

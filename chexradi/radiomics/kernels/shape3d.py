@@ -184,9 +184,9 @@ def _triangles() -> np.ndarray:
     return out
 
 
-#: Triangles per cube index (128 x 16): edge numbers, three per triangle, -1 after the last.
+#: Triangles per cube index (128 x 16) — edge numbers, three per triangle, -1 after the last.
 TRIANGLES = _triangles()
-#: Edge midpoints (dz, dy, dx) relative to the cube's origin: edges p0p1, p1p2, p2p3, p3p0, p4p5, p5p6,
+#: Edge midpoints (dz, dy, dx) relative to the cube's origin — edges p0p1, p1p2, p2p3, p3p0, p4p5, p5p6,
 #: p6p7, p7p4, p0p4, p1p5, p2p6, p3p7.
 EDGE_MIDPOINTS = np.array([[0, 0, .5], [0, .5, 1], [0, 1, .5], [0, .5, 0], [1, 0, .5], [1, .5, 1],
                            [1, 1, .5], [1, .5, 0], [.5, 0, 0], [.5, 0, 1], [.5, 1, 1], [.5, 1, 0]])
