@@ -1,6 +1,6 @@
 # chexradi — developer entry points.
 #   make test   set up .venv (if missing) under constraints.txt and run the test suite
-#   make test-fast  the suite without the tests marked slow (the inner loop: about 3 minutes)
+#   make test-fast  the suite without the tests marked slow (the inner loop: about 2.5 minutes)
 #   make docs   the documentation site (Sphinx) into docs/_build/html; fails on any warning
 #   make dist   the wheel and sdist into dist/ (python -m build)
 #   make demo   set up .venv, run `chexradi extract` on real radiographs, then the loop on the phantom

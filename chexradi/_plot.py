@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
+from .about import install_hint
+
 __all__ = ["pyplot", "save_figure"]
 
 
@@ -21,7 +23,7 @@ def pyplot(who: str) -> Any:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - matplotlib is in the test environment
-        raise ImportError(f"{who} needs matplotlib: pip install matplotlib (or chexradi[plot])") from exc
+        raise ImportError(f"{who} needs matplotlib: {install_hint('plot')} (or pip install matplotlib)") from exc
     return plt
 
 

@@ -11,34 +11,29 @@ import platform
 import re
 import shutil
 from importlib import metadata
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from . import __version__
 
-__all__ = ["Requirement", "requirements", "report", "version_lines"]
+__all__ = ["DEVELOPMENT_EXTRAS", "Requirement", "install_hint", "requirements", "report", "version_lines"]
 
-#: Extras that only serve development (not reported by ``--version``).
-_DEVELOPMENT_EXTRAS = ("test", "docs")
+#: Extras that only serve development (not reported by ``--version``, not named in install hints).
+DEVELOPMENT_EXTRAS = ("test", "docs")
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EXTRA = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 
 
-class Requirement(tuple):
-    """``(distribution, extra)``: one ``Requires-Dist`` line; ``extra`` is None for a core dependency."""
+class Requirement(NamedTuple):
+    """One ``Requires-Dist`` line: the distribution, and its extra (None for a core dependency)."""
 
-    __slots__ = ()
+    name: str
+    extra: Optional[str]
 
-    def __new__(cls, name: str, extra: Optional[str]):
-        return super().__new__(cls, (name, extra))
 
-    @property
-    def name(self) -> str:
-        return self[0]
-
-    @property
-    def extra(self) -> Optional[str]:
-        return self[1]
+def install_hint(extra: str) -> str:
+    """The command that installs an extra, quoted for every shell: ``pip install "chexradi[plot]"``."""
+    return f'pip install "chexradi[{extra}]"'
 
 
 def requirements(distribution: str = "chexradi") -> list[Requirement]:
@@ -73,14 +68,16 @@ def report() -> list[tuple[str, str]]:
         return rows
     seen = set()
     for req in reqs:
-        if req.extra in _DEVELOPMENT_EXTRAS or req.name.lower() in seen:
+        if req.extra in DEVELOPMENT_EXTRAS or req.name.lower() in seen:
             continue
         seen.add(req.name.lower())
         extras = [] if req.extra is None else sorted({r.extra for r in reqs if r.name.lower() == req.name.lower()
-                                                      and r.extra and r.extra not in _DEVELOPMENT_EXTRAS})
+                                                      and r.extra and r.extra not in DEVELOPMENT_EXTRAS})
         version = _installed(req.name)
         if version is None:
-            hint = f'pip install "chexradi[{extras[0]}]"' if extras else f"pip install {req.name}"
+            # the most specific extra that brings it (matplotlib: plot, which brings nothing else, not demo)
+            size = {e: sum(r.extra == e for r in reqs) for e in extras}
+            hint = install_hint(min(extras, key=lambda e: (size[e], e))) if extras else f"pip install {req.name}"
             version = f"not installed ({hint})"
         label = f"{req.name} [{', '.join(extras)}]" if extras else req.name
         rows.append((label, version))

@@ -100,11 +100,8 @@ def _page(title: str, body: list[str]) -> str:
     return "\n".join([title, "=" * len(title), "", *body, ""])
 
 
-def write_api(app=None) -> dict[str, list[str]]:
-    """Write ``api/<package>.rst`` (one page per top-level package) and ``api/index.rst``; return what each
-    module documents."""
-    out = DOCS / "api"
-    out.mkdir(exist_ok=True)
+def api_members() -> dict[str, list[str]]:
+    """Each public module -> the names of its ``__all__`` documented there (see the module docstring)."""
     modules = sorted(public_modules(), key=lambda n: (n.count("."), n))
     seen: dict[int, str] = {}
     documents: dict[str, list[str]] = {}
@@ -130,6 +127,15 @@ def write_api(app=None) -> dict[str, list[str]]:
                 _CANONICAL.setdefault(key, f"{name}.{member}")
             members.append(member)
         documents[name] = members
+    return documents
+
+
+def write_api(app=None) -> dict[str, list[str]]:
+    """Write ``api/<package>.rst`` (one page per top-level package) and ``api/index.rst``; return what each
+    module documents."""
+    out = DOCS / "api"
+    out.mkdir(exist_ok=True)
+    documents = api_members()
     groups: dict[str, list[str]] = {}
     for name in sorted(documents):
         top = ".".join(name.split(".")[:2])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install chexradi[dask])")
+pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install \"chexradi[dask]\")")
 import distributed  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
@@ -102,7 +102,7 @@ def test_parse_scheduler_forms() -> None:
 def test_missing_dask_is_a_clear_import_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = write_cases_csv(tmp_path / "cases.csv", [good_case(tmp_path, 0)])
     monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(ImportError, match=r"pip install chexradi\[dask\]"):
+    with pytest.raises(ImportError, match=r"pip install \"chexradi\[dask\]\""):
         extract_batch(cases, out=tmp_path / "f.csv", scheduler="dask", featureClass=FC, progress=False)
     assert not journal_path(tmp_path / "f.csv").exists()  # nothing written
     with pytest.raises(ValueError, match=r"dask:ADDRESS"):

@@ -172,7 +172,8 @@ def check_line(line: str) -> None:
         text = _script_help(script)
         for word in words[2:]:
             if word.startswith("--"):
-                assert word.split("=")[0] in text, f"{script} has no option {word}"
+                option = word.split("=")[0]
+                assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), f"{script} has no option {option}"
     elif head == "python" and words[1] == "-m" and words[2] == "chexradi":
         check_chexradi(words[3:])
     elif head == "pip" and words[1] == "install":
@@ -201,6 +202,51 @@ def test_the_line_checker_catches_what_goes_stale() -> None:
                 'pip install "chexradi[nosuch]"', "pip install dist/chexradi-0.0.1-py3-none-any.whl"):
         with pytest.raises((AssertionError, click.BadParameter, click.UsageError)):
             check_line(bad)
+
+
+# ------------------------------------------------------------------------------------------------ signatures
+
+#: A signature as the docs write it: ``chexradi.extract(image, mask, *, spacing=None) -> dict`` (or ``ext.execute``,
+#: ``ext`` being an Extractor).
+_SIGNATURE = re.compile(r"^(?:\w+ = )?(?P<path>chexradi(?:\.\w+)+|ext\.\w+)\((?P<params>[^()]*)\)(?: -> [\w\[\], ]+)?(?:\s+#.*)?$")
+
+
+def documented_signatures(block: doc_blocks.Block) -> list[tuple[str, str]]:
+    return [(m.group("path"), m.group("params")) for m in map(_SIGNATURE.match, block.body.splitlines()) if m]
+
+
+def check_signature(path: str, params: str) -> None:
+    """The parameters the docs list are the function's: names, kinds and defaults, in order."""
+    if path.startswith("ext."):
+        path = "chexradi.Extractor." + path[4:]
+    fn = _chexradi_object(path)
+    if inspect.isclass(fn):
+        fn = fn.__init__
+    real = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+    written = ast.parse(f"def f({params}): pass").body[0].args
+    doc = [(a.arg, "POSITIONAL_OR_KEYWORD") for a in written.args]
+    doc += [(written.vararg.arg, "VAR_POSITIONAL")] if written.vararg else []
+    doc += [(a.arg, "KEYWORD_ONLY") for a in written.kwonlyargs]
+    doc += [(written.kwarg.arg, "VAR_KEYWORD")] if written.kwarg else []
+    assert doc == [(p.name, p.kind.name) for p in real], f"{path}({params}) is {path}{inspect.signature(fn)}"
+    defaults = dict(zip([a.arg for a in written.args][::-1], written.defaults[::-1]))
+    defaults.update({a.arg: d for a, d in zip(written.kwonlyargs, written.kw_defaults) if d is not None})
+    for p in real:
+        if p.name in defaults:
+            assert ast.literal_eval(defaults[p.name]) == p.default, f"{path}: {p.name} defaults to {p.default!r}"
+
+
+@pytest.mark.parametrize("block", [b for b in _blocks("text") if documented_signatures(b)], ids=lambda b: b.where)
+def test_documented_signatures_are_the_functions(block: doc_blocks.Block) -> None:
+    for path, params in documented_signatures(block):
+        check_signature(path, params)
+
+
+def test_the_signature_check_catches_a_renamed_parameter() -> None:
+    check_signature("chexradi.load_settings", "source=None, **overrides")
+    for params in ("params=None, **settings", "source=None", "source=1, **overrides"):
+        with pytest.raises(AssertionError):
+            check_signature("chexradi.load_settings", params)
 
 
 # ------------------------------------------------------------------------------------------------ python blocks
@@ -293,7 +339,7 @@ def test_every_registered_python_block_exists() -> None:
 
 
 class _Names(ast.NodeVisitor):
-    """Names a block binds, and names it loads before any binding."""
+    """Names a block binds anywhere (imports, assignments, definitions), and the names it loads."""
 
     def __init__(self) -> None:
         self.bound: set[str] = set()

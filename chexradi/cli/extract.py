@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import click
 
+from ..about import install_hint
 from ..names import ENGINES
 from .common import CONTEXT, CaseFailed, ConfigError, cli, scheduler_callback, settings_callback
 
@@ -62,7 +63,7 @@ def _infer_format(fmt: Optional[str], out: Optional[Path]) -> str:
               callback=scheduler_callback,
               help="Where --batch cases run: processes (--jobs worker processes), dask (a local Dask cluster of "
                    "--jobs workers) or dask:ADDRESS (a running Dask scheduler, e.g. dask:tcp://10.0.0.5:8786; its "
-                   "workers need chexradi and the case files). Dask needs pip install chexradi[dask].")
+                   f"workers need chexradi and the case files). Dask needs {install_hint('dask')}.")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format. One case: name,value lines or a JSON object. Batch: one CSV row per case, or "
                    "JSON {metadata, records}. Default: json if --out ends in .json, else csv.")

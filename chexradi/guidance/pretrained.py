@@ -2,7 +2,7 @@
 
 Nothing is downloaded: ``PATH`` is a folder written by ``save_pretrained`` (a model and its
 tokenizer, e.g. a clinical BERT the user already has), loaded with ``local_files_only=True``.
-``transformers`` is an optional extra (``pip install chexradi[text]``), imported only here.
+``transformers`` is an optional extra (``pip install "chexradi[text]"``), imported only here.
 
 - :class:`PretrainedTokenizer`: the model's own tokenizer behind the interface the text sources
   use (``encode_report``, ``pad_id``, ``vocab_size``, ``fingerprint``, ``save``); the run records
@@ -20,6 +20,7 @@ from typing import Any, Union
 from torch import Tensor, nn
 
 from .._io import atomic_write
+from ..about import install_hint
 
 __all__ = ["PretrainedTokenizer", "PretrainedReportEncoder", "FORMAT", "require_transformers", "load_vocabulary"]
 
@@ -32,7 +33,7 @@ def require_transformers() -> Any:
         import transformers
     except ImportError:
         raise ImportError("text_encoder=PATH loads a local Hugging Face model, which needs transformers: "
-                          "pip install 'chexradi[text]' (or pip install transformers); or leave text_encoder "
+                          f"{install_hint('text')} (or pip install transformers); or leave text_encoder "
                           "unset to train chexradi's own report encoder from scratch") from None
     return transformers
 

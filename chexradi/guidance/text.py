@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 
-__all__ = ["TextSource", "ReportTokens", "pad_tokens", "report_texts", "TEXT_DEFAULTS", "encode_split"]
+__all__ = ["TextSource", "TandemSource", "VKDSource", "ReportTokens", "pad_tokens", "report_texts", "TEXT_DEFAULTS", "encode_split"]
 
 #: Settings every text source has (its own are added to these).
 TEXT_DEFAULTS: dict[str, Any] = {

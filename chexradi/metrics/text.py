@@ -53,6 +53,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..about import install_hint
+
 __all__ = ["require_pycocoevalcap", "TEXT_METRICS", "BOOTSTRAP_METRICS", "INSTALL_HINT", "JAVA_HINT", "TextScores", "TextDifference",
            "java_status", "text_scores", "check_text_pairs", "paired_text_bootstrap"]
 
@@ -60,7 +62,7 @@ TEXT_METRICS = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "METEOR", "ROUGE_L", "CI
 """The seven scores, in the order the papers print them."""
 BOOTSTRAP_METRICS = ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4", "ROUGE_L", "CIDEr")
 """The scores :func:`paired_text_bootstrap` resamples (METEOR is too slow per resample)."""
-INSTALL_HINT = 'pip install "chexradi[reportgen]"'
+INSTALL_HINT = install_hint("reportgen")
 JAVA_HINT = ("install a Java runtime (e.g. `apt-get install default-jre-headless`) or put the bin folder of "
              "an existing one on PATH (e.g. PATH=$JAVA_HOME/bin:$PATH)")
 #: Seconds METEOR's Java process may take per call before it is killed: this, plus 1 s per 10 studies.

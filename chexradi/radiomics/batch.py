@@ -159,7 +159,7 @@ def extract_batch(
         one thread each), started and closed by this call.
         ``"dask:ADDRESS"`` (e.g. ``"dask:tcp://10.0.0.5:8786"``): the workers
         of a running Dask cluster (left running; its workers need chexradi and
-        must see the case files). Needs ``pip install chexradi[dask]``. Not
+        must see the case files). Needs ``pip install "chexradi[dask]"``. Not
         part of the journal's identity: a batch started with one scheduler can
         be resumed with another.
     fmt : ``"csv"`` (one row per successful case: carried columns, then

@@ -18,7 +18,7 @@ are in flight at a time, whatever the number of cases, so memory stays bounded. 
 worker dies, is retried once by Dask; if it still fails, the case is recorded
 as failed with the reason (the batch goes on; it is retried on the next run).
 
-Dask is imported lazily: install it with ``pip install chexradi[dask]``.
+Dask is imported lazily: install it with ``pip install "chexradi[dask]"``.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ import logging
 import os
 import uuid
 from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from ..about import install_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cases import Case
@@ -75,7 +77,7 @@ def require_dask() -> Any:
         import distributed
     except ImportError as exc:
         raise ImportError(f"scheduler='dask' needs dask and distributed ({exc}); install them with "
-                          "`pip install chexradi[dask]` (or `pip install \"dask[distributed]\"`).") from exc
+                          f"`{install_hint('dask')}` (or `pip install \"dask[distributed]\"`).") from exc
     return distributed
 
 

@@ -42,7 +42,7 @@ from .preprocess import (Geometry, bounding_box, check_label, check_mask, crop_s
                          normalize_image, resample, roi_extent, roi_from_arrays, same_geometry)
 from .settings import Settings, SourceLike, feature_names, load_settings
 
-__all__ = ["Extractor", "extract", "versions", "ENGINES"]
+__all__ = ["Extractor", "PreparedCase", "extract", "versions", "ENGINES"]
 
 logger = logging.getLogger("chexradi.radiomics")
 

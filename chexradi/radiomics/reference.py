@@ -1,7 +1,7 @@
 """The real PyRadiomics as a second engine, for parity checks and for what the numba engine does not compute.
 
 PyRadiomics is imported lazily: install it with ``pip install pyradiomics-bhklab``
-(import name ``radiomics``) or ``pip install chexradi[pyradiomics]``.
+(import name ``radiomics``) or ``pip install "chexradi[pyradiomics]"``.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import logging
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from ..about import install_hint
 
 __all__ = ["require_pyradiomics", "to_sitk", "run_feature_class"]
 
@@ -20,8 +22,8 @@ def require_pyradiomics():
         from radiomics import featureextractor  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "engine='pyradiomics' needs PyRadiomics: pip install pyradiomics-bhklab "
-            "(or pip install 'chexradi[pyradiomics]')."
+            f"engine='pyradiomics' needs PyRadiomics: {install_hint('pyradiomics')} "
+            "(or pip install pyradiomics-bhklab)."
         ) from exc
     # PyRadiomics logs every step at INFO on its own logger; keep it at WARNING unless the user changed it.
     rlog = logging.getLogger("radiomics")
