@@ -46,9 +46,13 @@ docs: $(STAMP)
 	$(BIN)/python -m sphinx -E -W -n --keep-going -b html docs docs/_build/html
 	@echo "open docs/_build/html/site.html"
 
-dist: $(STAMP)
+# A small environment of its own: building needs `build` and setuptools, not the test environment.
+BUILD_VENV := .venv-build
+dist:
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet -c constraints.txt build setuptools
 	rm -rf dist
-	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BUILD_VENV)/bin/python -m build --no-isolation --outdir dist .
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo_extract.py --out demo-output
@@ -103,4 +107,4 @@ heatmap-study: $(STAMP)
 	$(BIN)/python examples/heatmap_study.py --out runs/heatmaps --json runs/heatmaps/study.json
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo-output .pytest_cache runs docs/_build docs/api
+	rm -rf $(VENV) $(BUILD_VENV) build dist *.egg-info demo-output .pytest_cache runs docs/_build docs/api

@@ -30,7 +30,7 @@ from chexradi.about import DEVELOPMENT_EXTRAS, requirements
 from conftest import REPO
 
 # What a user's copy of the sources does not need to build from: the environment, caches, outputs.
-_NOT_SOURCES = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs",
+_NOT_SOURCES = shutil.ignore_patterns(".venv*", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs",
                                       "demo-output", ".pytest_cache", ".hypothesis", "_build", "*.nbi", "*.nbc")
 #: The extras a user installs.
 _USER_EXTRAS = ("pyradiomics", "demo", "plot", "dask", "text", "reportgen")
