@@ -3,14 +3,15 @@
 The version is written once, as ``chexradi.__version__``; ``pyproject.toml`` reads it from there
 (``[tool.setuptools.dynamic]``). The dependencies and extras are not listed here either: they are
 read from the installed distribution's metadata (``Requires-Dist``), i.e. from ``pyproject.toml``.
-Nothing is imported to find a version, so this stays fast and torch-free.
+Nothing is imported to find a version, so this stays fast and torch-free; ``importlib.metadata`` itself
+(~15 ms) is imported only when a version is asked for, not by the commands that import this module for
+:func:`install_hint`.
 """
 from __future__ import annotations
 
 import platform
 import re
 import shutil
-from importlib import metadata
 from typing import NamedTuple, Optional
 
 from . import __version__
@@ -42,6 +43,8 @@ def requirements(distribution: str = "chexradi") -> list[Requirement]:
     Raises ``metadata.PackageNotFoundError`` when chexradi is not installed (run from a checkout
     that is only on ``sys.path``).
     """
+    from importlib import metadata
+
     out = []
     for line in metadata.requires(distribution) or []:
         spec, _, marker = line.partition(";")
@@ -52,6 +55,8 @@ def requirements(distribution: str = "chexradi") -> list[Requirement]:
 
 
 def _installed(name: str) -> Optional[str]:
+    from importlib import metadata
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -60,6 +65,8 @@ def _installed(name: str) -> Optional[str]:
 
 def report() -> list[tuple[str, str]]:
     """``[(what, version or why not)]``: chexradi, Python, each core dependency, each extra's packages, Java."""
+    from importlib import metadata
+
     rows = [("chexradi", __version__), ("python", platform.python_version())]
     try:
         reqs = requirements()

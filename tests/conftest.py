@@ -13,6 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CHEXRADI_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+#: The smallest phantom a whole loop run trains on in the tests (seconds per round).
+TINY_PHANTOM_SPEC = "phantom:n_train=20,n_val=10,n_test=10,size=64"
+
 # Parity tolerance of the issue: relative 1e-6, absolute 1e-9 near zero.
 RTOL = 1e-6
 ATOL = 1e-9

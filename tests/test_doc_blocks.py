@@ -24,7 +24,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, TINY_PHANTOM_SPEC
 
 sys.path.insert(0, str(REPO / "docs"))
 import blocks as doc_blocks  # noqa: E402  (docs/blocks.py: how the documents' blocks are read)
@@ -43,12 +43,13 @@ from chexradi.cli import cli  # noqa: E402
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 ALL = doc_blocks.all_blocks()
-TINY_PHANTOM = '"phantom:n_train=20,n_val=10,n_test=10,size=64"'
+TINY_PHANTOM = f'"{TINY_PHANTOM_SPEC}"'   # as a Python string literal in a block
 TINY_ROUNDS = 'rounds=2, train={"epochs": 1, "batch_size": 10}, radiomics={"jobs": 1}'
 
 
-def _blocks(*langs: str) -> list[doc_blocks.Block]:
-    return [b for b in ALL if b.lang in langs]
+def _blocks(*langs: str, document: Optional[str] = None) -> list[doc_blocks.Block]:
+    """The blocks in these languages (of one document, when given)."""
+    return [b for b in ALL if b.lang in langs and document in (None, b.document)]
 
 
 # ------------------------------------------------------------------------------------------------ --help copies
@@ -262,7 +263,6 @@ class PyBlock:
     subs: tuple[tuple[str, str], ...] = ()      # sizes cut for the test (each must occur in the block)
     why_not_run: str = ""
     slow: bool = False
-    files: tuple[str, ...] = field(default=())  # fixture files the block reads
 
 
 _TRAINS = "it trains for minutes at the documented sizes; "
@@ -311,7 +311,7 @@ PY_BLOCKS: dict[str, list[PyBlock]] = {
                 subs=(('"phantom"', TINY_PHANTOM), ("epochs=10", "epochs=1, batch_size=10"))),
     ],
     "docs/reports.md": [
-        PyBlock('label_reports("NLMCXR_reports.tgz"', run="iu_archive", files=("NLMCXR_reports.tgz",)),
+        PyBlock('label_reports("NLMCXR_reports.tgz"', run="iu_archive"),
     ],
     "docs/text-guidance.md": [
         PyBlock('guidance={"sources": ["tandem"]}', run="plain", slow=True,
@@ -343,7 +343,7 @@ class _Names(ast.NodeVisitor):
 
     def __init__(self) -> None:
         self.bound: set[str] = set()
-        self.loaded: list[tuple[str, int]] = []
+        self.loaded: set[str] = set()
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
@@ -367,7 +367,7 @@ class _Names(ast.NodeVisitor):
         if isinstance(node.ctx, ast.Store):
             self.bound.add(node.id)
         else:
-            self.loaded.append((node.id, node.lineno))
+            self.loaded.add(node.id)
 
 
 def _chexradi_object(path: str) -> Any:
@@ -381,10 +381,10 @@ def static_check(block: doc_blocks.Block, spec: PyBlock) -> None:
     tree = ast.parse(block.body, filename=block.where)
     names = _Names()
     names.visit(tree)
-    free = {n for n, _ in names.loaded} - names.bound - set(dir(builtins)) - set(spec.given)
+    free = names.loaded - names.bound - set(dir(builtins)) - set(spec.given)
     assert not free, f"{block.where} uses {sorted(free)} without defining them (nor does PY_BLOCKS give them)"
-    assert not set(spec.given) - {n for n, _ in names.loaded}, \
-        f"{block.where}: PY_BLOCKS gives {sorted(set(spec.given) - {n for n, _ in names.loaded})}, which it never uses"
+    assert not set(spec.given) - names.loaded, \
+        f"{block.where}: PY_BLOCKS gives {sorted(set(spec.given) - names.loaded)}, which it never uses"
     # what each chexradi name refers to
     alias: dict[str, str] = {}
     for node in ast.walk(tree):
@@ -585,7 +585,7 @@ def _shell_folder(folder: Path) -> None:
 
 @pytest.mark.parametrize("document,start,subs", SHELL_RUNS, ids=[f"{d}:{s[:40]}" for d, s, _ in SHELL_RUNS])
 def test_shell_lines_run_on_a_fixture(document: str, start: str, subs, tmp_path: Path) -> None:
-    lines = [ln for b in blocks_of(document, "bash") for ln in shell_lines(b) if ln.startswith(start)]
+    lines = [ln for b in _blocks("bash", document=document) for ln in shell_lines(b) if ln.startswith(start)]
     assert len(lines) == 1, f"{document}: {len(lines)} shell lines start with {start!r}; update SHELL_RUNS"
     line = lines[0]
     for old, new in subs:
@@ -599,10 +599,6 @@ def test_shell_lines_run_on_a_fixture(document: str, start: str, subs, tmp_path:
     assert res.returncode == 0, f"{line}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
     if "--out" in words and "--validate" not in words:         # it wrote what it says it writes
         assert (tmp_path / words[words.index("--out") + 1]).exists(), line
-
-
-def blocks_of(document: str, lang: str) -> list[doc_blocks.Block]:
-    return [b for b in ALL if b.document == document and b.lang == lang]
 
 
 # ------------------------------------------------------------------------------------------------ yaml

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY_PHANTOM_SPEC
 
 pytestmark = pytest.mark.slow   # whole runs and subprocesses (make test-fast skips them)
 
@@ -45,7 +45,7 @@ def test_reproduce_tables_run_and_share_one_run(tmp_path: Path) -> None:
     from chexradi.loop import History
 
     run = tmp_path / "run"
-    common = ["--data", "phantom:n_train=20,n_val=10,n_test=10,size=64", "--rounds", "2", "--epochs", "1",
+    common = ["--data", TINY_PHANTOM_SPEC, "--rounds", "2", "--epochs", "1",
               "--jobs", "1", "--out", str(run)]
     auc = subprocess.run([sys.executable, str(REPO / "examples" / "reproduce_auc_table.py"), *common, "--json",
                           str(tmp_path / "auc.json")], capture_output=True, text=True, timeout=600)

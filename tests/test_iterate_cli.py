@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from chexradi.cli import cli
 from chexradi.loop import History
 from chexradi.nn import list_models
+from conftest import TINY_PHANTOM_SPEC
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]   # slow: whole runs (make test-fast skips)
 
-SPEC = "phantom:n_train=20,n_val=10,n_test=10,size=64"
+SPEC = TINY_PHANTOM_SPEC
 TINY = ["--data", SPEC, "--model", "resnet18_ta", "--epochs", "1", "--batch-size", "10", "--jobs", "1", "--quiet"]
 
 

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 import chexradi
 from chexradi.about import DEVELOPMENT_EXTRAS, requirements
 
-from conftest import REPO
+from conftest import REPO, TINY_PHANTOM_SPEC
 
 # What a user's copy of the sources does not need to build from: the environment, caches, outputs.
 _NOT_SOURCES = shutil.ignore_patterns(".venv*", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs",
@@ -191,7 +191,7 @@ def test_the_wheel_in_a_fresh_environment(fresh) -> None:
     rows = {r["Image"]: r for r in csv.DictReader(open(work / "labels.csv"))}
     assert rows["b"]["Cardiomegaly"] == "1" and rows["c"]["Normal"] == "1" and rows["a"]["Normal"] == "0"
     # a tiny loop: an image round, then a radiomics-guided round (worker processes import the installed package)
-    _run(venv, work, cli, "iterate", "--data", "phantom:n_train=20,n_val=10,n_test=10,size=64", "--model",
+    _run(venv, work, cli, "iterate", "--data", TINY_PHANTOM_SPEC, "--model",
          "resnet18_ta", "--epochs", "1", "--batch-size", "10", "--rounds", "2", "--jobs", "1", "--quiet",
          "--out", "loop")
     assert (work / "loop" / "round_1").is_dir() and (work / "loop" / "history.json").is_file()
