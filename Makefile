@@ -11,6 +11,7 @@
 #   make bench-reports  report labeler vs the IU X-ray human MeSH labels (P/R/F1, reports/s)
 #   make bench-shape    3-D shape: chexradi vs PyRadiomics on brain1, breast1 and CT-like lungs (ratios, parity)
 #   make bench-filters  filtered image types (LoG, wavelet) end to end, chexradi vs PyRadiomics (ratios, parity)
+#   make bench-voxel    voxel-based feature maps (kernelRadius 1, 2), chexradi vs PyRadiomics (ratios, parity)
 #   make parity regenerate docs/parity.md from a same-process comparison
 #   make ablation  the loop's arms (control, cam, truth, random, lungs) x 3 seeds on the phantom, compared with
 #                  control, tables into docs/loop-results.md (about an hour on 2 CPU cores)
@@ -26,7 +27,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.chexradi-installed
 PIP    := $(BIN)/python -m pip
 
-.PHONY: test test-fast docs dist demo bench bench-loop bench-scaling bench-memory bench-reports bench-shape bench-filters parity ablation ablation-large heatmap-study text-guidance text-branch report-table venv clean
+.PHONY: test test-fast docs dist demo bench bench-loop bench-scaling bench-memory bench-reports bench-shape bench-filters bench-voxel parity ablation ablation-large heatmap-study text-guidance text-branch report-table venv clean
 
 venv: $(STAMP)
 
@@ -78,6 +79,9 @@ bench-shape: $(STAMP)
 
 bench-filters: $(STAMP)
 	$(BIN)/python benchmarks/bench_filters.py
+
+bench-voxel: $(STAMP)
+	$(BIN)/python benchmarks/bench_voxel.py
 
 parity: $(STAMP)
 	$(BIN)/python benchmarks/parity_report.py --out docs/parity.md

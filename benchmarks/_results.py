@@ -23,3 +23,25 @@ def write_results(path: Path, payload: dict) -> None:
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(path)
     print(f"\nJSON: {path}")
+
+
+def maps_rel_diff(ours, ref) -> tuple[int, float]:
+    """(values compared, largest :func:`rel_diff`) of two SimpleITK feature maps, voxel by voxel; raises
+    ``AssertionError`` when their grids differ."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    if ours.GetSize() != ref.GetSize() or not np.allclose(ours.GetOrigin(), ref.GetOrigin()) \
+            or not np.allclose(ours.GetSpacing(), ref.GetSpacing()) \
+            or not np.allclose(ours.GetDirection(), ref.GetDirection()):
+        raise AssertionError(f"map grids differ: {ours.GetSize()} / {ref.GetSize()}, origin {ours.GetOrigin()} / "
+                             f"{ref.GetOrigin()}")
+    a = sitk.GetArrayFromImage(ours).ravel()
+    b = sitk.GetArrayFromImage(ref).ravel()
+    na, nb = np.isnan(a), np.isnan(b)
+    if np.any(na != nb):
+        return a.size, math.inf
+    d = np.abs(a - b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(na | (d <= 1e-9), 0.0, d / np.maximum(np.abs(a), np.abs(b)))
+    return a.size, float(r.max()) if r.size else 0.0

@@ -4,6 +4,7 @@ Public API (everything else is internal):
 
 - :func:`extract` — radiomics features of one (image, mask) case;
 - :class:`Extractor` — the same, reusable, with validated settings;
+- :func:`extract_feature_maps` — voxel-based feature maps of one case (PyRadiomics' ``voxelBased``);
 - :func:`load_settings` — settings from a dict, a YAML/JSON parameter file and keywords;
 - :func:`extract_batch` — many cases, in processes, resumable;
 - :func:`versions` — the package versions recorded in every output;
@@ -20,7 +21,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["extract", "Extractor", "load_settings", "extract_batch", "versions", "iterate", "History",
+__all__ = ["extract", "Extractor", "extract_feature_maps", "load_settings", "extract_batch", "versions", "iterate", "History",
            "plot_history", "compare", "Comparison", "__version__"]
 
 
@@ -29,7 +30,7 @@ def __dir__() -> list[str]:  # the lazy names too (tab completion, documentation
 
 
 def __getattr__(name: str) -> Any:  # lazy: keep `import chexradi` light
-    if name in ("extract", "Extractor", "versions"):
+    if name in ("extract", "Extractor", "extract_feature_maps", "versions"):
         from .radiomics import extractor
 
         return getattr(extractor, name)

@@ -569,6 +569,7 @@ SHELL_RUNS: list[tuple[str, str, tuple[tuple[str, str], ...]]] = [
     ("README.md", "chexradi extract --batch cases.csv --out features.csv --jobs 4 --param params.yaml",
      (("--jobs 4", "--jobs 1"),)),
     ("README.md", "chexradi extract --batch cases.csv --out features.csv --validate", ()),
+    ("README.md", "chexradi extract ct.nrrd lung.nrrd --maps maps/", (("ct.nrrd lung.nrrd", "image.nrrd mask.nrrd"),)),
     ("README.md", "chexradi label-reports reports.csv --text-col findings,impression --labels chexpert", ()),
     ("docs/data.md", "chexradi phantom --out phantom --n 400 --size 256", (("--n 400 --size 256", "--n 8 --size 64"),)),
 ]

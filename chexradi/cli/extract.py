@@ -67,6 +67,11 @@ def _infer_format(fmt: Optional[str], out: Optional[Path]) -> str:
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format. One case: name,value lines or a JSON object. Batch: one CSV row per case, or "
                    "JSON {metadata, records}. Default: json if --out ends in .json, else csv.")
+@click.option("--maps", "maps", type=click.Path(path_type=Path), metavar="DIR",
+              help="Voxel-based extraction (one case): write one NRRD feature map per feature into DIR "
+                   "(DIR/original_glcm_Contrast.nrrd, ...) and DIR/maps.meta.json. Kernel settings: kernelRadius "
+                   "(1), maskedKernel (true), initValue (0), voxelBatch (-1), as --setting or a voxelSetting "
+                   "section in --param. Shape classes are skipped.")
 @click.option("--validate", is_flag=True,
               help="Only load and check the inputs (files, labels, geometry, ROI size, NaN pixels) and the "
                    "settings; compute and write nothing.")
@@ -75,7 +80,8 @@ def _infer_format(fmt: Optional[str], out: Optional[Path]) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; batch summary only when a case failed.")
 def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], out: Optional[Path],
             param: Optional[Path], settings: dict[str, Any], label: Optional[int], engine: str, jobs: int,
-            scheduler: str, fmt: Optional[str], validate: bool, no_resume: bool, quiet: bool) -> None:
+            scheduler: str, fmt: Optional[str], maps: Optional[Path], validate: bool, no_resume: bool,
+            quiet: bool) -> None:
     """Radiomics features of one IMAGE and MASK, or of every case of a --batch CSV.
 
     Features are named <image>_<class>_<Feature> (original_glcm_Contrast; with filtered
@@ -91,6 +97,7 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
       chexradi extract --batch cases.csv --out features.csv --scheduler dask --jobs 8
       chexradi extract --batch cases.csv --out features.csv --scheduler dask:tcp://10.0.0.5:8786
       chexradi extract --batch cases.csv --validate
+      chexradi extract image.nrrd mask.nrrd --maps maps/ --setting kernelRadius:2
 
     \b
     cases.csv:
@@ -106,6 +113,10 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
     if cases is None and (image is None or mask is None):
         raise click.UsageError("give IMAGE and MASK (one case), or --batch CASES.csv."
                                if image is None else "missing argument MASK: give the mask of IMAGE.")
+    if maps is not None and cases is not None:
+        raise click.UsageError("--maps computes the feature maps of one case: give IMAGE MASK, not --batch.")
+    if maps is not None and (out is not None or fmt is not None):
+        raise click.UsageError("--maps writes NRRD maps into its folder; drop --out / --format.")
     if cases is not None and out is None and not validate:
         raise click.UsageError("--batch needs --out PATH (where the features are written), e.g. --out features.csv.")
     if label is not None:
@@ -119,7 +130,10 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
 
-    if cases is not None:
+    if maps is not None and not validate:
+        assert image is not None and mask is not None
+        _run_maps(ext, image, mask, folder=maps, quiet=quiet)
+    elif cases is not None:
         _run_batch(cases, ext, out=out, fmt=fmt, jobs=jobs, scheduler=scheduler, resume=not no_resume,
                    validate=validate, quiet=quiet)
     else:
@@ -171,6 +185,43 @@ def _run_single(ext: Any, image: Path, mask: Path, *, out: Optional[Path], fmt: 
     batch.write_meta(batch.meta_path(out_path), meta)
     if not quiet:
         click.echo(f"{len(features)} features written to {out_path} (metadata: {batch.meta_path(out_path)})", err=True)
+
+
+def _run_maps(ext: Any, image: Path, mask: Path, *, folder: Path, quiet: bool) -> None:
+    from ..radiomics import batch
+    from ..radiomics.extractor import versions
+    from ..radiomics.outputs import check_maps_folder, write_feature_maps
+
+    try:
+        folder = check_maps_folder(folder, name="--maps")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    t0 = time.perf_counter()
+    try:
+        maps = ext.feature_maps(image, mask)
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+        raise CaseFailed(str(exc)) from None
+    paths = write_feature_maps(maps, folder)
+    first = next(iter(maps.values()), None)
+    meta = {
+        "kind": "chexradi-feature-maps",
+        "image": str(Path(image).absolute()),
+        "mask": str(Path(mask).absolute()),
+        "folder": str(folder),
+        "engine": ext.engine,
+        "settings": ext.settings.to_params(),
+        "versions": versions(),
+        "maps": [p.name for p in paths],
+        "size": list(first.GetSize()) if first is not None else None,
+        "origin": list(first.GetOrigin()) if first is not None else None,
+        "spacing": list(first.GetSpacing()) if first is not None else None,
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+    batch.write_meta(folder / "maps.meta.json", meta)
+    if not quiet:
+        size = "x".join(str(v) for v in first.GetSize()) if first is not None else "-"
+        click.echo(f"{len(paths)} feature maps ({size} voxels each) written to {folder} "
+                   f"(metadata: {folder / 'maps.meta.json'})", err=True)
 
 
 def _run_batch(cases: Path, ext: Any, *, out: Optional[Path], fmt: str, jobs: int, scheduler: str, resume: bool,

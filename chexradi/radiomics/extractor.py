@@ -22,6 +22,10 @@ step by step so that both engines see the same voxels:
 
 ``engine="pyradiomics"`` runs steps 1 and 4's input checks here, then hands the
 same SimpleITK images to PyRadiomics' own ``execute()``.
+
+``Extractor(settings).feature_maps(image, mask)`` is PyRadiomics' ``execute(..., voxelBased=True)``: steps
+1-5, then one map per feature of the non-shape classes, on the ROI's box padded by ``kernelRadius``
+(:mod:`chexradi.radiomics.voxel`).
 """
 from __future__ import annotations
 
@@ -38,11 +42,12 @@ from . import imageio
 from .discretize import resegment_mask
 from .features import get_feature_module
 from .filters import NUMBA_IMAGE_TYPES, filtered_images
-from .preprocess import (Geometry, bounding_box, check_label, check_mask, crop_sitk, geometry_tolerance,
+from .preprocess import (Geometry, bounding_box, check_label, check_mask, crop_sitk, geometry_of, geometry_tolerance,
                          normalize_image, resample, roi_extent, roi_from_arrays, same_geometry)
 from .settings import Settings, SourceLike, feature_names, load_settings
+from .voxel import VOXEL_CLASSES, class_maps, padded_box
 
-__all__ = ["Extractor", "PreparedCase", "extract", "versions", "ENGINES"]
+__all__ = ["Extractor", "PreparedCase", "extract", "extract_feature_maps", "versions", "ENGINES"]
 
 logger = logging.getLogger("chexradi.radiomics")
 
@@ -76,13 +81,15 @@ class PreparedCase:
     ``image_arr`` (the pixels after steps 2-3, numpy order; may be read-only), the masks and box of the ROI,
     the image's dimensionality ``ndim`` and ``spacing`` (numpy order), and ``raw``: the loaded SimpleITK
     inputs before normalisation / resampling (what PyRadiomics starts from), None when the case was
-    prepared from plain NRRD arrays (:meth:`Extractor.prepare`).
+    prepared from plain NRRD arrays (:meth:`Extractor.prepare`); ``geometry``: the grid of ``image_arr``
+    (SimpleITK order), for feature maps.
     """
 
     def __init__(self, label: int, image_arr: np.ndarray, texture_mask: np.ndarray,
                  texture_box: tuple[slice, ...], shape_mask: np.ndarray, ndim: int, spacing: tuple[float, ...],
-                 raw: Optional[tuple[sitk.Image, sitk.Image]]) -> None:
+                 raw: Optional[tuple[sitk.Image, sitk.Image]], geometry: Optional[Geometry] = None) -> None:
         self.raw = raw
+        self.geometry = geometry
         self.label = label
         self.image_arr = image_arr
         self.texture_mask = texture_mask
@@ -189,10 +196,11 @@ class Extractor:
             raise ValueError(f"label={label} is invalid: labels are integers > 0.")
         plain = self._load_plain(image, mask, spacing=spacing, label=label)
         if plain is not None:
-            image_arr, roi, box, ndim, spacing_np = plain
+            image_arr, roi, box, ndim, spacing_np, geometry = plain
             raw = None
         else:
-            image_arr, roi, box, ndim, spacing_np, raw = self._load_general(image, mask, spacing=spacing, label=label)
+            image_arr, roi, box, ndim, spacing_np, raw, geometry = self._load_general(image, mask, spacing=spacing,
+                                                                                      label=label)
         values = image_arr[roi]
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             bad = int(np.count_nonzero(~np.isfinite(values)))
@@ -218,12 +226,12 @@ class Extractor:
                                  f"minimumROISize={s['minimumROISize']}; widen resegmentRange.")
             if s["resegmentShape"]:
                 shape_mask = texture_mask
-        return PreparedCase(label, image_arr, texture_mask, box, shape_mask, ndim, spacing_np, raw)
+        return PreparedCase(label, image_arr, texture_mask, box, shape_mask, ndim, spacing_np, raw, geometry)
 
     def _load_general(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
                       spacing: Optional[Sequence[float]], label: int):
         """Steps 1-4 on SimpleITK images, for any input and settings: (pixels, ROI, its box (numpy order),
-        ndim, spacing (numpy order), the images as loaded)."""
+        ndim, spacing (numpy order), the images as loaded, the pre-processed image's geometry)."""
         s = self.settings.values
         img = imageio.load_image(image, spacing=spacing)
         msk = imageio.load_mask(mask, spacing=spacing if isinstance(mask, np.ndarray) else None,
@@ -248,7 +256,7 @@ class Extractor:
         box = tuple(slice(int(a), int(a + n)) for a, n in zip(lo[::-1], size[::-1]))
         spacing_np = tuple(float(v) for v in reversed(img.GetSpacing()))
         return (sitk.GetArrayFromImage(img), sitk.GetArrayViewFromImage(msk) == label, box, img.GetDimension(),
-                spacing_np, raw)
+                spacing_np, raw, geometry_of(img))
 
     def _load_plain(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
                     spacing: Optional[Sequence[float]], label: int):
@@ -280,7 +288,8 @@ class Extractor:
         if problem is not None:
             return None
         box = tuple(slice(int(a), int(b) + 1) for a, b in zip(first, last))
-        return img.array, roi, box, img.array.ndim, tuple(float(v) for v in reversed(img.spacing))
+        return (img.array, roi, box, img.array.ndim, tuple(float(v) for v in reversed(img.spacing)),
+                _plain_geometry(img))
 
     def _check(self, img: sitk.Image, msk: sitk.Image, label: int, image_in: Any, mask_in: Any):
         s = self.settings.values
@@ -380,6 +389,82 @@ class Extractor:
         self.last_timings = timings
         return result
 
+    # ------------------------------------------------------------------ voxel-based
+    def feature_maps(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                     spacing: Optional[Sequence[float]] = None, label: Optional[int] = None) -> dict[str, sitk.Image]:
+        """Voxel-based feature maps of one case (PyRadiomics' ``execute(..., voxelBased=True)``).
+
+        One float64 SimpleITK image per feature of the non-shape classes, keyed as :meth:`execute`'s
+        features (``original_glcm_Contrast``); the grid is the pre-processed image cropped to the ROI's
+        bounding box padded by ``kernelRadius`` (clipped to the image); ROI voxels hold the feature of the
+        kernel around them, the others ``initValue``. Settings: ``kernelRadius``, ``maskedKernel``,
+        ``initValue``, ``voxelBatch`` (:mod:`chexradi.radiomics.voxel`). Shape classes are skipped, as in
+        PyRadiomics. Same inputs and errors as :meth:`execute`.
+        """
+        if not any(cls in VOXEL_CLASSES for cls in self.settings.feature_classes):
+            raise ValueError(f"no voxel-based feature class requested ({', '.join(self.settings.feature_classes)}); "
+                             f"feature maps exist for {', '.join(VOXEL_CLASSES)} (shape classes have none).")
+        case = self.prepare(image, mask, spacing=spacing, label=label)
+        if self.engine == "pyradiomics":
+            return self._maps_pyradiomics(case)
+        return self._maps_numba(case)
+
+    def _maps_numba(self, case: PreparedCase) -> dict[str, sitk.Image]:
+        s = self.settings.values
+        classes = [(cls, names) for cls, names, _ in self._class_list() if cls in VOXEL_CLASSES]
+        skipped = [cls for cls, _, _ in self._class_list() if cls not in VOXEL_CLASSES]
+        if skipped:
+            logger.info("feature maps: %s skipped (no voxel-based form)", ", ".join(skipped))
+        crop = padded_box(case.texture_box, case.image_arr.shape, int(s["kernelRadius"]))
+        shape = tuple(b.stop - b.start for b in crop)
+        init = float(s["initValue"])
+        t0 = time.perf_counter()
+        out: dict[str, sitk.Image] = {}
+        for image_type, args in self.settings.image_types.items():
+            for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args}):
+                got = class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
+                                 classes=classes, ndim=case.ndim)
+                for cls, cm in got.items():
+                    where = tuple(cm.centres.T) if case.ndim == 3 else tuple(cm.centres[:, 1:].T)
+                    for n, vals in cm.values.items():
+                        m = np.full(shape, init, dtype=np.float64)
+                        m[where] = vals
+                        out[f"{name}_{cls}_{n}"] = self._map_image(m, case, crop)
+        self.last_timings = {"total": time.perf_counter() - t0}
+        return out
+
+    @staticmethod
+    def _map_image(values: np.ndarray, case: PreparedCase, crop: tuple[slice, ...]) -> sitk.Image:
+        """``values`` (numpy order, the crop's shape) as a SimpleITK image on the crop's grid."""
+        img = sitk.GetImageFromArray(values)
+        g = case.geometry
+        if g is None:  # prepared without a grid: unit geometry with the case's spacing
+            img.SetSpacing(tuple(reversed(case.spacing)))
+            return img
+        dim = len(g.size)
+        direction = np.asarray(g.direction, dtype=np.float64).reshape(dim, dim)
+        start = np.array([b.start for b in reversed(crop)], dtype=np.float64)
+        origin = np.asarray(g.origin, dtype=np.float64) + direction @ (start * np.asarray(g.spacing, dtype=np.float64))
+        img.SetSpacing(tuple(g.spacing))
+        img.SetDirection(tuple(g.direction))
+        img.SetOrigin(tuple(float(v) for v in origin))
+        return img
+
+    def _maps_pyradiomics(self, case: PreparedCase) -> dict[str, sitk.Image]:
+        from radiomics import featureextractor
+
+        t0 = time.perf_counter()
+        ext = featureextractor.RadiomicsFeatureExtractor(**self.settings.pyradiomics_settings())
+        ext.disableAllFeatures()
+        ext.enableFeaturesByName(**{c: list(n) for c, n in self.settings.feature_classes.items()
+                                    if c in VOXEL_CLASSES})
+        ext.disableAllImageTypes()
+        ext.enableImageTypes(**self.settings.image_types)
+        image, mask = case.raw
+        out = ext.execute(image, mask, label=case.label, voxelBased=True)
+        self.last_timings = {"total": time.perf_counter() - t0}
+        return {k: v for k, v in out.items() if not k.startswith("diagnostics_")}
+
     def _execute_pyradiomics(self, case: PreparedCase) -> dict[str, float]:
         from radiomics import featureextractor
 
@@ -424,3 +509,18 @@ def extract(image: imageio.ImageLike, mask: imageio.ImageLike, *, spacing: Optio
         Invalid settings, unreadable input, mask/label/geometry problems.
     """
     return Extractor(params, engine=engine, **settings).execute(image, mask, spacing=spacing, label=label)
+
+
+def extract_feature_maps(image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                         spacing: Optional[Sequence[float]] = None, params: SourceLike = None, engine: str = "numba",
+                         label: Optional[int] = None, **settings: Any) -> dict[str, sitk.Image]:
+    """Voxel-based feature maps of one case: :meth:`Extractor.feature_maps` with :func:`extract`'s arguments.
+
+    ``kernelRadius`` (default 1), ``maskedKernel`` (True), ``initValue`` (0) and ``voxelBatch`` (-1) are
+    settings like any other (or a parameter file's ``voxelSetting`` section).
+
+    Returns
+    -------
+    dict mapping ``<image>_<class>_<Feature>`` to a float64 SimpleITK image.
+    """
+    return Extractor(params, engine=engine, **settings).feature_maps(image, mask, spacing=spacing, label=label)

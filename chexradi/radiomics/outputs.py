@@ -19,11 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from .._io import atomic_write
+from .._io import atomic_path, atomic_write, sync_folders
 from .cases import Case
 from .workers import Cells, split_cells
 
 __all__ = ["FORMATS", "META_SUFFIX", "check_output_path", "feature_columns", "jsonable_strict", "meta_path",
+           "check_maps_folder", "write_feature_maps",
            "write_csv", "write_json", "write_meta"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -172,3 +173,38 @@ def jsonable_strict(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
+
+
+def check_maps_folder(folder: PathLike, *, name: str = "maps") -> Path:
+    """Check that feature maps can be written into ``folder`` (created when missing); return it absolute.
+
+    Raises ``ValueError`` when ``folder`` is a file or cannot be created or written.
+    """
+    p = Path(folder).expanduser()
+    if not p.is_absolute():
+        p = Path.cwd() / p
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name}={folder} is a file; give a folder for the feature maps, e.g. {Path(folder).stem}_maps.")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the folder {name}={folder}: {exc.strerror or exc}; give a writable folder.") from None
+    if not os.access(p, os.W_OK):
+        raise ValueError(f"cannot write into {name}={folder}; give a writable folder.")
+    return p
+
+
+def write_feature_maps(maps: Mapping[str, Any], folder: PathLike) -> list[Path]:
+    """Write each SimpleITK feature map to ``folder/<feature>.nrrd`` (atomically: a map is either complete or
+    absent), then make them durable at once. Returns the paths, in the maps' order."""
+    import SimpleITK as sitk
+
+    folder = check_maps_folder(folder)
+    paths = []
+    for name, image in maps.items():
+        path = folder / f"{name}.nrrd"
+        with atomic_path(path, suffix=".tmp.nrrd", sync=False) as tmp:
+            sitk.WriteImage(image, str(tmp), True)
+        paths.append(path)
+    sync_folders([folder])
+    return paths

@@ -26,6 +26,7 @@ from ..names import IMAGE_TYPES
 __all__ = [
     "DEFAULTS",
     "FEATURE_CLASSES",
+    "VOXEL_SETTING_NAMES",
     "Settings",
     "load_settings",
 ]
@@ -66,7 +67,16 @@ DEFAULTS: dict[str, Any] = {
     "symmetricalGLCM": True,
     "weightingNorm": None,
     "gldm_a": 0,
+    # voxel-based feature maps (PyRadiomics' voxelSetting section; used by Extractor.feature_maps only)
+    "kernelRadius": 1,
+    "maskedKernel": True,
+    "initValue": 0.0,
+    "voxelBatch": -1,
 }
+
+#: The settings a parameter file may give in its ``voxelSetting`` section (PyRadiomics merges it into
+#: ``setting``).
+VOXEL_SETTING_NAMES: tuple[str, ...] = ("kernelRadius", "maskedKernel", "initValue", "voxelBatch")
 
 _WEIGHTING = (None, "manhattan", "euclidean", "infinity", "no_weighting")
 _RESEGMENT_MODES = ("absolute", "relative", "sigma")
@@ -166,6 +176,18 @@ def _v_interpolator(name: str, v: Any):
     return v
 
 
+def _v_init_value(name: str, v: Any) -> float:
+    _check(name, isinstance(v, (int, float)) and not isinstance(v, bool), "a number (NaN allowed)", v)
+    return float(v)
+
+
+def _v_voxel_batch(name: str, v: Any) -> int:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    _check(name, _is_int(v) and (v == -1 or v >= 1), "-1 (all ROI voxels in one batch) or an integer >= 1", v)
+    return int(v)
+
+
 def _v_voxel_shift(name: str, v: Any):
     _check(name, _is_num(v), "a number (PyRadiomics: an integer)", v)
     return int(v) if float(v).is_integer() else float(v)
@@ -198,6 +220,10 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "symmetricalGLCM": _v_bool,
     "weightingNorm": _v_choice(_WEIGHTING),
     "gldm_a": _v_int(0),
+    "kernelRadius": _v_int(1),
+    "maskedKernel": _v_bool,
+    "initValue": _v_init_value,
+    "voxelBatch": _v_voxel_batch,
 }
 
 assert set(_VALIDATORS) == set(DEFAULTS)
@@ -460,8 +486,15 @@ def load_settings(source: SourceLike = None, **overrides: Any) -> Settings:
         elif key == "imageType":
             image_types = value
         elif key == "voxelSetting":
-            raise ValueError(f"voxel-based extraction (voxelSetting, {where}) is not supported by chexradi; "
-                             "use PyRadiomics directly for feature maps.")
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ValueError(f"'voxelSetting' section ({where}) must be a mapping, got {value!r}.")
+            other = sorted(k for k in value if k not in VOXEL_SETTING_NAMES)
+            if other:
+                raise ValueError(f"'voxelSetting' section ({where}): unknown setting(s) {', '.join(map(repr, other))}; "
+                                 f"valid: {', '.join(VOXEL_SETTING_NAMES)}.")
+            flat.update(value)
         else:
             flat[key] = value
     for key, value in overrides.items():
@@ -476,7 +509,7 @@ def load_settings(source: SourceLike = None, **overrides: Any) -> Settings:
     if unknown:
         raise ValueError(
             f"unknown setting(s) {', '.join(map(repr, unknown))} ({where}); valid settings: "
-            + ", ".join(sorted(DEFAULTS)) + (f"; sections: {', '.join(sorted(sections - {'voxelSetting'}))}." ))
+            + ", ".join(sorted(DEFAULTS)) + f"; sections: {', '.join(sorted(sections))}.")
     values = copy.deepcopy(DEFAULTS)
     for key, value in flat.items():
         values[key] = (_VALIDATORS.get(key) or FILTER_SETTINGS[key])(key, value)

@@ -62,7 +62,7 @@ from ..kernels.angles import generate_angles
 from ..kernels.glcm import PLAIN_FEATURES, glcm_counts, glcm_plain_features, mcc_q
 from .base import ROI, nanmean, select_features
 
-__all__ = ["CLASS_NAME", "FEATURES", "compute", "matrices", "plane_axis", "probabilities"]
+__all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "plane_axis", "probabilities"]
 
 CLASS_NAME = "glcm"
 
@@ -111,7 +111,7 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     return counts, angles
 
 
-def _weights(angles: np.ndarray, spacing: Sequence[float], norm: str) -> np.ndarray:
+def angle_weights(angles: np.ndarray, spacing: Sequence[float], norm: str) -> np.ndarray:
     """PyRadiomics' GLCM distance weights :math:`e^{-\\|d\\|^2}` per angle."""
     spacing = np.asarray(spacing, dtype=np.float64)
     w = np.empty(len(angles))
@@ -158,7 +158,7 @@ def probabilities(roi: ROI) -> np.ndarray:
     if roi.settings.get("symmetricalGLCM", True):
         p += np.transpose(p, (0, 2, 1, 3)).copy()
     if norm is not None:
-        w = _weights(angles, roi.spacing, norm)
+        w = angle_weights(angles, roi.spacing, norm)
         p = np.sum(p * w[None, None, None, :], 3, keepdims=True)
     total = np.sum(p, (1, 2))
     if p.shape[3] > 1:

@@ -12,7 +12,7 @@ of absent gray levels and columns of absent dependence sizes are deleted. Let
 - :math:`p_d(j) = \sum_i P(i,j)`, :math:`p_g(i) = \sum_j P(i,j)`.
 
 The formulas are shared with GLSZM (``p_j = p_d``); each is in the docstring of its
-function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``_FUNCS``.
+function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``FUNCS``.
 
 ``GrayLevelNonUniformityNormalized`` and ``DependencePercentage`` are
 deprecated in PyRadiomics and *no value is calculated* for them there (the
@@ -29,7 +29,7 @@ from ..kernels.gldm import gldm_matrix
 from . import zones
 from .base import ROI, select_features
 
-__all__ = ["CLASS_NAME", "FEATURES", "compute", "matrix"]
+__all__ = ["CLASS_NAME", "FEATURES", "FUNCS", "compute", "matrix"]
 
 CLASS_NAME = "gldm"
 
@@ -60,7 +60,8 @@ def matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return roi._cache[key]
 
 
-_FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
+#: Feature name -> the function of :mod:`~chexradi.radiomics.features.zones` (or this module) that computes it.
+FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
     "SmallDependenceEmphasis": zones.small_emphasis,
     "LargeDependenceEmphasis": zones.large_emphasis,
     "GrayLevelNonUniformity": zones.gray_nonuniformity,
@@ -81,7 +82,7 @@ _FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
 _DEPRECATED = ("GrayLevelNonUniformityNormalized", "DependencePercentage")
 
 #: Feature name -> deprecated?
-FEATURES: dict[str, bool] = {**{name: False for name in _FUNCS}, **{name: True for name in _DEPRECATED}}
+FEATURES: dict[str, bool] = {**{name: False for name in FUNCS}, **{name: True for name in _DEPRECATED}}
 
 
 def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
@@ -96,7 +97,7 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         for an unknown feature name, a non-numeric ``gldm_a``, or an ROI whose
         bounding box admits no neighbour (PyRadiomics fails there too).
     """
-    wanted = select_features("GLDM", FEATURES, _FUNCS, names)
+    wanted = select_features("GLDM", FEATURES, FUNCS, names)
     if not wanted:
         return {}
-    return zones.evaluate(zones.Marginals(*matrix(roi)), _FUNCS, wanted)
+    return zones.evaluate(zones.Marginals(*matrix(roi)), FUNCS, wanted)

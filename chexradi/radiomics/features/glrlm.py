@@ -42,7 +42,7 @@ from ..kernels.glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
 from .base import ROI, nanmean, select_features
 from .glcm import plane_axis
 
-__all__ = ["CLASS_NAME", "FEATURES", "compute", "matrices", "run_matrix"]
+__all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "run_matrix"]
 
 CLASS_NAME = "glrlm"
 
@@ -72,7 +72,7 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     return counts, angles
 
 
-def _weights(angles: np.ndarray, spacing: Sequence[float], norm: str) -> np.ndarray:
+def angle_weights(angles: np.ndarray, spacing: Sequence[float], norm: str) -> np.ndarray:
     """PyRadiomics' GLRLM angle weights: the length of the scaled angle."""
     spacing = np.asarray(spacing, dtype=np.float64)
     w = np.empty(len(angles))
@@ -101,7 +101,7 @@ def run_matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     counts, angles = matrices(roi)
     p = counts[None]
     if norm is not None:
-        w = _weights(angles, roi.spacing, norm)
+        w = angle_weights(angles, roi.spacing, norm)
         p = np.sum(p * w[None, None, None, :], 3, keepdims=True)
     nr = np.sum(p, (1, 2))
     if p.shape[3] > 1:

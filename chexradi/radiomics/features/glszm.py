@@ -12,7 +12,7 @@ levels present and ``j`` over the zone sizes present. Let
 - :math:`p_s(j) = \sum_i P(i,j)`, :math:`p_g(i) = \sum_j P(i,j)`.
 
 The formulas are shared with GLDM (``p_j = p_s``); each is in the docstring of its
-function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``_FUNCS``.
+function in :mod:`~chexradi.radiomics.features.zones`, under the name mapped to it in ``FUNCS``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ..kernels.glszm import glszm_matrix
 from . import zones
 from .base import ROI, select_features
 
-__all__ = ["CLASS_NAME", "FEATURES", "compute", "matrix"]
+__all__ = ["CLASS_NAME", "FEATURES", "FUNCS", "compute", "matrix"]
 
 CLASS_NAME = "glszm"
 
@@ -46,7 +46,8 @@ def _zone_percentage(c: zones.Marginals) -> float:
     return c.Nz / (npix if npix != 0 else 1.0)
 
 
-_FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
+#: Feature name -> the function of :mod:`~chexradi.radiomics.features.zones` (or this module) that computes it.
+FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
     "SmallAreaEmphasis": zones.small_emphasis,
     "LargeAreaEmphasis": zones.large_emphasis,
     "GrayLevelNonUniformity": zones.gray_nonuniformity,
@@ -66,7 +67,7 @@ _FUNCS: dict[str, Callable[[zones.Marginals], float]] = {
 }
 
 #: Feature name -> deprecated? (GLSZM has no deprecated feature.)
-FEATURES: dict[str, bool] = {name: False for name in _FUNCS}
+FEATURES: dict[str, bool] = {name: False for name in FUNCS}
 
 
 def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
@@ -78,7 +79,7 @@ def compute(roi: ROI, names: Sequence[str]) -> dict[str, float]:
         for an unknown feature name, or an ROI whose bounding box admits no
         neighbour (PyRadiomics fails there too).
     """
-    wanted = select_features("GLSZM", FEATURES, _FUNCS, names)
+    wanted = select_features("GLSZM", FEATURES, FUNCS, names)
     if not wanted:
         return {}
-    return zones.evaluate(zones.Marginals(*matrix(roi)), _FUNCS, wanted)
+    return zones.evaluate(zones.Marginals(*matrix(roi)), FUNCS, wanted)
