@@ -175,7 +175,7 @@ def main() -> None:
 
     # filtered image types (imageType): every type the numba engine computes, 2-D and 3-D, and brain1
     types = {"LoG": {"sigma": [1.0, 2.5]}, "Wavelet": {}, "Square": {}, "SquareRoot": {}, "Logarithm": {},
-             "Exponential": {}, "Gradient": {}, "LBP2D": {}}
+             "Exponential": {}, "Gradient": {}, "LBP2D": {}, "LBP3D": {"binWidth": 0.5}}
     for ndim in (2, 3):
         img, msk = random_image("blob", ndim, 4)
         ours, ref = run(img, msk, imageType=types, minimumROIDimensions=1, featureClass={})

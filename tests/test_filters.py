@@ -88,10 +88,84 @@ def test_log_skips_images_smaller_than_4_voxels_and_sigmas_not_above_0():
         "log-sigma-1-5-mm-3D"]
 
 
-def test_lbp3d_is_refused_by_the_numba_engine():
-    assert "LBP3D" not in NUMBA_IMAGE_TYPES
-    with pytest.raises(ValueError, match=r"imageType LBP3D is not computed by the numba engine .*engine='pyradiomics'"):
-        Extractor(imageType={"LBP3D": {}})
+def test_the_numba_engine_computes_every_image_type():
+    from chexradi.names import IMAGE_TYPES
+
+    assert set(NUMBA_IMAGE_TYPES) == set(IMAGE_TYPES)
+    Extractor(imageType={t: ({"sigma": [1.0]} if t == "LoG" else {}) for t in IMAGE_TYPES})  # none refused
+
+
+LBP3D_SETTINGS = [{}, {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 1.5, "lbp3DIcosphereSubdivision": 2}]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int16])
+@pytest.mark.parametrize("settings", LBP3D_SETTINGS, ids=["defaults", "3 levels, radius 1.5, 2 subdivisions"])
+def test_lbp3d_images_and_features_equal_pyradiomics(settings, dtype):
+    """PyRadiomics' getLBP3DImage (its SciPy sph_harm restored by chexradi.radiomics.reference) against
+    chexradi's LBP3D: the images at the ROI voxels, then every feature of every image."""
+    pytest.importorskip("trimesh")
+    import SimpleITK as sitk
+    from radiomics import imageoperations
+
+    from chexradi.radiomics.reference import require_pyradiomics
+
+    require_pyradiomics()
+    image, mask, spacing = random_case("blob", 15, 3, size=18)
+    image = image.astype(dtype)
+    ref = list(imageoperations.getLBP3DImage(sitk.GetImageFromArray(image),
+                                             sitk.GetImageFromArray(mask.astype(np.uint8)), **settings))
+    ours = list(filtered_images(image, spacing, "LBP3D", settings, mask=mask))
+    assert [n for _, n, _ in ours] == [n for _, n, _ in ref] == [
+        *(f"lbp-3D-m{k + 1}" for k in range(settings.get("lbp3DLevels", 2))), "lbp-3D-k"]
+    for (a, _, _), (b, _, _) in zip(ours, ref):  # the same calls in the same order: the same bits
+        np.testing.assert_array_equal(a[mask], sitk.GetArrayFromImage(b)[mask])
+    _parity(image, mask, spacing, imageType={"LBP3D": settings}, binWidth=0.5)
+
+
+def test_legacy_sph_harm_is_the_spherical_harmonic_pyradiomics_asks_for():
+    """scipy's removed sph_harm(m, n, azimuth, polar), rebuilt from lpmv and poch (both engines' LBP3D use it),
+    checked against closed forms; its successor sph_harm_y agrees to ~1e-14 for the angles PyRadiomics passes
+    (its 'polar' angle in [-pi, pi])."""
+    from scipy.special import sph_harm_y
+
+    from chexradi.radiomics.reference import legacy_sph_harm
+
+    rng = np.random.default_rng(0)
+    az, pol = rng.uniform(-np.pi, np.pi, 200), rng.uniform(0, np.pi, 200)
+    closed = {(0, 0): 0.5 / np.sqrt(np.pi) + 0 * az, (0, 1): np.sqrt(3 / 4 / np.pi) * np.cos(pol),
+              (1, 1): -np.sqrt(3 / 8 / np.pi) * np.sin(pol) * np.exp(1j * az),
+              (-1, 1): np.sqrt(3 / 8 / np.pi) * np.sin(pol) * np.exp(-1j * az),
+              (-2, 2): 0.25 * np.sqrt(15 / 2 / np.pi) * np.sin(pol) ** 2 * np.exp(-2j * az),
+              (0, 2): 0.25 * np.sqrt(5 / np.pi) * (3 * np.cos(pol) ** 2 - 1)}
+    for (m, n), want in closed.items():
+        np.testing.assert_allclose(legacy_sph_harm(m, n, az, pol), want, rtol=1e-12, atol=1e-13)
+    pol = rng.uniform(-np.pi, np.pi, 200)
+    for n in range(4):
+        for m in range(-n, n + 1):
+            np.testing.assert_allclose(sph_harm_y(n, m, pol, az), legacy_sph_harm(m, n, az, pol), rtol=1e-12,
+                                       atol=1e-13)
+
+
+def test_lbp3d_edge_cases(monkeypatch, caplog):
+    pytest.importorskip("trimesh")
+    image, mask, spacing = random_case("blob", 16, 3, size=12)
+    # one degree: PyRadiomics fails (its harmonics array stays 1-D); chexradi yields the degree and the kurtosis
+    assert [n for _, n, _ in filtered_images(image, spacing, "LBP3D", {"lbp3DLevels": 1}, mask=mask)] == [
+        "lbp-3D-m1", "lbp-3D-k"]
+    # a 2-D image gives no LBP3D image, with a warning, as in PyRadiomics
+    image2, mask2, spacing2 = random_case("blob", 16, 2)
+    with caplog.at_level("WARNING", logger="chexradi.radiomics.filters"):
+        assert list(filtered_images(image2, spacing2, "LBP3D", {}, mask=mask2)) == []
+    assert "LBP3D needs a 3-D image" in caplog.text
+    with pytest.raises(ValueError, match="needs the ROI mask"):
+        list(filtered_images(image, spacing, "LBP3D", {}))
+    # without trimesh, the error names the extra
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trimesh", None)
+    monkeypatch.setitem(sys.modules, "trimesh.creation", None)
+    with pytest.raises(ImportError, match=r'pip install "chexradi\[lbp3d\]"'):
+        list(filtered_images(image, spacing, "LBP3D", {}, mask=mask))
 
 
 def test_cli_extract_takes_a_parameter_file_with_image_types(tmp_path):

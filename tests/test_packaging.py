@@ -33,7 +33,7 @@ from conftest import REPO, TINY_PHANTOM_SPEC
 _NOT_SOURCES = shutil.ignore_patterns(".venv*", ".git", "build", "dist", "*.egg-info", "__pycache__", "runs",
                                       "demo-output", ".pytest_cache", ".hypothesis", "_build", "*.nbi", "*.nbc")
 #: The extras a user installs.
-_USER_EXTRAS = ("pyradiomics", "demo", "plot", "dask", "text", "reportgen")
+_USER_EXTRAS = ("pyradiomics", "demo", "plot", "dask", "text", "reportgen", "lbp3d")
 _BERT = ("import transformers as t; c = t.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, "
          "num_attention_heads=2, intermediate_size=16); t.BertModel(c).save_pretrained('bert'); "
          "open('bert/vocab.txt', 'w').write(chr(10).join(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'heart'])); "
@@ -53,6 +53,11 @@ _EXTRA_USES = {
     "reportgen": (["python", "-c", "from chexradi.metrics import text_scores; s = text_scores(['the heart is normal'] "
                    "* 2, ['the heart is normal', 'the lungs are clear'], meteor=False); assert s['BLEU_1'] > 0.4"],
                   None),
+    "lbp3d": (["python", "-c", "import numpy as np; from chexradi.radiomics.extractor import Extractor; "
+               "m = np.zeros((6, 12, 12), bool); m[1:5, 2:10, 2:10] = True; e = Extractor(imageType={'LBP3D': {}}, "
+               "binWidth=1, featureClass={'firstorder': ['Mean']}); "
+               "assert 'lbp-3D-k_firstorder_Mean' in e.execute(np.random.default_rng(0).normal(size=(6, 12, 12)), m)"],
+              None),
     "demo": (None, ["python", "-c", "from pydicom.data import get_testdata_file as g; assert g('RG1_UNCR.dcm'); "
                     "import matplotlib"]),
 }

@@ -183,6 +183,15 @@ def test_maps_of_filtered_images_equal_pyradiomics():
 
 
 @pytest.mark.slow
+def test_maps_of_lbp3d_images_equal_pyradiomics():
+    pytest.importorskip("trimesh")
+    image, mask, spacing = random_case("blob", 16, 3, size=15)
+    maps = _parity(*_images(image, mask, spacing), binWidth=0.5, imageType={"LBP3D": {}},
+                   featureClass={"firstorder": ["Mean"], "glcm": ["Contrast"], "glszm": []})
+    assert {k.split("_")[0] for k in maps} == {"lbp-3D-m1", "lbp-3D-m2", "lbp-3D-k"}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [{}, {"force2D": True}, {"kernelRadius": 3, "maskedKernel": False}],
                          ids=["default", "force2D", "radius 3 unmasked"])
 def test_2d_texture_maps_equal_pyradiomics(settings):

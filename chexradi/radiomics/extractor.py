@@ -371,7 +371,7 @@ class Extractor:
             # each with the general settings updated by its own), each image cropped to the ROI's box
             for image_type, args in self.settings.image_types.items():
                 t0 = time.perf_counter()
-                images = filtered_images(case.image_arr, spacing, image_type, {**s, **args})
+                images = filtered_images(case.image_arr, spacing, image_type, {**s, **args}, mask=case.texture_mask)
                 for arr, name, kw in images:
                     if image_type != "Original":
                         timings["filters"] = timings.get("filters", 0.0) + time.perf_counter() - t0
@@ -421,7 +421,8 @@ class Extractor:
         t0 = time.perf_counter()
         out: dict[str, sitk.Image] = {}
         for image_type, args in self.settings.image_types.items():
-            for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args}):
+            for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args},
+                                                 mask=case.texture_mask):
                 got = class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
                                  classes=classes, ndim=case.ndim)
                 for cls, cm in got.items():

@@ -25,27 +25,35 @@ Exponential  ``exp(x log(max|x|) / max|x|)``
 Gradient     SimpleITK ``GradientMagnitudeImageFilter`` (``gradientUseSpacing``, default True)
 LBP2D        scikit-image ``local_binary_pattern`` (``lbp2DRadius`` 1, ``lbp2DSamples`` 8,
              ``lbp2DMethod`` uniform), per slice along ``force2Ddimension`` for 3-D images
+LBP3D        rotation-invariant 3-D LBP from spherical harmonics (Banerjee et al. 2013) at the ROI
+             voxels: the image sampled on trimesh's icosphere (``lbp3DIcosphereRadius`` 1,
+             ``lbp3DIcosphereSubdivision`` 1) around each voxel by SciPy's cubic
+             ``map_coordinates``, thresholded at the voxel, projected on the spherical harmonics
+             of ``lbp3DLevels`` (2) degrees: one image per degree (``lbp-3D-m1``, ...) and the
+             samples' kurtosis (``lbp-3D-k``); 3-D images only (a 2-D image gives none, with a
+             warning, as in PyRadiomics); needs ``trimesh`` (``pip install "chexradi[lbp3d]"``)
 ===========  ===============================================================================
 
-LBP3D (spherical-harmonics local binary patterns) is not implemented here; the numba engine
-refuses it and names ``engine="pyradiomics"``.
+Every generator also receives the ROI mask (LBP3D is computed at the ROI voxels only; the others
+ignore it).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .reference import to_sitk
+from ..about import install_hint
+from .reference import legacy_sph_harm, to_sitk
 
 __all__ = ["NUMBA_IMAGE_TYPES", "filtered_images"]
 
 logger = logging.getLogger("chexradi.radiomics.filters")
 
-#: The image types the numba engine computes (all of PyRadiomics' but LBP3D).
+#: The image types the numba engine computes (all of PyRadiomics').
 NUMBA_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm", "Exponential", "Gradient",
-                     "LBP2D")
+                     "LBP2D", "LBP3D")
 
 Filtered = Iterator[tuple[np.ndarray, str, dict]]
 
@@ -169,17 +177,74 @@ def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
     yield arr, "lbp-2D", kw
 
 
+def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, mask: Optional[np.ndarray]) -> Filtered:
+    if image.ndim != 3:
+        logger.warning("LBP3D needs a 3-D image, got %d-D: no lbp-3D image (as in PyRadiomics)", image.ndim)
+        return
+    if mask is None:
+        raise ValueError("LBP3D is computed at the ROI voxels: filtered_images needs the ROI mask (mask=...).")
+    try:
+        from trimesh.creation import icosphere
+    except ImportError:
+        raise ImportError("imageType LBP3D samples each voxel's neighbourhood on trimesh's icosphere, as PyRadiomics "
+                          f"does: {install_hint('lbp3d')}.") from None
+    from scipy.ndimage import map_coordinates
+    from scipy.stats import kurtosis
+
+    if kw.get("force2D", False):
+        logger.warning("LBP3D is computed in 3-D but the features are extracted in 2-D (force2D); use with caution")
+    levels = int(kw.get("lbp3DLevels", 2))
+    radius = kw.get("lbp3DIcosphereRadius", 1)
+    vertices = np.array(icosphere(kw.get("lbp3DIcosphereSubdivision", 1), radius).vertices)  # (Nv, 3)
+    theta = np.arccos(np.true_divide(vertices[:, 2], radius))
+    phi = np.arctan2(vertices[:, 1], vertices[:, 0])
+    # SciPy's sph_harm(m, n, theta, phi) as PyRadiomics calls it (theta in the azimuth's place); SciPy 1.17
+    # removed it, so it is built as SciPy built it (sph_harm_y agrees to about 1e-14, enough to move a value
+    # across a percentile that RobustMeanAbsoluteDeviation tests)
+    harmonics = [legacy_sph_harm(0, 0, theta, phi)]
+    degree = [0]
+    for n in range(1, levels):
+        for m in range(-n, n + 1):
+            degree.append(n)
+            harmonics.append(legacy_sph_harm(m, n, theta, phi))
+    Y = np.column_stack(harmonics)  # (Nv, harmonics)
+    n_ix = np.array(degree)
+    roi = np.where(mask)
+    coords = np.array(roi).T[None, :, :] + vertices[:, None, :]  # (Nv, Np, 3)
+    # cubic samples on the sphere, in the image's own pixel type (an integer image gives integer samples)
+    f = map_coordinates(image, coords.T, order=3)  # (Np, Nv)
+    k = kurtosis(f, axis=1)
+    f = np.greater_equal(f, image[roi][:, None]).astype(int)
+    c = np.multiply(f[:, :, None], Y[None, :, :]).sum(axis=1)  # (Np, harmonics)
+    g = np.multiply(c[:, None, n_ix == 0], Y[None, :, n_ix == 0])
+    for n in range(1, levels):
+        g = np.concatenate((g, np.sum(np.multiply(c[:, None, n_ix == n], Y[None, :, n_ix == n]), axis=2,
+                                      keepdims=True)), axis=2)  # (Np, Nv, levels)
+    g = np.real(np.sqrt(np.sum(g ** 2, axis=1)))  # (Np, levels)
+    # PyRadiomics leaves the voxels outside the ROI uninitialised; they are 0 here (no feature reads them)
+    out = np.zeros(image.shape)
+    for level in range(levels):
+        out[roi] = g[:, level]
+        yield out.copy(), f"lbp-3D-m{level + 1}", kw
+    out[roi] = np.real(k)
+    yield out, "lbp-3D-k", kw
+
+
 _GENERATORS = {"Original": _original, "LoG": _log, "Wavelet": _wavelet, "Square": _square,
                "SquareRoot": _square_root, "Logarithm": _logarithm, "Exponential": _exponential,
                "Gradient": _gradient, "LBP2D": _lbp2d}
 
 
-def filtered_images(image: np.ndarray, spacing: Sequence[float], image_type: str, settings: dict[str, Any]) -> Filtered:
+def filtered_images(image: np.ndarray, spacing: Sequence[float], image_type: str, settings: dict[str, Any], *,
+                    mask: Optional[np.ndarray] = None) -> Filtered:
     """The images of one image type: ``(array in numpy order, name, settings)`` per image, in PyRadiomics' order.
 
     ``settings`` are the general settings updated with the image type's own (as PyRadiomics merges
-    them); they are yielded back with each image, for its feature classes.
+    them); they are yielded back with each image, for its feature classes. ``mask``: the ROI (bool, the
+    image's shape), which LBP3D needs.
     """
+    if image_type == "LBP3D":
+        return _lbp3d(image, spacing, dict(settings), mask)
     if image_type not in _GENERATORS:
         raise ValueError(f"image type {image_type!r} is not computed by the numba engine (it computes "
                          f"{', '.join(NUMBA_IMAGE_TYPES)}); use engine='pyradiomics'.")

@@ -12,7 +12,27 @@ import numpy as np
 
 from ..about import install_hint
 
-__all__ = ["require_pyradiomics", "to_sitk", "run_feature_class"]
+__all__ = ["require_pyradiomics", "to_sitk", "run_feature_class", "legacy_sph_harm"]
+
+
+def legacy_sph_harm(m: int, n: int, theta: Any, phi: Any) -> np.ndarray:
+    """SciPy's ``sph_harm(m, n, theta, phi)`` as it was until SciPy 1.17 removed it: ``theta`` the azimuth,
+    ``phi`` the polar angle, the Condon-Shortley phase, built as SciPy built it from ``lpmv`` and ``poch``.
+
+    PyRadiomics' LBP3D filter imports it; :func:`require_pyradiomics` puts it back into
+    ``scipy.special`` where it is missing, so that ``engine="pyradiomics"`` computes LBP3D (PyRadiomics
+    otherwise logs a warning and yields no LBP3D image).
+    """
+    from scipy.special import lpmv, poch
+
+    x = np.cos(np.asarray(phi, dtype=np.float64))
+    mp = abs(int(m))
+    val = lpmv(mp, n, x).astype(np.complex128)
+    if m < 0:
+        val = val * ((-1) ** mp * poch(n + mp + 1, -2 * mp))
+    val = val * np.sqrt((2 * n + 1) / 4.0 / np.pi)
+    val = val * np.sqrt(poch(n + m + 1, -2 * m))
+    return val * np.exp(1j * m * np.asarray(theta, dtype=np.float64))
 
 
 def require_pyradiomics():
@@ -25,6 +45,10 @@ def require_pyradiomics():
             f"engine='pyradiomics' needs PyRadiomics: {install_hint('pyradiomics')} "
             "(or pip install pyradiomics-bhklab)."
         ) from exc
+    import scipy.special
+
+    if not hasattr(scipy.special, "sph_harm"):  # SciPy >= 1.17; PyRadiomics' LBP3D imports it
+        scipy.special.sph_harm = legacy_sph_harm
     # PyRadiomics logs every step at INFO on its own logger; keep it at WARNING unless the user changed it.
     rlog = logging.getLogger("radiomics")
     if rlog.level == logging.NOTSET or rlog.level < logging.WARNING:

@@ -249,7 +249,7 @@ class Settings:
         every non-deprecated feature of the class.
     image_types : dict
         PyRadiomics ``imageType`` section (validated: known types, their own settings); the
-        numba engine computes every type but LBP3D (:mod:`chexradi.radiomics.filters`).
+        numba engine computes every type (:mod:`chexradi.radiomics.filters`).
     explicit : tuple of str
         The names the user set (for provenance and for PyRadiomics).
     """

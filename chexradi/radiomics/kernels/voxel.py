@@ -457,6 +457,23 @@ def glcm_voxel_probabilities(binned, mask, centre, r, collapse, angles, lut, n_l
     return _glcm_normalised(glcm_counts(kb, km, angles, lut, n_levels), symmetric, weights)
 
 
+@numba.njit(cache=True, nogil=True)
+def _marginals(p, a, px, py):
+    """``px[i] = sum_j p[i, j, a]`` and ``py[j] = sum_i p[i, j, a]``, each summed in index order (numpy's order
+    for PyRadiomics' ``P.sum(2)`` / ``P.sum(1)``)."""
+    n = p.shape[0]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += p[i, j, a]
+        px[i] = s
+    for j in range(n):
+        s = 0.0
+        for i in range(n):
+            s += p[i, j, a]
+        py[j] = s
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _glcm_extra(p, levels, eps, out_row, ux_row):
     """ClusterShade, Correlation, JointEntropy, Imc1, Imc2 per angle (``out_row`` ``(5, Na)``), and the
@@ -472,16 +489,7 @@ def _glcm_extra(p, levels, eps, out_row, ux_row):
             for j in range(n):
                 ux += levels[i] * p[i, j, a]
                 uy += levels[j] * p[i, j, a]
-        for i in range(n):
-            s = 0.0
-            for j in range(n):
-                s += p[i, j, a]
-            px[i] = s
-        for j in range(n):
-            s = 0.0
-            for i in range(n):
-                s += p[i, j, a]
-            py[j] = s
+        _marginals(p, a, px, py)
         shade = 0.0
         vx = 0.0
         vy = 0.0
@@ -661,16 +669,7 @@ def _mcc(p, n_levels, eps):
     for a in range(na):
         if np.isnan(p[0, 0, a]):
             continue
-        for i in range(n):
-            s = 0.0
-            for j in range(n):
-                s += p[i, j, a]
-            px[i] = s
-        for j in range(n):
-            s = 0.0
-            for i in range(n):
-                s += p[i, j, a]
-            py[j] = s
+        _marginals(p, a, px, py)
         m = 0
         for i in range(n):
             if px[i] > 0:
