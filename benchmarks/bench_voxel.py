@@ -34,7 +34,8 @@ sys.path.insert(0, str(HERE))
 import _cases  # noqa: E402
 from _results import maps_rel_diff, write_results  # noqa: E402
 
-CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+from chexradi.radiomics.voxel import VOXEL_CLASSES  # noqa: E402
+
 
 
 def _timed(ext, image, mask, repeat):
@@ -58,7 +59,8 @@ img = sitk.GetImageFromArray(image); img.SetSpacing(tuple(reversed(spacing)))
 msk = sitk.GetImageFromArray(mask.astype(np.uint8)); msk.CopyInformation(img)
 ext = Extractor(kernelRadius=1)
 warm_image, warm_mask, _ = _cases.ct_lung(2, size=64)  # loads the compiled kernels before the baseline
-Extractor(kernelRadius=1).feature_maps(sitk.GetImageFromArray(warm_image), sitk.GetImageFromArray(warm_mask.astype(np.uint8)))
+Extractor(kernelRadius=1).feature_maps(sitk.GetImageFromArray(warm_image),
+                                      sitk.GetImageFromArray(warm_mask.astype(np.uint8)))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 maps = ext.feature_maps(img, msk)
@@ -110,13 +112,13 @@ def main() -> int:
     cases.append(("CT-like lung 128 x 128 x 3", img, msk))
     rows = []
     print(f"voxel-based feature maps, one core, median of {args.repeat}; seconds per class (chexradi / PyRadiomics)")
-    head = "".join(f"{c:>16}" for c in CLASSES)
+    head = "".join(f"{c:>16}" for c in VOXEL_CLASSES)
     print(f"{'case':<30}{'r':>3}{'voxels':>8}{head}{'total':>18}{'ratio':>7}")
     for name, image, mask in cases:
         voxels = int((sitk.GetArrayFromImage(mask) == 1).sum())
         for radius in (1, 2):
             per = {}
-            for cls in CLASSES:
+            for cls in VOXEL_CLASSES:
                 kw = {"kernelRadius": radius, "featureClass": {cls: []}}
                 ours = Extractor(**kw)
                 ref = Extractor(engine="pyradiomics", **kw)
@@ -135,9 +137,9 @@ def main() -> int:
                             "largest_rel_diff": worst}
             to = sum(v["chexradi_s"] for v in per.values())
             tr = sum(v["pyradiomics_s"] for v in per.values())
-            cells = "".join(f"{per[c]['chexradi_s']:>7.3f}/{per[c]['pyradiomics_s']:<8.3f}" for c in CLASSES)
+            cells = "".join(f"{per[c]['chexradi_s']:>7.3f}/{per[c]['pyradiomics_s']:<8.3f}" for c in VOXEL_CLASSES)
             print(f"{name:<30}{radius:>3}{voxels:>8}{cells}{to:>8.3f}/{tr:<9.3f}{tr / to:>7.1f}", flush=True)
-            print(f"{'':<41}" + "".join(f"{per[c]['ratio']:>15.1f}x" for c in CLASSES))
+            print(f"{'':<41}" + "".join(f"{per[c]['ratio']:>15.1f}x" for c in VOXEL_CLASSES))
             rows.append({"case": name, "kernelRadius": radius, "roi_voxels": voxels, "classes": per,
                          "chexradi_s": to, "pyradiomics_s": tr, "ratio": tr / to})
     large = None

@@ -22,6 +22,7 @@ import _cases  # noqa: E402
 from _results import maps_rel_diff, rel_diff  # noqa: E402
 
 from chexradi.radiomics.extractor import Extractor, versions  # noqa: E402
+from chexradi.radiomics.voxel import VOXEL_CLASSES  # noqa: E402
 from chexradi.radiomics.reference import (baseline_columns, baseline_inputs, baseline_settings,  # noqa: E402
                                           read_baseline)
 
@@ -37,9 +38,6 @@ def compare(ours: dict, ref: dict) -> dict[str, tuple[int, float]]:
         n, worst = out.get(cls, (0, 0.0))
         out[cls] = (n + 1, max(worst, rel_diff(ours[k], v)))
     return out
-
-
-VOXEL_CLASSES = ["firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]
 
 
 def compare_maps(ours: dict, ref: dict) -> dict[str, tuple[int, float]]:
@@ -219,9 +217,10 @@ def main() -> None:
         "## Voxel-based feature maps",
         "",
         "`Extractor.feature_maps` against PyRadiomics' `execute(..., voxelBased=True)`, same process, same",
-        "images; each cell is *map values compared (voxels x maps) / largest relative difference*, every",
-        "map's grid (size, origin, spacing, direction) equal and NaN where NaN. binWidth 20 on the random",
-        "cases, PyRadiomics' defaults on brain1.",
+        "images; each cell is *map values compared / largest relative difference*, every map's grid (size,",
+        "origin, spacing, direction) equal and NaN where NaN. The values are every voxel of every map's grid (the",
+        "ROI's box padded by kernelRadius); the voxels outside the ROI hold initValue on both sides, e.g. 87 % of",
+        "brain1's with kernelRadius 1. binWidth 20 on the random cases, PyRadiomics' defaults on brain1.",
         "",
         f"**{vtotal} map values compared over {len(vrows)} cases; largest relative difference {vworst:.1e}.**",
         "",

@@ -21,7 +21,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["extract", "Extractor", "extract_feature_maps", "load_settings", "extract_batch", "versions", "iterate", "History",
+__all__ = ["extract", "Extractor", "extract_feature_maps", "load_settings", "extract_batch", "versions", "iterate",
+           "History",
            "plot_history", "compare", "Comparison", "__version__"]
 
 

@@ -98,7 +98,7 @@ def test_second_largest_eigenvalue_of_symmetric_matrices():
     ("voxelBatch", 0, "-1 (all ROI voxels in one batch) or an integer >= 1"),
     ("voxelBatch", -2, "-1 (all ROI voxels in one batch) or an integer >= 1"),
     ("maskedKernel", "yes", "true or false"),
-    ("initValue", "zero", "a number (NaN allowed)"),
+    ("initValue", "zero", "a number (NaN allowed: nan or .nan)"),
 ])
 def test_bad_voxel_settings_are_refused_with_what_is_valid(name, value, expected):
     with pytest.raises(ValueError) as err:
@@ -113,6 +113,7 @@ def test_voxel_setting_section_of_a_parameter_file(tmp_path):
     assert (s["kernelRadius"], s["maskedKernel"], s["voxelBatch"], s["binWidth"]) == (2, False, 500, 10)
     assert np.isnan(s["initValue"])
     assert load_settings()["kernelRadius"] == 1 and load_settings()["initValue"] == 0.0
+    assert np.isnan(load_settings(initValue="nan")["initValue"]) and load_settings(initValue="-inf")["initValue"] < 0
     bad = write_file(tmp_path, "voxelSetting:\n  kernelRadiuss: 2\n", "bad.yaml")
     with pytest.raises(ValueError, match="unknown setting.*'kernelRadiuss'.*valid: kernelRadius, maskedKernel, "
                                          "initValue, voxelBatch"):
@@ -197,6 +198,64 @@ def test_maps_of_lbp3d_images_equal_pyradiomics():
 def test_2d_texture_maps_equal_pyradiomics(settings):
     image, mask, spacing = random_case("blob", 7, 2, size=20)
     _parity(*_images(np.round(image / 12) * 12, mask, spacing), binWidth=10, featureClass=TEXTURES, **settings)
+
+
+@pytest.mark.slow
+def test_mcc_fails_batch_by_batch():
+    """A block ROI and one isolated voxel, in batches of 10: only the batch holding the isolated voxel (every
+    angle empty there, kept by its nine neighbours in the batch) keeps initValue in the MCC map."""
+    rng = np.random.default_rng(17)
+    image = rng.normal(100, 30, (8, 14, 14))
+    mask = np.zeros(image.shape, bool)
+    mask[1:5, 2:8, 2:8] = True
+    mask[6, 12, 12] = True
+    img, msk = _images(image, mask, (1.0, 1.0, 1.0))
+    maps = _parity(img, msk, binWidth=10, voxelBatch=10, initValue=-7.0, minimumROIDimensions=1,
+                   featureClass={"glcm": ["MCC"]})
+    mcc = sitk.GetArrayFromImage(maps["original_glcm_MCC"])
+    box = tuple(slice(max(int(ix.min()) - 1, 0), int(ix.max()) + 2) for ix in np.nonzero(mask))
+    centres = np.argwhere(mask[box])  # PyRadiomics' order, batches of 10
+    values = mcc[mask[box]]  # the map's grid is the box
+    isolated = int(np.flatnonzero((centres == np.array([6, 12, 12]) - [b.start for b in box]).all(1))[0])
+    failed = np.zeros(len(values), bool)
+    failed[isolated // 10 * 10:isolated // 10 * 10 + 10] = True
+    assert np.all(values[failed] == -7.0) and np.all(np.isfinite(values[~failed])) and np.all(values[~failed] != -7.0)
+
+
+@pytest.mark.slow
+def test_one_gray_level_with_empty_angles_keeps_init_value_for_mcc():
+    """PyRadiomics' eigenvalue call fails on the NaN of an empty angle before its one-level rule (MCC 1)."""
+    image, mask, spacing = random_case("sparse", 18, 3, size=12)
+    flat = np.full(image.shape, 50.0)
+    maps = _parity(*_images(flat, mask, spacing), initValue=-2.0, minimumROIDimensions=1,
+                   featureClass={"glcm": ["MCC", "JointAverage"]})
+    assert np.all(sitk.GetArrayFromImage(maps["original_glcm_MCC"])[mask] == -2.0)
+    image, mask, spacing = random_case("full", 18, 3, size=9)
+    maps = _parity(*_images(np.full(image.shape, 50.0), mask, spacing), featureClass={"glcm": ["MCC"]})
+    assert np.all(sitk.GetArrayFromImage(maps["original_glcm_MCC"])[mask] == 1.0)
+
+
+@pytest.mark.slow
+def test_deprecated_features_and_a_per_image_type_init_value_as_pyradiomics():
+    image, mask, spacing = random_case("blob", 19, 3, size=12)
+    maps = _parity(*_images(image, mask, spacing), binWidth=10, minimumROIDimensions=1,
+                   imageType={"Original": {"initValue": -3.0}, "Square": {}},
+                   featureClass={"glcm": ["Dissimilarity", "Contrast"], "gldm": ["DependencePercentage"]})
+    dissimilarity = sitk.GetArrayFromImage(maps["original_glcm_Dissimilarity"])
+    assert np.all(dissimilarity == -3.0)  # no value: PyRadiomics' map keeps initValue everywhere
+    contrast = sitk.GetArrayFromImage(maps["original_glcm_Contrast"])
+    box = tuple(slice(max(int(ix.min()) - 1, 0), int(ix.max()) + 2) for ix in np.nonzero(mask))
+    assert np.all(contrast[~mask[box]] == -3.0)
+    assert np.all(sitk.GetArrayFromImage(maps["square_glcm_Contrast"])[~mask[box]] == 0.0)
+
+
+def test_unmasked_kernels_refuse_nan_pixels_near_the_roi():
+    image, mask, spacing = random_case("blob", 20, 3, size=12)
+    box = [int(ix.min()) for ix in np.nonzero(mask)]
+    image[tuple(max(b - 1, 0) for b in box)] = np.nan  # outside the ROI, inside its box padded by 1
+    img, msk = _images(image, mask, spacing)
+    with pytest.raises(ValueError, match="NaN/inf pixel.*maskedKernel=False.*maskedKernel=True"):
+        Extractor(maskedKernel=False, featureClass={"firstorder": ["Mean"]}).feature_maps(img, msk)
 
 
 @pytest.mark.slow
@@ -329,6 +388,7 @@ def test_cli_writes_one_nrrd_map_per_feature(tmp_path):
     (["{tmp}/img.nrrd", "{tmp}/msk.nrrd", "--maps", "{tmp}/img.nrrd"], "is a file; give a folder"),
     (["{tmp}/img.nrrd", "{tmp}/msk.nrrd", "--maps", "{tmp}/m", "--setting", "kernelRadius:0"],
      "setting kernelRadius=0 is invalid"),
+    (["{tmp}/img.nrrd", "{tmp}/msk.nrrd", "--maps", "{tmp}/m", "--jobs", "2"], "drop --jobs / --scheduler"),
 ])
 def test_cli_maps_bad_usage(tmp_path, args, message):
     from click.testing import CliRunner

@@ -117,6 +117,9 @@ def extract(image: Optional[Path], mask: Optional[Path], cases: Optional[Path], 
         raise click.UsageError("--maps computes the feature maps of one case: give IMAGE MASK, not --batch.")
     if maps is not None and (out is not None or fmt is not None):
         raise click.UsageError("--maps writes NRRD maps into its folder; drop --out / --format.")
+    if maps is not None and (jobs != 1 or scheduler != "processes"):
+        raise click.UsageError("--maps runs one case on numba threads (set NUMBA_NUM_THREADS); drop --jobs / "
+                               "--scheduler.")
     if cases is not None and out is None and not validate:
         raise click.UsageError("--batch needs --out PATH (where the features are written), e.g. --out features.csv.")
     if label is not None:

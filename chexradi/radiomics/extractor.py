@@ -417,18 +417,23 @@ class Extractor:
             logger.info("feature maps: %s skipped (no voxel-based form)", ", ".join(skipped))
         crop = padded_box(case.texture_box, case.image_arr.shape, int(s["kernelRadius"]))
         shape = tuple(b.stop - b.start for b in crop)
-        init = float(s["initValue"])
         t0 = time.perf_counter()
         out: dict[str, sitk.Image] = {}
         for image_type, args in self.settings.image_types.items():
             for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args},
                                                  mask=case.texture_mask):
+                if not kw["maskedKernel"]:
+                    bad = int(np.count_nonzero(~np.isfinite(arr[crop]))) if arr.dtype.kind == "f" else 0
+                    if bad:
+                        raise ValueError(f"{name} image: {bad} NaN/inf pixel(s) in the ROI's box padded by "
+                                         f"kernelRadius ({shape}, numpy order); maskedKernel=False bins and counts "
+                                         "every voxel there, so fix those pixels or use maskedKernel=True.")
                 got = class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
                                  classes=classes, ndim=case.ndim)
                 for cls, cm in got.items():
                     where = tuple(cm.centres.T) if case.ndim == 3 else tuple(cm.centres[:, 1:].T)
                     for n, vals in cm.values.items():
-                        m = np.full(shape, init, dtype=np.float64)
+                        m = np.full(shape, float(kw["initValue"]), dtype=np.float64)
                         m[where] = vals
                         out[f"{name}_{cls}_{n}"] = self._map_image(m, case, crop)
         self.last_timings = {"total": time.perf_counter() - t0}
@@ -439,9 +444,9 @@ class Extractor:
         """``values`` (numpy order, the crop's shape) as a SimpleITK image on the crop's grid."""
         img = sitk.GetImageFromArray(values)
         g = case.geometry
-        if g is None:  # prepared without a grid: unit geometry with the case's spacing
-            img.SetSpacing(tuple(reversed(case.spacing)))
-            return img
+        if g is None:
+            raise ValueError("feature maps need the case's grid: give PreparedCase a geometry (Extractor.prepare "
+                             "sets it).")
         dim = len(g.size)
         direction = np.asarray(g.direction, dtype=np.float64).reshape(dim, dim)
         start = np.array([b.start for b in reversed(crop)], dtype=np.float64)

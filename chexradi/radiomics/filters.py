@@ -221,7 +221,8 @@ def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, mask: Optional
         g = np.concatenate((g, np.sum(np.multiply(c[:, None, n_ix == n], Y[None, :, n_ix == n]), axis=2,
                                       keepdims=True)), axis=2)  # (Np, Nv, levels)
     g = np.real(np.sqrt(np.sum(g ** 2, axis=1)))  # (Np, levels)
-    # PyRadiomics leaves the voxels outside the ROI uninitialised; they are 0 here (no feature reads them)
+    # PyRadiomics leaves the voxels outside the ROI uninitialised; they are 0 here (only voxel-based maps with
+    # maskedKernel=False read them)
     out = np.zeros(image.shape)
     for level in range(levels):
         out[roi] = g[:, level]

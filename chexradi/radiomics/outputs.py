@@ -184,11 +184,13 @@ def check_maps_folder(folder: PathLike, *, name: str = "maps") -> Path:
     if not p.is_absolute():
         p = Path.cwd() / p
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{name}={folder} is a file; give a folder for the feature maps, e.g. {Path(folder).stem}_maps.")
+        raise ValueError(f"{name}={folder} is a file; give a folder for the feature maps, e.g. "
+                         f"{Path(folder).stem}_maps.")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create the folder {name}={folder}: {exc.strerror or exc}; give a writable folder.") from None
+        raise ValueError(f"cannot create the folder {name}={folder}: {exc.strerror or exc}; "
+                         "give a writable folder.") from None
     if not os.access(p, os.W_OK):
         raise ValueError(f"cannot write into {name}={folder}; give a writable folder.")
     return p

@@ -177,7 +177,9 @@ def _v_interpolator(name: str, v: Any):
 
 
 def _v_init_value(name: str, v: Any) -> float:
-    _check(name, isinstance(v, (int, float)) and not isinstance(v, bool), "a number (NaN allowed)", v)
+    if isinstance(v, str) and v.strip().lower().lstrip("+-.") in ("nan", "inf"):  # --setting initValue:nan, YAML nan
+        return float(v.strip().replace(".", ""))
+    _check(name, isinstance(v, (int, float)) and not isinstance(v, bool), "a number (NaN allowed: nan or .nan)", v)
     return float(v)
 
 

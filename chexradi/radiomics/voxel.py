@@ -169,11 +169,12 @@ def _glcm(k: _Kernels, names: Sequence[str], settings: dict, init: float) -> dic
                 with np.errstate(invalid="ignore", divide="ignore"):
                     out[n].append(kept.mean(1) if kept.shape[1] else np.full(len(centres), np.nan))
             elif n == "MCC":
-                if len(k.levels) < 2:
-                    vals = np.ones(len(centres))
-                elif np.isnan(ux[:, keep]).any():
-                    # an empty angle kept for the batch: PyRadiomics' eigenvalue routine fails on the NaN
+                if np.isnan(ux[:, keep]).any():
+                    # an empty angle kept for the batch: PyRadiomics' eigenvalue routine fails on the NaN (before
+                    # its one-level rule below)
                     vals = np.full(len(centres), init)
+                elif len(k.levels) < 2:
+                    vals = np.ones(len(centres))  # PyRadiomics: "flat region"
                 else:
                     vals = mcc.copy()
                     for v in np.flatnonzero(near):
@@ -200,12 +201,11 @@ def _glrlm(k: _Kernels, names: Sequence[str], settings: dict) -> dict[str, np.nd
 
 
 def _zone_column(funcs: dict[str, Callable], name: str) -> int:
+    """The column of :func:`~chexradi.radiomics.kernels.voxel.glszm_voxels` / ``gldm_voxels`` for a feature:
+    its function's place in :data:`~chexradi.radiomics.features.zones.COMPILED`, or the last (ZonePercentage,
+    GLSZM's one feature outside it)."""
     f = funcs[name]
-    if f in zones.COMPILED:
-        return zones.COMPILED.index(f)
-    if name == "ZonePercentage":
-        return len(zones.COMPILED)
-    raise ValueError(f"no voxel-based column for {name!r}")
+    return zones.COMPILED.index(f) if f in zones.COMPILED else len(zones.COMPILED)
 
 
 def _zone_class(k: _Kernels, names: Sequence[str], settings: dict, cls: str) -> dict[str, np.ndarray]:
@@ -251,8 +251,9 @@ def class_maps(image: np.ndarray, roi_mask: np.ndarray, *, spacing: Sequence[flo
 
     ``image`` and ``roi_mask`` are the crop (:func:`padded_box`) of one pre-processed (filtered) image and of
     the ROI; ``settings`` the image type's settings, the voxel-based ones included (``kernelRadius``, ...);
-    ``ndim`` the input's dimensionality (TotalEnergy's voxel volume). Names without a value in PyRadiomics
-    (deprecated GLCM/GLDM features) are left out. Returns class -> :class:`ClassMaps`.
+    ``ndim`` the input's dimensionality (TotalEnergy's voxel volume). A deprecated GLCM/GLDM feature named in
+    ``classes`` (PyRadiomics computes no value for it) holds ``initValue`` everywhere, as PyRadiomics' map of
+    it does. Returns class -> :class:`ClassMaps`.
     """
     k = _Kernels(image, roi_mask, spacing, settings)
     init = float(settings["initValue"])
@@ -274,5 +275,8 @@ def class_maps(image: np.ndarray, roi_mask: np.ndarray, *, spacing: Sequence[flo
             vals = _zone_class(k, [n for n in names if n in funcs], settings, cls)
         else:
             vals = _ngtdm(k, list(names), settings)
-        out[cls] = ClassMaps(k.centres, vals)
+        for n in names:  # deprecated names without a value: PyRadiomics' map keeps initValue
+            if n not in vals:
+                vals[n] = np.full(len(k.centres), init)
+        out[cls] = ClassMaps(k.centres, {n: vals[n] for n in names})
     return out

@@ -59,7 +59,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..kernels.angles import generate_angles
-from ..kernels.glcm import PLAIN_FEATURES, glcm_counts, glcm_plain_features, mcc_q
+from ..kernels.glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_counts, glcm_plain_features, mcc_q
 from .base import ROI, nanmean, select_features
 
 __all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "plane_axis", "probabilities"]
@@ -397,7 +397,7 @@ def _mcc(c: _Coefficients, q: Optional[np.ndarray] = None):
 #: Below this second eigenvalue :func:`_mcc_symmetric` hands over to :func:`_mcc`: near zero, whether
 #: PyRadiomics' general eigenvalue routine returns a tiny negative (NaN, dropped from the mean), a tiny
 #: complex (real part 0) or a tiny positive value is a matter of rounding that only the same routine repeats.
-_MCC_SYMMETRIC_MIN = 1e-6
+_MCC_SYMMETRIC_MIN = MCC_NEAR_ZERO
 
 
 def _mcc_symmetric(c: _Coefficients):

@@ -28,7 +28,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["glcm_counts", "mcc_q", "padded_levels", "glcm_plain_features", "PLAIN_FEATURES"]
+__all__ = ["glcm_counts", "mcc_q", "padded_levels", "glcm_plain_features", "PLAIN_FEATURES", "MCC_NEAR_ZERO"]
+
+#: MCC's second eigenvalue closer to 0 than this is left to PyRadiomics' own (general) eigenvalue routine, by
+#: the segment-based GLCM and the voxel-based kernels alike: there, whether it comes out as a tiny negative
+#: (NaN), a tiny complex or a tiny positive number is rounding that only that routine repeats.
+MCC_NEAR_ZERO = 1e-6
 
 OUTSIDE_BOX = -2
 OUTSIDE_MASK = -1

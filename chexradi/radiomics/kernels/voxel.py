@@ -10,8 +10,9 @@ both. The matrices then come from the same kernels as the segment-based classes
 (:func:`~.glcm.glcm_counts`, :func:`~.glrlm.glrlm_counts`, :func:`~.glszm.glszm_zones`,
 :func:`~.gldm.gldm_counts`, :func:`~.ngtdm.ngtdm_sums`) and the features from the same one-pass kernels
 (:func:`~.glcm.glcm_plain_features`, :func:`~.glrlm.glrlm_features`, :func:`~.zones.zone_features`)
-where those exist. Rows are the gray levels of the whole ROI (PyRadiomics keeps a level absent from a
-kernel as a row of zeros; it changes no sum).
+where those exist. Each kernel's matrices hold the gray levels present in that kernel only: PyRadiomics
+keeps the levels of the whole ROI, those absent from a kernel as rows of zeros, and leaving them out drops
+only exact zeros from sequential sums (features that use the largest level ``Ng`` take the ROI's).
 
 First order follows PyRadiomics' numpy calls on the ``(voxels, kernel)`` array value for value: the kernel
 voxels in PyRadiomics' offset order, NaN outside the mask, and numpy's pairwise summation
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .glcm import PLAIN_FEATURES, glcm_counts, glcm_plain_features
+from .glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_counts, glcm_plain_features
 from .glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
 from .glszm import glszm_zones
 from .gldm import gldm_counts
@@ -31,7 +32,7 @@ from .ngtdm import ngtdm_sums
 from .zones import zone_features
 
 __all__ = ["FIRSTORDER_COLUMNS", "GLCM_COLUMNS", "GLRLM_COLUMNS", "ZONE_COLUMNS", "NGTDM_COLUMNS",
-           "MCC_NEAR_ZERO", "pairwise_sum", "kernel_box", "firstorder_voxels", "glcm_voxels",
+           "pairwise_sum", "kernel_box", "firstorder_voxels", "glcm_voxels",
            "glcm_voxel_probabilities", "glrlm_voxels", "glszm_voxels", "gldm_voxels", "ngtdm_voxels"]
 
 #: Columns of :func:`firstorder_voxels`' result.
@@ -49,13 +50,11 @@ GLRLM_COLUMNS = GLRLM_FEATURES
 ZONE_COLUMNS = ("small", "large", "gray_nu", "gray_nu_norm", "size_nu", "size_nu_norm", "gray_var", "size_var",
                 "entropy", "low_gray", "high_gray", "small_low", "small_high", "large_low", "large_high",
                 "percentage")
+_N_ZONE = len(ZONE_COLUMNS) - 1  # zone_features' results; the last column is GLSZM's ZonePercentage
+
 #: Columns of :func:`ngtdm_voxels`' result.
 NGTDM_COLUMNS = ("Coarseness", "Contrast", "Busyness", "Complexity", "Strength")
 
-#: A second MCC eigenvalue closer to 0 than this is left to PyRadiomics' own eigenvalue routine (the caller):
-#: there, whether it comes out as a tiny negative (NaN), complex or positive number is rounding only that
-#: routine repeats (see ``features.glcm._MCC_SYMMETRIC_MIN``).
-MCC_NEAR_ZERO = 1e-6
 
 _BLOCK = 128  # numpy's PW_BLOCKSIZE
 
@@ -640,7 +639,7 @@ def _second_largest(s):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mcc(p, n_levels, eps):
+def _mcc(p, n_levels):
     """MCC of one kernel as PyRadiomics computes it on its full ``(Ng, Ng)`` matrices (NaN angles, which
     the caller accounts for, left out).
 
@@ -742,7 +741,7 @@ def glcm_voxels(binned, mask, centres, r, collapse, angles, n_levels, ng, symmet
         _glcm_extra(p, levels, eps, per[nplain:], row)
         _nanmean_rows(per, feats, v)
         ux[v] = row
-        mcc[v], near[v] = _mcc(p, n_levels, eps)
+        mcc[v], near[v] = _mcc(p, n_levels)
     return feats, ux, mcc, near
 
 
@@ -805,11 +804,11 @@ def _zone_row(P, levels, jv, eps, out, v):
             nz += P[i, j]
     if nz == 0:
         nz = 1.0
-    out[v, :15] = zone_features(P, pg, pj, levels, jv, nz, eps)
+    out[v, :_N_ZONE] = zone_features(P, pg, pj, levels, jv, nz, eps)
     npx = 0.0
     for j in range(ns):
         npx += pj[j] * jv[j]
-    out[v, 15] = nz / (npx if npx != 0 else 1.0)
+    out[v, _N_ZONE] = nz / (npx if npx != 0 else 1.0)
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -819,7 +818,7 @@ def glszm_voxels(binned, mask, centres, r, collapse, shape, angles, ng, eps):
     nv = centres.shape[0]
     out = np.full((nv, len(ZONE_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    lab0, sz, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), 1)
+    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), 1)
     offsets = _flat_offsets(angles, sy, sx)
     for v in numba.prange(nv):
         kb, km = kernel_box(binned, mask, centres[v, 0], centres[v, 1], centres[v, 2], r, collapse)
@@ -849,7 +848,7 @@ def gldm_voxels(binned, mask, centres, r, collapse, shape, angles, pad, ng, alph
     nv = centres.shape[0]
     out = np.full((nv, len(ZONE_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    lab0, sz, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
+    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
     offsets = _flat_offsets(angles, sy, sx)
     nd = angles.shape[0] + 1
     for v in numba.prange(nv):
@@ -878,7 +877,7 @@ def ngtdm_voxels(binned, mask, centres, r, collapse, shape, angles, pad, ng):
     nv = centres.shape[0]
     out = np.full((nv, len(NGTDM_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    lab0, sz, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
+    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
     offsets = _flat_offsets(angles, sy, sx)
     for v in numba.prange(nv):
         kb, km = kernel_box(binned, mask, centres[v, 0], centres[v, 1], centres[v, 2], r, collapse)
