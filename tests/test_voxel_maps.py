@@ -123,6 +123,23 @@ def test_voxel_setting_section_of_a_parameter_file(tmp_path):
         load_settings(worse)
 
 
+@pytest.mark.slow
+def test_iter_feature_maps_hands_over_one_class_at_a_time():
+    image, mask, spacing = random_case("blob", 21, 3, size=12)
+    img, msk = _images(image, mask, spacing)
+    ext = Extractor(binWidth=10, featureClass={"ngtdm": [], "firstorder": ["Mean", "Range"]})
+    pairs = ext.iter_feature_maps(img, msk)
+    names = []
+    for name, m in pairs:
+        names.append(name)
+    whole = ext.feature_maps(img, msk)
+    assert names == list(whole)
+    classes = [n.split("_")[1] for n in names]
+    assert classes == sorted(classes, key=classes.index)  # grouped: each class whole, then the next
+    with pytest.raises(ValueError, match="label"):  # the case is checked when called, not on the first map
+        ext.iter_feature_maps(img, msk, label=3)
+
+
 def test_maps_need_a_voxel_based_class():
     image, mask, spacing = random_case("blob", 0, 3, size=12)
     with pytest.raises(ValueError, match="no voxel-based feature class.*firstorder, glcm"):

@@ -200,12 +200,18 @@ def _run_maps(ext: Any, image: Path, mask: Path, *, folder: Path, quiet: bool) -
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     t0 = time.perf_counter()
+    import SimpleITK as sitk
+
     try:
-        maps = ext.feature_maps(image, mask)
+        # written as they come, one class at a time: memory holds one class's maps, not all of them
+        paths = write_feature_maps(ext.iter_feature_maps(image, mask), folder)
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
         raise CaseFailed(str(exc)) from None
-    paths = write_feature_maps(maps, folder)
-    first = next(iter(maps.values()), None)
+    first = None
+    if paths:  # the grid, from the first map's header
+        first = sitk.ImageFileReader()
+        first.SetFileName(str(paths[0]))
+        first.ReadImageInformation()
     meta = {
         "kind": "chexradi-feature-maps",
         "image": str(Path(image).absolute()),

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -399,17 +399,26 @@ class Extractor:
         bounding box padded by ``kernelRadius`` (clipped to the image); ROI voxels hold the feature of the
         kernel around them, the others ``initValue``. Settings: ``kernelRadius``, ``maskedKernel``,
         ``initValue``, ``voxelBatch`` (:mod:`chexradi.radiomics.voxel`). Shape classes are skipped, as in
-        PyRadiomics. Same inputs and errors as :meth:`execute`.
+        PyRadiomics. Same inputs and errors as :meth:`execute`. Every map is held in memory;
+        :meth:`iter_feature_maps` hands them over one class at a time.
         """
+        return dict(self.iter_feature_maps(image, mask, spacing=spacing, label=label))
+
+    def iter_feature_maps(self, image: imageio.ImageLike, mask: imageio.ImageLike, *,
+                          spacing: Optional[Sequence[float]] = None,
+                          label: Optional[int] = None) -> Iterator[tuple[str, sitk.Image]]:
+        """:meth:`feature_maps` as ``(name, map)`` pairs, computed one class of one image at a time, so that a
+        caller that writes each map and lets it go (``chexradi extract --maps``) holds one class's maps at
+        most. The case is loaded and checked, and its errors raised, when this is called."""
         if not any(cls in VOXEL_CLASSES for cls in self.settings.feature_classes):
             raise ValueError(f"no voxel-based feature class requested ({', '.join(self.settings.feature_classes)}); "
                              f"feature maps exist for {', '.join(VOXEL_CLASSES)} (shape classes have none).")
         case = self.prepare(image, mask, spacing=spacing, label=label)
         if self.engine == "pyradiomics":
-            return self._maps_pyradiomics(case)
+            return iter(self._maps_pyradiomics(case).items())
         return self._maps_numba(case)
 
-    def _maps_numba(self, case: PreparedCase) -> dict[str, sitk.Image]:
+    def _maps_numba(self, case: PreparedCase) -> Iterator[tuple[str, sitk.Image]]:
         s = self.settings.values
         classes = [(cls, names) for cls, names, _ in self._class_list() if cls in VOXEL_CLASSES]
         skipped = [cls for cls, _, _ in self._class_list() if cls not in VOXEL_CLASSES]
@@ -418,7 +427,6 @@ class Extractor:
         crop = padded_box(case.texture_box, case.image_arr.shape, int(s["kernelRadius"]))
         shape = tuple(b.stop - b.start for b in crop)
         t0 = time.perf_counter()
-        out: dict[str, sitk.Image] = {}
         for image_type, args in self.settings.image_types.items():
             for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args},
                                                  mask=case.texture_mask):
@@ -428,16 +436,15 @@ class Extractor:
                         raise ValueError(f"{name} image: {bad} NaN/inf pixel(s) in the ROI's box padded by "
                                          f"kernelRadius ({shape}, numpy order); maskedKernel=False bins and counts "
                                          "every voxel there, so fix those pixels or use maskedKernel=True.")
-                got = class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
-                                 classes=classes, ndim=case.ndim)
-                for cls, cm in got.items():
+                for one in classes:  # one class at a time: its values, then its maps, are let go before the next
+                    cls, cm = next(iter(class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing,
+                                                   settings=kw, classes=[one], ndim=case.ndim).items()))
                     where = tuple(cm.centres.T) if case.ndim == 3 else tuple(cm.centres[:, 1:].T)
                     for n, vals in cm.values.items():
                         m = np.full(shape, float(kw["initValue"]), dtype=np.float64)
                         m[where] = vals
-                        out[f"{name}_{cls}_{n}"] = self._map_image(m, case, crop)
+                        yield f"{name}_{cls}_{n}", self._map_image(m, case, crop)
         self.last_timings = {"total": time.perf_counter() - t0}
-        return out
 
     @staticmethod
     def _map_image(values: np.ndarray, case: PreparedCase, crop: tuple[slice, ...]) -> sitk.Image:

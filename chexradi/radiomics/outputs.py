@@ -196,14 +196,16 @@ def check_maps_folder(folder: PathLike, *, name: str = "maps") -> Path:
     return p
 
 
-def write_feature_maps(maps: Mapping[str, Any], folder: PathLike) -> list[Path]:
+def write_feature_maps(maps: Union[Mapping[str, Any], Iterable[tuple[str, Any]]], folder: PathLike) -> list[Path]:
     """Write each SimpleITK feature map to ``folder/<feature>.nrrd`` (atomically: a map is either complete or
-    absent), then make them durable at once. Returns the paths, in the maps' order."""
+    absent), then make them durable at once. ``maps``: a mapping, or ``(name, map)`` pairs as
+    :meth:`~chexradi.radiomics.extractor.Extractor.iter_feature_maps` yields them (each map is let go once
+    written). Returns the paths, in the maps' order."""
     import SimpleITK as sitk
 
     folder = check_maps_folder(folder)
     paths = []
-    for name, image in maps.items():
+    for name, image in (maps.items() if isinstance(maps, Mapping) else maps):
         path = folder / f"{name}.nrrd"
         with atomic_path(path, suffix=".tmp.nrrd", sync=False) as tmp:
             sitk.WriteImage(image, str(tmp), True)

@@ -31,7 +31,8 @@ The settings (PyRadiomics names, also read from a parameter file's ``voxelSettin
 Memory: the maps themselves, ``8 B x crop voxels`` each (a 512 x 512 x 100 crop: 210 MB per feature,
 so the 93 features of the six classes need 19.5 GB); per batch, ``N x 8 B`` per feature column plus, per
 thread, one kernel's matrices (GLCM ``m^2 x 13 x 8 B`` for the ``m`` gray levels present in the kernel).
-``voxelBatch`` bounds the per-batch part; to bound the maps, request fewer features (``featureClass``).
+``voxelBatch`` bounds the per-batch part; ``Extractor.iter_feature_maps`` (what ``chexradi extract --maps``
+uses) hands the maps over one class at a time, and ``featureClass`` bounds the number of maps.
 """
 from __future__ import annotations
 
