@@ -70,6 +70,16 @@ def random_2d(size: int, seed: int = 0):
     return sitk.GetImageFromArray(image.round().astype(np.uint8)), sitk.GetImageFromArray(mask.astype(np.uint8))
 
 
+def ct_lung_images(n_slices: int, seed: int = 0, size: int = 512):
+    """:func:`ct_lung` as SimpleITK (image, mask) on its grid (spacing set on both)."""
+    image, mask, spacing = ct_lung(n_slices, seed, size)
+    img = sitk.GetImageFromArray(image)
+    img.SetSpacing(tuple(reversed(spacing)))
+    msk = sitk.GetImageFromArray(mask.astype(np.uint8))
+    msk.CopyInformation(img)
+    return img, msk
+
+
 def ct_lung(n_slices: int, seed: int = 0, size: int = 512):
     """A generated CT-like lung: (image HU float64, mask, spacing) in numpy order, ``n_slices`` axial slices.
 

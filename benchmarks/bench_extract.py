@@ -606,12 +606,7 @@ def run_per_case(args) -> tuple[list, dict]:
     if not args.quick:  # a CT-like lung of ~2e5 voxels: PyRadiomics' shape alone takes ~12 s, so one repeat
         name = "CT-like lung 3-D, 6 slices of 512 x 512 (generated)"
         print(f"... {name}", file=sys.stderr, flush=True)
-        image, mask, spacing = _cases.ct_lung(6)
-        img = sitk.GetImageFromArray(image)
-        msk = sitk.GetImageFromArray(mask.astype(np.uint8))
-        for x in (img, msk):
-            x.SetSpacing(tuple(reversed(spacing)))
-        results.append(bench_case(name, img, msk, {}, CLASSES_3D, 1))
+        results.append(bench_case(name, *_cases.ct_lung_images(6), {}, CLASSES_3D, 1))
     return results, warmup_costs()
 
 

@@ -54,13 +54,9 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np, SimpleITK as sitk
 import _cases
 from chexradi.radiomics.extractor import Extractor
-image, mask, spacing = _cases.ct_lung(6, size=512)
-img = sitk.GetImageFromArray(image); img.SetSpacing(tuple(reversed(spacing)))
-msk = sitk.GetImageFromArray(mask.astype(np.uint8)); msk.CopyInformation(img)
+img, msk = _cases.ct_lung_images(6, size=512)
 ext = Extractor(kernelRadius=1)
-warm_image, warm_mask, _ = _cases.ct_lung(2, size=64)  # loads the compiled kernels before the baseline
-Extractor(kernelRadius=1).feature_maps(sitk.GetImageFromArray(warm_image),
-                                      sitk.GetImageFromArray(warm_mask.astype(np.uint8)))
+Extractor(kernelRadius=1).feature_maps(*_cases.ct_lung_images(2, size=64))  # loads the compiled kernels first
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 maps = ext.feature_maps(img, msk)
@@ -70,7 +66,7 @@ first = next(iter(maps.values()))
 case = ext.prepare(img, msk)
 from chexradi.radiomics.preprocess import roi_from_arrays
 levels = len(roi_from_arrays(case.image_arr[case.texture_box], case.texture_mask[case.texture_box], spacing=case.spacing, settings=ext.settings.values, crop=False).grey_levels)
-print(json.dumps({"roi_voxels": int(mask.sum()), "maps": len(maps), "grid": list(first.GetSize()),
+print(json.dumps({"roi_voxels": int(case.texture_mask.sum()), "maps": len(maps), "grid": list(first.GetSize()),
                   "seconds": elapsed, "peak_rss_mb": peak / 1024, "before_mb": base / 1024,
                   "maps_mb": len(maps) * int(np.prod(first.GetSize())) * 8 / 2**20, "levels": levels}))
 """
@@ -92,7 +88,6 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=HERE / "results" / "bench_voxel.json")
     ap.add_argument("--no-large", action="store_true", help="skip the 512 x 512 x 6 CT-like lung (chexradi only)")
     args = ap.parse_args()
-    import numpy as np
     import radiomics
     import SimpleITK as sitk
 
@@ -104,12 +99,7 @@ def main() -> int:
     brain = _cases.brain1()
     if brain is not None:
         cases.append(("brain1", *brain))
-    image, mask, spacing = _cases.ct_lung(3, size=128)
-    img = sitk.GetImageFromArray(image)
-    img.SetSpacing(tuple(reversed(spacing)))
-    msk = sitk.GetImageFromArray(mask.astype(np.uint8))
-    msk.CopyInformation(img)
-    cases.append(("CT-like lung 128 x 128 x 3", img, msk))
+    cases.append(("CT-like lung 128 x 128 x 3", *_cases.ct_lung_images(3, size=128)))
     rows = []
     print(f"voxel-based feature maps, one core, median of {args.repeat}; seconds per class (chexradi / PyRadiomics)")
     head = "".join(f"{c:>16}" for c in VOXEL_CLASSES)

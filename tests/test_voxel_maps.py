@@ -298,7 +298,8 @@ def test_mcc_fast_path_equals_pyradiomics_routine_kernel_by_kernel():
     settings = load_settings(binWidth=20).values
     k = voxel._Kernels(image, mask, spacing, settings)
     angles = k.angles((1,), False, "GLCM")
-    maps = voxel.class_maps(image, mask, spacing=spacing, settings=settings, classes=[("glcm", ["MCC"])], ndim=3)
+    maps = dict(voxel.class_maps(image, mask, spacing=spacing, settings=settings, classes=[("glcm", ["MCC"])],
+                                 ndim=3))
     values = maps["glcm"].values["MCC"]
     keep = np.ones(len(angles), dtype=bool)
     for v in range(0, len(k.centres), 7):

@@ -436,9 +436,9 @@ class Extractor:
                         raise ValueError(f"{name} image: {bad} NaN/inf pixel(s) in the ROI's box padded by "
                                          f"kernelRadius ({shape}, numpy order); maskedKernel=False bins and counts "
                                          "every voxel there, so fix those pixels or use maskedKernel=True.")
-                for one in classes:  # one class at a time: its values, then its maps, are let go before the next
-                    cls, cm = next(iter(class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing,
-                                                   settings=kw, classes=[one], ndim=case.ndim).items()))
+                # one class at a time: its values, then its maps, are let go before the next is computed
+                for cls, cm in class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
+                                          classes=classes, ndim=case.ndim):
                     where = tuple(cm.centres.T) if case.ndim == 3 else tuple(cm.centres[:, 1:].T)
                     for n, vals in cm.values.items():
                         m = np.full(shape, float(kw["initValue"]), dtype=np.float64)

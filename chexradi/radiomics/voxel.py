@@ -37,7 +37,7 @@ uses) hands the maps over one class at a time, and ``featureClass`` bounds the n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -111,6 +111,18 @@ class _Kernels:
             yield slice(lo, min(lo + step, n))
 
 
+def _batched(k: _Kernels, names: Sequence[str], settings: dict, cols: dict[str, int],
+             run: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+    """``run(centres)`` (a driver's ``(N, columns)`` result) over the batches of ``voxelBatch`` ROI voxels,
+    the columns ``cols`` of ``names`` joined: name -> ``(N,)``."""
+    out: dict[str, list] = {n: [] for n in names}
+    for b in k.batches(settings["voxelBatch"]):
+        vals = run(k.centres[b])
+        for n in names:
+            out[n].append(vals[:, cols[n]])
+    return {n: np.concatenate(v) for n, v in out.items()}
+
+
 def _firstorder(k: _Kernels, names: Sequence[str], settings: dict, ndim: int) -> dict[str, np.ndarray]:
     roi = k.roi
     image = np.array(roi.image, dtype=np.float64)
@@ -125,12 +137,8 @@ def _firstorder(k: _Kernels, names: Sequence[str], settings: dict, ndim: int) ->
     volume = float(np.multiply.reduce(np.asarray(spacing, dtype=np.float64)))
     shift = float(settings.get("voxelArrayShift", 0))
     cols = {n: i for i, n in enumerate(vk.FIRSTORDER_COLUMNS)}
-    out = {n: [] for n in names}
-    for b in k.batches(settings["voxelBatch"]):
-        vals = vk.firstorder_voxels(image, k.binned, k.centres[b], offsets, k.lut, len(k.levels), shift, volume, _EPS)
-        for n in names:
-            out[n].append(vals[:, cols[n]])
-    return {n: np.concatenate(v) for n, v in out.items()}
+    return _batched(k, names, settings, cols, lambda c: vk.firstorder_voxels(
+        image, k.binned, c, offsets, k.lut, len(k.levels), shift, volume, _EPS))
 
 
 def _mcc_exact(k: _Kernels, centre: np.ndarray, angles: np.ndarray, keep: np.ndarray, symmetric: bool,
@@ -192,13 +200,8 @@ def _glrlm(k: _Kernels, names: Sequence[str], settings: dict) -> dict[str, np.nd
     weights = (np.ascontiguousarray(glrlm_weights(angles, k.roi.spacing, norm), dtype=np.float64) if norm is not None
                else np.zeros(0))
     cols = {n: i for i, n in enumerate(vk.GLRLM_COLUMNS)}
-    out = {n: [] for n in names}
-    for b in k.batches(settings["voxelBatch"]):
-        vals = vk.glrlm_voxels(k.binned, k.mask, k.centres[b], k.radius, k.collapse, angles, int(k.levels[-1]),
-                               weights, _EPS)
-        for n in names:
-            out[n].append(vals[:, cols[n]])
-    return {n: np.concatenate(v) for n, v in out.items()}
+    return _batched(k, names, settings, cols, lambda c: vk.glrlm_voxels(
+        k.binned, k.mask, c, k.radius, k.collapse, angles, int(k.levels[-1]), weights, _EPS))
 
 
 def _zone_column(funcs: dict[str, Callable], name: str) -> int:
@@ -211,54 +214,40 @@ def _zone_column(funcs: dict[str, Callable], name: str) -> int:
 
 def _zone_class(k: _Kernels, names: Sequence[str], settings: dict, cls: str) -> dict[str, np.ndarray]:
     shape = tuple(int(v) for v in k.binned.shape)
-    out = {n: [] for n in names}
+    ng = int(k.levels[-1])
     if cls == "glszm":
-        funcs = _glszm.FUNCS
         angles = k.angles((1,), True, "GLSZM")
-    else:
-        funcs = _gldm.FUNCS
-        angles = k.angles(k.distances, True, "GLDM")
-        alpha = int(min(max(np.floor(float(settings.get("gldm_a", 0))), -1), 2 ** 31 - 1))
-    cols = {n: _zone_column(funcs, n) for n in names}
-    for b in k.batches(settings["voxelBatch"]):
-        if cls == "glszm":
-            vals = vk.glszm_voxels(k.binned, k.mask, k.centres[b], k.radius, k.collapse, shape, angles,
-                                   int(k.levels[-1]), _EPS)
-        else:
-            vals = vk.gldm_voxels(k.binned, k.mask, k.centres[b], k.radius, k.collapse, shape, angles,
-                                  int(np.abs(angles).max()), int(k.levels[-1]), alpha, _EPS)
-        for n in names:
-            out[n].append(vals[:, cols[n]])
-    return {n: np.concatenate(v) for n, v in out.items()}
+        cols = {n: _zone_column(_glszm.FUNCS, n) for n in names}
+        return _batched(k, names, settings, cols, lambda c: vk.glszm_voxels(
+            k.binned, k.mask, c, k.radius, k.collapse, shape, angles, ng, _EPS))
+    angles = k.angles(k.distances, True, "GLDM")
+    alpha = int(min(max(np.floor(float(settings.get("gldm_a", 0))), -1), 2 ** 31 - 1))
+    cols = {n: _zone_column(_gldm.FUNCS, n) for n in names}
+    return _batched(k, names, settings, cols, lambda c: vk.gldm_voxels(
+        k.binned, k.mask, c, k.radius, k.collapse, shape, angles, int(np.abs(angles).max()), ng, alpha, _EPS))
 
 
 def _ngtdm(k: _Kernels, names: Sequence[str], settings: dict) -> dict[str, np.ndarray]:
     shape = tuple(int(v) for v in k.binned.shape)
     angles = k.angles(k.distances, True, "NGTDM")
     cols = {n: i for i, n in enumerate(vk.NGTDM_COLUMNS)}
-    out = {n: [] for n in names}
-    for b in k.batches(settings["voxelBatch"]):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            vals = vk.ngtdm_voxels(k.binned, k.mask, k.centres[b], k.radius, k.collapse, shape, angles,
-                                   int(np.abs(angles).max()), int(k.levels[-1]))
-        for n in names:
-            out[n].append(vals[:, cols[n]])
-    return {n: np.concatenate(v) for n, v in out.items()}
+    return _batched(k, names, settings, cols, lambda c: vk.ngtdm_voxels(
+        k.binned, k.mask, c, k.radius, k.collapse, shape, angles, int(np.abs(angles).max()), int(k.levels[-1])))
 
 
 def class_maps(image: np.ndarray, roi_mask: np.ndarray, *, spacing: Sequence[float], settings: dict,
-               classes: Sequence[tuple[str, Sequence[str]]], ndim: int) -> dict[str, ClassMaps]:
-    """Voxel-based values of ``classes`` (``[(class, feature names), ...]``) on one cropped image.
+               classes: Sequence[tuple[str, Sequence[str]]], ndim: int) -> Iterator[tuple[str, ClassMaps]]:
+    """Voxel-based values of ``classes`` (``[(class, feature names), ...]``) on one cropped image, one class at
+    a time (the crop is discretized once, when the first class is asked for).
 
     ``image`` and ``roi_mask`` are the crop (:func:`padded_box`) of one pre-processed (filtered) image and of
     the ROI; ``settings`` the image type's settings, the voxel-based ones included (``kernelRadius``, ...);
     ``ndim`` the input's dimensionality (TotalEnergy's voxel volume). A deprecated GLCM/GLDM feature named in
     ``classes`` (PyRadiomics computes no value for it) holds ``initValue`` everywhere, as PyRadiomics' map of
-    it does. Returns class -> :class:`ClassMaps`.
+    it does. Yields ``(class, ClassMaps)``.
     """
     k = _Kernels(image, roi_mask, spacing, settings)
     init = float(settings["initValue"])
-    out: dict[str, ClassMaps] = {}
     for cls, names in classes:
         if cls not in VOXEL_CLASSES:
             raise ValueError(f"feature class {cls!r} has no voxel-based form; voxel-based classes: "
@@ -279,5 +268,4 @@ def class_maps(image: np.ndarray, roi_mask: np.ndarray, *, spacing: Sequence[flo
         for n in names:  # deprecated names without a value: PyRadiomics' map keeps initValue
             if n not in vals:
                 vals[n] = np.full(len(k.centres), init)
-        out[cls] = ClassMaps(k.centres, {n: vals[n] for n in names})
-    return out
+        yield cls, ClassMaps(k.centres, {n: vals[n] for n in names})

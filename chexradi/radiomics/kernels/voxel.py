@@ -195,16 +195,21 @@ def kernel_box(binned, mask, cz, cy, cx, r, collapse):
 
 
 @numba.njit(cache=True, nogil=True)
+def _padding(ez, ey, ex, pad):
+    """The padding of a kernel of shape ``(ez, ey, ex)`` by ``pad`` along every axis it extends in, and the
+    padded shape: ``(pz, py, px, sz, sy, sx)``."""
+    pz = pad if ez > 1 else 0
+    py = pad if ey > 1 else 0
+    px = pad if ex > 1 else 0
+    return pz, py, px, ez + 2 * pz, ey + 2 * py, ex + 2 * px
+
+
+@numba.njit(cache=True, nogil=True)
 def _padded_flat(kb, km, pad):
     """Gray levels of the kernel inside its mask (0 elsewhere), zero-padded by ``pad`` along every axis the
     kernel extends in, flattened; and the padded shape."""
     ez, ey, ex = kb.shape
-    pz = pad if ez > 1 else 0
-    py = pad if ey > 1 else 0
-    px = pad if ex > 1 else 0
-    sz = ez + 2 * pz
-    sy = ey + 2 * py
-    sx = ex + 2 * px
+    pz, py, px, sz, sy, sx = _padding(ez, ey, ex, pad)
     lab = np.zeros(sz * sy * sx, np.int32)
     for a in range(ez):
         for b in range(ey):
@@ -818,7 +823,7 @@ def glszm_voxels(binned, mask, centres, r, collapse, shape, angles, ng, eps):
     nv = centres.shape[0]
     out = np.full((nv, len(ZONE_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), 1)
+    sy, sx = _padding(ez, ey, ex, 1)[4:]
     offsets = _flat_offsets(angles, sy, sx)
     for v in numba.prange(nv):
         kb, km = kernel_box(binned, mask, centres[v, 0], centres[v, 1], centres[v, 2], r, collapse)
@@ -848,7 +853,7 @@ def gldm_voxels(binned, mask, centres, r, collapse, shape, angles, pad, ng, alph
     nv = centres.shape[0]
     out = np.full((nv, len(ZONE_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
+    sy, sx = _padding(ez, ey, ex, pad)[4:]
     offsets = _flat_offsets(angles, sy, sx)
     nd = angles.shape[0] + 1
     for v in numba.prange(nv):
@@ -877,7 +882,7 @@ def ngtdm_voxels(binned, mask, centres, r, collapse, shape, angles, pad, ng):
     nv = centres.shape[0]
     out = np.full((nv, len(NGTDM_COLUMNS)), np.nan)
     ez, ey, ex = _kernel_shape(shape, collapse, r)
-    _, _, sy, sx = _padded_flat(np.zeros((ez, ey, ex), np.int32), np.zeros((ez, ey, ex), np.bool_), pad)
+    sy, sx = _padding(ez, ey, ex, pad)[4:]
     offsets = _flat_offsets(angles, sy, sx)
     for v in numba.prange(nv):
         kb, km = kernel_box(binned, mask, centres[v, 0], centres[v, 1], centres[v, 2], r, collapse)
