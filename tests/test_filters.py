@@ -95,6 +95,92 @@ def test_the_numba_engine_computes_every_image_type():
     Extractor(imageType={t: ({"sigma": [1.0]} if t == "LoG" else {}) for t in IMAGE_TYPES})  # none refused
 
 
+def _sitk_log(image, spacing, sigma):
+    import SimpleITK as sitk
+
+    from chexradi.radiomics.reference import to_sitk
+
+    f = sitk.LaplacianRecursiveGaussianImageFilter()
+    f.SetNormalizeAcrossScale(True)
+    f.SetSigma(sigma)
+    return sitk.GetArrayFromImage(f.Execute(to_sitk(image, spacing)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16, np.uint8])
+def test_log_equals_simpleitk_bit_for_bit(dtype):
+    """chexradi's recursive Gaussian passes against SimpleITK's LaplacianRecursiveGaussianImageFilter (PyRadiomics'
+    LoG): the same pixel type and the same bits, on the whole image and on boxes (inside, at each end, one voxel
+    thick), 2-D and 3-D, anisotropic spacing, sigmas below one voxel to larger than the ROI."""
+    from chexradi.radiomics.filters import laplacian_of_gaussian
+
+    rng = np.random.default_rng(7)
+    for shape, spacing in [((9, 31, 26), (2.5, 0.7, 0.9)), ((4, 12, 40), (1.0, 1.0, 1.0)), ((37, 23), (0.45, 1.3))]:
+        image = (rng.normal(60, 40, shape)).astype(dtype)
+        boxes = [tuple(slice(0, n) for n in shape), tuple(slice(n // 3, n // 3 + 2) for n in shape),
+                 tuple(slice(0, 1) for _ in shape), tuple(slice(n - 3, n) for n in shape),
+                 tuple(slice(1, n - 1) for n in shape)]
+        for sigma in (0.4, 1.3, 4.0):
+            want = _sitk_log(image, spacing, sigma)
+            for box in boxes:
+                got = laplacian_of_gaussian(image, spacing, sigma, box)
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want[box], err_msg=f"{shape} sigma {sigma} box {box}")
+
+
+BOX_TYPES = {"LoG": {"sigma": [0.8, 3.0]}, "Wavelet": {}, "Wavelet2": {"wavelet": "haar", "level": 2, "start_level": 1},
+             "Wavelet3": {"wavelet": "db3", "level": 2}, "Gradient": {}, "Gradient2": {"gradientUseSpacing": False},
+             "LBP2D": {"lbp2DRadius": 2.5, "lbp2DSamples": 12}, "Square": {}, "SquareRoot": {}, "Logarithm": {},
+             "Exponential": {}, "Original": {}}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("ndim,force2d", [(2, False), (3, False), (3, True)])
+def test_filtered_images_on_a_box_equal_the_whole_images_cropped(ndim, force2d):
+    """Every image type computed for a box (what the extractor asks for: the ROI's box, or that padded by
+    kernelRadius) equals the whole filtered image cropped to the box, bit for bit and in the same pixel type: boxes
+    deep inside (where LoG, Wavelet, Gradient and LBP2D compute only near the box), at the image's ends (where the
+    wavelet wraps around and the gradient and LBP extend the edge), and the whole image."""
+    from chexradi.radiomics.filters import _wavelet_region
+
+    rng = np.random.default_rng(ndim + force2d)
+    shape = (58, 47) if ndim == 2 else (20, 57, 44)
+    spacing = (0.8, 1.1) if ndim == 2 else (3.0, 0.8, 1.1)
+    boxes = [tuple(slice(n // 2 - 3, n // 2 + 4) for n in shape), tuple(slice(n // 2, n // 2 + 1) for n in shape),
+             tuple(slice(0, 5) for _ in shape), tuple(slice(n - 4, n) for n in shape),
+             tuple(slice(2, n - 9) for n in shape), tuple(slice(0, n) for n in shape)]
+    for dtype in (np.float64, np.int16):
+        image = (rng.normal(60, 30, shape)).astype(dtype)
+        for key, args in BOX_TYPES.items():
+            kw = {**args, "force2D": force2d, "force2Ddimension": 0}
+            whole = list(filtered_images(image, spacing, key.rstrip("23"), kw))
+            assert whole
+            for box in boxes:
+                part = list(filtered_images(image, spacing, key.rstrip("23"), kw, box=box))
+                assert [n for _, n, _ in part] == [n for _, n, _ in whole]
+                for (a, name, _), (b, _, _) in zip(whole, part):
+                    assert b.dtype == a.dtype and b.shape == a[box].shape, (key, name, box)
+                    np.testing.assert_array_equal(b, a[box], err_msg=f"{key} {name} {dtype} box {box}")
+    # the wavelet runs on the box widened by its reach where that stays inside the image, on the whole axis
+    # where it would wrap around
+    inner = tuple(slice(n // 2 - 3, n // 2 + 4) for n in shape)
+    region = _wavelet_region(shape, inner, tuple(range(ndim)), 5)
+    assert all(r.stop - r.start < n and (r.stop - r.start) % 2 == 0 for r, n in zip(region, shape))
+    assert _wavelet_region(shape, tuple(slice(0, 5) for _ in shape), tuple(range(ndim)), 7) == tuple(
+        slice(0, n) for n in shape)
+
+
+def test_box_and_recursive_gaussian_errors():
+    from chexradi.radiomics.kernels.recursive import coefficients
+
+    image = np.zeros((6, 7))
+    for box in [(slice(2, 2), slice(0, 7)), (slice(0, 6),)]:
+        with pytest.raises(ValueError, match="not a non-empty region"):
+            list(filtered_images(image, (1.0, 1.0), "Original", {}, box=box))
+    for sigma, spacing, order in [(0.0, 1.0, 0), (1.0, -1.0, 2), (1.0, 1.0, 1)]:
+        with pytest.raises(ValueError, match="recursive Gaussian"):
+            coefficients(sigma, spacing, order)
+
+
 LBP3D_SETTINGS = [{}, {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 1.5, "lbp3DIcosphereSubdivision": 2}]
 
 

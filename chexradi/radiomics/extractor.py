@@ -14,8 +14,9 @@ step by step so that both engines see the same voxels:
    with ``resegmentShape``;
 6. shape / shape2D on the mask cropped to the ROI's bounding box;
 7. the other classes, for every image of every ``imageType`` (the original image, and
-   filtered ones: :mod:`chexradi.radiomics.filters`, computed on the whole pre-processed
-   image as PyRadiomics filters it), on image and mask cropped to the bounding box,
+   filtered ones: :mod:`chexradi.radiomics.filters`, with the values PyRadiomics' filters
+   give on the whole pre-processed image, computed for the ROI's bounding box only), on
+   image and mask cropped to the bounding box,
    discretized once per image (``binWidth``/``binCount``, the image type's own when it sets
    them) and shared by every class; features named ``<image>_<class>_<Feature>``
    (``original_glcm_Contrast``, ``log-sigma-1-0-mm-3D_firstorder_Mean``, ``wavelet-LHL_...``).
@@ -371,12 +372,13 @@ class Extractor:
             # each with the general settings updated by its own), each image cropped to the ROI's box
             for image_type, args in self.settings.image_types.items():
                 t0 = time.perf_counter()
-                images = filtered_images(case.image_arr, spacing, image_type, {**s, **args}, mask=case.texture_mask)
+                images = filtered_images(case.image_arr, spacing, image_type, {**s, **args}, mask=case.texture_mask,
+                                         box=case.texture_box)
                 for arr, name, kw in images:
                     if image_type != "Original":
                         timings["filters"] = timings.get("filters", 0.0) + time.perf_counter() - t0
                     t0 = time.perf_counter()
-                    roi = roi_from_arrays(arr[case.texture_box], case.texture_mask[case.texture_box],
+                    roi = roi_from_arrays(arr, case.texture_mask[case.texture_box],
                                           spacing=spacing, settings=kw, crop=False)
                     for cls, names in textures:
                         values = get_feature_module(cls).compute(roi, names)
@@ -429,15 +431,15 @@ class Extractor:
         t0 = time.perf_counter()
         for image_type, args in self.settings.image_types.items():
             for arr, name, kw in filtered_images(case.image_arr, case.spacing, image_type, {**s, **args},
-                                                 mask=case.texture_mask):
+                                                 mask=case.texture_mask, box=crop):
                 if not kw["maskedKernel"]:
-                    bad = int(np.count_nonzero(~np.isfinite(arr[crop]))) if arr.dtype.kind == "f" else 0
+                    bad = int(np.count_nonzero(~np.isfinite(arr))) if arr.dtype.kind == "f" else 0
                     if bad:
                         raise ValueError(f"{name} image: {bad} NaN/inf pixel(s) in the ROI's box padded by "
                                          f"kernelRadius ({shape}, numpy order); maskedKernel=False bins and counts "
                                          "every voxel there, so fix those pixels or use maskedKernel=True.")
                 # one class at a time: its values, then its maps, are let go before the next is computed
-                for cls, cm in class_maps(arr[crop], case.texture_mask[crop], spacing=case.spacing, settings=kw,
+                for cls, cm in class_maps(arr, case.texture_mask[crop], spacing=case.spacing, settings=kw,
                                           classes=classes, ndim=case.ndim):
                     where = tuple(cm.centres.T) if case.ndim == 3 else tuple(cm.centres[:, 1:].T)
                     for n, vals in cm.values.items():

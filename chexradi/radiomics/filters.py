@@ -1,20 +1,35 @@
 """Filtered image types (PyRadiomics' ``imageType``): the images the texture classes also run on.
 
 Each generator takes the pre-processed image (after normalisation and resampling, before cropping:
-the image PyRadiomics filters) as a numpy array in numpy order with its spacing, and yields
-``(filtered array, image type name, settings)`` exactly as PyRadiomics' ``get<Type>Image``
-generators do: the same library (SimpleITK, PyWavelets, scikit-image), the same pixel type, the
-same order of operations and the same names (``log-sigma-1-0-mm-3D``, ``wavelet-LHL``,
-``wavelet2-LLH``, ``square``, ``lbp-2D`` ...). chexradi's kernels then compute the features of
-each filtered image, cropped to the ROI's bounding box.
+the image PyRadiomics filters) as a numpy array in numpy order with its spacing, and the box the
+caller reads (the ROI's bounding box, padded by ``kernelRadius`` for feature maps), and yields
+``(filtered array cropped to the box, image type name, settings)`` with the values PyRadiomics'
+``get<Type>Image`` generators give on the whole image: the same library (SimpleITK, PyWavelets,
+scikit-image), the same pixel type, the same order of operations and the same names
+(``log-sigma-1-0-mm-3D``, ``wavelet-LHL``, ``wavelet2-LLH``, ``square``, ``lbp-2D`` ...).
+chexradi's kernels then compute the features of each filtered image.
+
+What each type computes to fill the box (every one is checked against the whole image cropped,
+bit for bit, in ``tests/test_filters.py``):
+
+- LoG: ITK's recursive Gaussian passes (:mod:`.kernels.recursive`), with ITK's coefficients,
+  order of passes and of operations and pixel type, on the lines through the box only
+  (:func:`laplacian_of_gaussian`); bit for bit SimpleITK's image there.
+- Wavelet: ``swtn`` on the box widened by the levels' filter lengths, or on the whole axis
+  where that would reach an end (the transform wraps around there).
+- Gradient, LBP2D: on the box widened by their reach, clipped to the image (whose edges they
+  extend), so that the values in the box are the same.
+- Square, SquareRoot, Logarithm, Exponential (scaled by the whole image's largest value),
+  LBP3D (computed at the ROI voxels), Original: computed as before, then cropped.
 
 ===========  ===============================================================================
 image type   filter
 ===========  ===============================================================================
 Original     the image itself
-LoG          SimpleITK ``LaplacianRecursiveGaussianImageFilter`` per ``sigma`` (mm), normalised
-             across scale; a sigma too large for the image (size < ceil(sigma/spacing) + 1) or
-             an image smaller than 4 voxels along an axis gives no image, as in PyRadiomics
+LoG          SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` per ``sigma`` (mm), normalised
+             across scale (its passes run in chexradi's kernel); a sigma too large for the
+             image (size < ceil(sigma/spacing) + 1) or an image smaller than 4 voxels along an
+             axis gives no image, as in PyRadiomics
 Wavelet      PyWavelets ``swtn`` (stationary), ``wavelet`` (default coif1), ``level`` (1)
              levels after ``start_level`` (0); odd sizes padded by one (wrap) and cropped back;
              every detail combination per level, then the last approximation
@@ -34,8 +49,7 @@ LBP3D        rotation-invariant 3-D LBP from spherical harmonics (Banerjee et al
              warning, as in PyRadiomics); needs ``trimesh`` (``pip install "chexradi[lbp3d]"``)
 ===========  ===============================================================================
 
-Every generator also receives the ROI mask (LBP3D is computed at the ROI voxels only; the others
-ignore it).
+LBP3D also receives the ROI mask (it is computed at the ROI voxels only).
 """
 from __future__ import annotations
 
@@ -45,9 +59,10 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from ..about import install_hint
+from .kernels.recursive import accumulate_scaled, coefficients, filter_lines
 from .reference import legacy_sph_harm, to_sitk
 
-__all__ = ["NUMBA_IMAGE_TYPES", "filtered_images"]
+__all__ = ["NUMBA_IMAGE_TYPES", "filtered_images", "laplacian_of_gaussian"]
 
 logger = logging.getLogger("chexradi.radiomics.filters")
 
@@ -56,18 +71,16 @@ NUMBA_IMAGE_TYPES = ("Original", "LoG", "Wavelet", "Square", "SquareRoot", "Loga
                      "LBP2D", "LBP3D")
 
 Filtered = Iterator[tuple[np.ndarray, str, dict]]
+Box = tuple[slice, ...]
 
 
-def _original(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
-    yield image, "original", kw
+def _original(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
+    yield image[box], "original", kw
 
 
-def _log(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
-    import SimpleITK as sitk
-
-    img = to_sitk(image, spacing)
-    size = np.array(img.GetSize())
-    sp = np.array(img.GetSpacing())
+def _log(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
+    size = np.array(image.shape[::-1])  # ITK order, as PyRadiomics reads it off the SimpleITK image
+    sp = np.array([float(v) for v in reversed(tuple(spacing))])
     if np.min(size) < 4:
         logger.warning("image too small to apply the LoG filter (size %s): no LoG image", size)
         return
@@ -75,16 +88,66 @@ def _log(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
         if not sigma > 0:
             logger.warning("LoG sigma must be greater than 0, got %g: no image", sigma)
         elif np.all(size >= np.ceil(sigma / sp) + 1):
-            f = sitk.LaplacianRecursiveGaussianImageFilter()
-            f.SetNormalizeAcrossScale(True)
-            f.SetSigma(sigma)
-            yield sitk.GetArrayFromImage(f.Execute(img)), "log-sigma-%s-mm-3D" % str(sigma).replace(".", "-"), kw
+            yield (laplacian_of_gaussian(image, spacing, float(sigma), box),
+                   "log-sigma-%s-mm-3D" % str(sigma).replace(".", "-"), kw)
         else:
             logger.warning("LoG sigma %g: sigma/spacing (%s) + 1 exceeds the image size %s; no image", sigma, sp,
                            size)
 
 
-def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _log_dtype(dtype: np.dtype) -> np.dtype:
+    """The pixel type of SimpleITK's LaplacianRecursiveGaussian for an input of ``dtype`` (also the type
+    ITK stores each pass in): asked of SimpleITK once per type, on a 4 x 4 image."""
+    key = np.dtype(dtype).str
+    if key not in _LOG_DTYPES:
+        import SimpleITK as sitk
+
+        f = sitk.LaplacianRecursiveGaussianImageFilter()
+        _LOG_DTYPES[key] = sitk.GetArrayFromImage(f.Execute(to_sitk(np.zeros((4, 4), dtype=dtype)))).dtype
+    return _LOG_DTYPES[key]
+
+
+_LOG_DTYPES: dict[str, np.dtype] = {}
+
+
+def _along(arr: np.ndarray, axis: int, coefs: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:
+    """Positions ``[lo, hi)`` along ``axis`` of every line of ``arr`` along ``axis``, recursively filtered."""
+    shape = arr.shape
+    before, after = int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1:]))
+    out = np.empty((before, hi - lo, after), dtype=dtype)
+    filter_lines(np.ascontiguousarray(arr).reshape(before, shape[axis], after), coefs, lo, hi, out)
+    return out.reshape(shape[:axis] + (hi - lo,) + shape[axis + 1:])
+
+
+def laplacian_of_gaussian(image: np.ndarray, spacing: Sequence[float], sigma: float, box: Box) -> np.ndarray:
+    """SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale) of ``image``, cropped to
+    ``box``: the same values, bit for bit, computed on the lines through the box only.
+
+    ITK sums, for every axis ``d``, the recursive second derivative of the Gaussian along ``d`` followed by
+    the recursive Gaussian along each other axis (ITK's axis order), each pass stored in the output's pixel
+    type, divided by ``spacing[d]**2``. Each pass filters whole lines, but only the positions a later pass
+    reads are kept: the derivative pass keeps the box's range along ``d``, the next keeps the box's range
+    along its own axis as well, and the last one computes the box itself
+    (:func:`~.kernels.recursive.filter_lines`). So a small ROI in a large image costs about one pass over
+    the image per axis instead of ITK's ``ndim`` (and the passes over the box's slabs).
+    """
+    nd = image.ndim
+    dtype = _log_dtype(image.dtype)
+    acc = np.zeros(tuple(b.stop - b.start for b in box), dtype=dtype)
+    for d in range(nd):  # ITK's axis d is numpy's axis nd - 1 - d
+        axis = nd - 1 - d
+        chain = [(axis, 2)] + [(nd - 1 - j, 0) for j in range(nd) if j != d]
+        cur = image
+        for ax, order in chain:
+            # the region cur holds is the box along the axes already filtered and whole along the others
+            cur = _along(cur, ax, coefficients(sigma, float(spacing[ax]), order), box[ax].start, box[ax].stop,
+                         dtype)
+        accumulate_scaled(acc.reshape(-1), np.ascontiguousarray(cur).reshape(-1),
+                          1.0 / (float(spacing[axis]) * float(spacing[axis])))
+    return acc
+
+
+def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     import pywt
 
     nd = image.ndim
@@ -99,10 +162,11 @@ def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
     wavelet = kw.get("wavelet", "coif1")
     level = kw.get("level", 1)
     start_level = kw.get("start_level", 0)
-    shape = image.shape
-    data = np.pad(np.asarray(image).copy(), tuple((0, 1 if n % 2 != 0 else 0) for n in shape), "wrap")
-    back = tuple(slice(None, -1 if n % 2 != 0 else None) for n in shape)
     w = wavelet if isinstance(wavelet, pywt.Wavelet) else pywt.Wavelet(wavelet)
+    region = _wavelet_region(image.shape, box, axes_t, (start_level + level) * (w.dec_len + 1))
+    shape = tuple(r.stop - r.start for r in region)
+    data = np.pad(np.asarray(image)[region].copy(), tuple((0, 1 if n % 2 != 0 else 0) for n in shape), "wrap")
+    back = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
     approx_key = "a" * len(axes_t)
     for _ in range(start_level):
         data = pywt.swtn(data, w, level=1, start_level=0, axes=axes_t)[0][approx_key].copy()
@@ -110,74 +174,110 @@ def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
     for _ in range(start_level, start_level + level):
         dec = pywt.swtn(data, w, level=1, start_level=0, axes=axes_t)[0]
         data = dec[approx_key].copy()
-        levels.append([(name.replace("a", "L").replace("d", "H"), arr.copy()[back])
+        levels.append([(name.replace("a", "L").replace("d", "H"), arr[back].copy())
                        for name, arr in dec.items() if name != approx_key])
     for idx, details in enumerate(levels, start=1):
         prefix = "wavelet" if idx == 1 else f"wavelet{idx}"
         for name, arr in details:
             yield arr, f"{prefix}-{name}", kw
     prefix = "wavelet" if len(levels) == 1 else f"wavelet{len(levels)}"
-    yield data[back], f"{prefix}-{'L' * len(axes_t)}", kw
+    yield data[back].copy(), f"{prefix}-{'L' * len(axes_t)}", kw
 
 
-def _square(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _wavelet_region(shape: Sequence[int], box: Box, axes: Sequence[int], margin: int) -> Box:
+    """The part of the image the stationary wavelet runs on so that its values in ``box`` are those of the
+    whole image's: along each transformed axis the box widened by ``margin`` (each level reads ``dec_len``
+    neighbours of a position) to an even length, or the whole axis (padded by one, wrapped, where odd, as
+    PyRadiomics pads) where that would reach an end, because the transform wraps around there; the box
+    itself along an axis that is not transformed (force2D)."""
+    region = []
+    for ax, (n, b) in enumerate(zip(shape, box)):
+        if ax not in axes:
+            region.append(b)
+            continue
+        lo, hi = b.start - margin, b.stop + margin
+        if (hi - lo) % 2:
+            hi += 1
+        region.append(slice(lo, hi) if lo >= 0 and hi <= n else slice(0, n))
+    return tuple(region)
+
+
+def _square(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     im = np.asarray(image).astype("float64")
     coeff = 1 / np.sqrt(np.max(np.abs(im)))
-    yield (coeff * im) ** 2, "square", kw
+    yield ((coeff * im) ** 2)[box], "square", kw
 
 
-def _square_root(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _square_root(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     im = np.asarray(image).astype("float64")
     coeff = np.max(np.abs(im))
     im[im > 0] = np.sqrt(im[im > 0] * coeff)
     im[im < 0] = -np.sqrt(-im[im < 0] * coeff)
-    yield im, "squareroot", kw
+    yield im[box], "squareroot", kw
 
 
-def _logarithm(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _logarithm(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     im = np.asarray(image).astype("float64")
     im_max = np.max(np.abs(im))
     im[im > 0] = np.log(im[im > 0] + 1)
     im[im < 0] = -np.log(-(im[im < 0] - 1))
-    yield im * (im_max / np.max(np.abs(im))), "logarithm", kw
+    yield (im * (im_max / np.max(np.abs(im))))[box], "logarithm", kw
 
 
-def _exponential(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _exponential(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     im = np.asarray(image).astype("float64")
     im_max = np.max(np.abs(im))
     coeff = np.log(im_max) / im_max
-    yield np.exp(coeff * im), "exponential", kw
+    yield np.exp(coeff * im)[box], "exponential", kw
 
 
-def _gradient(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _gradient(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     import SimpleITK as sitk
 
+    # central differences with the image's edge extended: on the box widened by one voxel (the whole image
+    # where that reaches an end, so that the same edges are extended) the values in the box are the same
+    region = _widened(image.shape, box, [1] * image.ndim)
     f = sitk.GradientMagnitudeImageFilter()
     f.SetUseImageSpacing(kw.get("gradientUseSpacing", True))
-    yield sitk.GetArrayFromImage(f.Execute(to_sitk(image, spacing))), "gradient", kw
+    yield sitk.GetArrayFromImage(f.Execute(to_sitk(image[region], spacing)))[_within(box, region)], "gradient", kw
 
 
-def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict) -> Filtered:
+def _widened(shape: Sequence[int], box: Box, margins: Sequence[int]) -> Box:
+    """``box`` widened by ``margins`` voxels per axis, clipped to the image."""
+    return tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for n, b, m in zip(shape, box, margins))
+
+
+def _within(box: Box, region: Box) -> Box:
+    """``box`` relative to ``region``, which contains it."""
+    return tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
+
+
+def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> Filtered:
     from skimage.feature import local_binary_pattern
 
     radius = kw.get("lbp2DRadius", 1)
     samples = kw.get("lbp2DSamples", 8)
     method = kw.get("lbp2DMethod", "uniform")
-    arr = np.array(image, copy=True)  # the image's own pixel type: LBP codes are written into it, as PyRadiomics does
+    axis = kw.get("force2Ddimension", 0) if image.ndim == 3 else None
+    # each code reads the pixels within radius + 1 (bilinear samples), 0 beyond the image: on the box widened
+    # by that in the slices' plane (clipped to the image, whose edges then stay the slices' edges) the codes
+    # in the box are the same
+    reach = int(np.ceil(radius)) + 1
+    region = _widened(image.shape, box, [0 if ax == axis else reach for ax in range(image.ndim)])
+    arr = np.array(image[region], copy=True)  # the image's own pixel type: codes are written into it, as PyRadiomics
     if arr.ndim == 3:
         if not kw.get("force2D", False):
             logger.warning("LBP2D computed per 2-D slice but features extracted in 3-D; use with caution")
-        axis = kw.get("force2Ddimension", 0)
         arr = arr.swapaxes(0, axis)
         for i in range(arr.shape[0]):
             arr[i, ...] = local_binary_pattern(arr[i, ...], P=samples, R=radius, method=method)
         arr = arr.swapaxes(0, axis)
     else:
         arr = local_binary_pattern(arr, P=samples, R=radius, method=method)
-    yield arr, "lbp-2D", kw
+    yield arr[_within(box, region)], "lbp-2D", kw
 
 
-def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, mask: Optional[np.ndarray]) -> Filtered:
+def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box, mask: Optional[np.ndarray]) -> Filtered:
     if image.ndim != 3:
         logger.warning("LBP3D needs a 3-D image, got %d-D: no lbp-3D image (as in PyRadiomics)", image.ndim)
         return
@@ -226,9 +326,9 @@ def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, mask: Optional
     out = np.zeros(image.shape)
     for level in range(levels):
         out[roi] = g[:, level]
-        yield out.copy(), f"lbp-3D-m{level + 1}", kw
+        yield out[box].copy(), f"lbp-3D-m{level + 1}", kw
     out[roi] = np.real(k)
-    yield out, "lbp-3D-k", kw
+    yield out[box], "lbp-3D-k", kw
 
 
 _GENERATORS = {"Original": _original, "LoG": _log, "Wavelet": _wavelet, "Square": _square,
@@ -237,16 +337,24 @@ _GENERATORS = {"Original": _original, "LoG": _log, "Wavelet": _wavelet, "Square"
 
 
 def filtered_images(image: np.ndarray, spacing: Sequence[float], image_type: str, settings: dict[str, Any], *,
-                    mask: Optional[np.ndarray] = None) -> Filtered:
+                    mask: Optional[np.ndarray] = None, box: Optional[Box] = None) -> Filtered:
     """The images of one image type: ``(array in numpy order, name, settings)`` per image, in PyRadiomics' order.
 
     ``settings`` are the general settings updated with the image type's own (as PyRadiomics merges
     them); they are yielded back with each image, for its feature classes. ``mask``: the ROI (bool, the
-    image's shape), which LBP3D needs.
+    image's shape), which LBP3D needs. ``box``: the part of the image the caller reads (slices in numpy
+    order; the whole image by default). Each image is yielded cropped to it, with the values the filter
+    gives on the whole image; LoG, Wavelet, Gradient and LBP2D compute only what the box needs.
     """
+    if box is None:
+        box = tuple(slice(0, n) for n in image.shape)
+    else:
+        box = tuple(slice(*b.indices(n)[:2]) for b, n in zip(box, image.shape))
+        if len(box) != image.ndim or any(b.stop <= b.start for b in box):
+            raise ValueError(f"filtered_images: box {box} is not a non-empty region of the {image.shape} image")
     if image_type == "LBP3D":
-        return _lbp3d(image, spacing, dict(settings), mask)
+        return _lbp3d(image, spacing, dict(settings), box, mask)
     if image_type not in _GENERATORS:
         raise ValueError(f"image type {image_type!r} is not computed by the numba engine (it computes "
                          f"{', '.join(NUMBA_IMAGE_TYPES)}); use engine='pyradiomics'.")
-    return _GENERATORS[image_type](image, spacing, dict(settings))
+    return _GENERATORS[image_type](image, spacing, dict(settings), box)

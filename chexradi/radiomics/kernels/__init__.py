@@ -2,7 +2,8 @@
 
 - :mod:`.angles` — neighbour offsets in PyRadiomics' order;
 - :mod:`.glcm`, :mod:`.glrlm`, :mod:`.glszm`, :mod:`.gldm`, :mod:`.ngtdm` — the matrices;
-- :mod:`.shape2d` — marching squares for the 2-D shape features.
+- :mod:`.shape2d` — marching squares for the 2-D shape features;
+- :mod:`.recursive` — ITK's recursive Gaussian along one axis (the LoG image type).
 
 All kernels are ``numba.njit(cache=True)``: compiled once, then loaded from the on-disk cache.
 """
