@@ -191,3 +191,62 @@ def test_unknown_name_raises():
     roi = roi_from_arrays(np.ones((3, 3)), np.ones((3, 3), bool))
     with pytest.raises(ValueError, match="Unknown firstorder feature"):
         firstorder.compute(roi, ["Mean", "Meen"])
+
+
+def test_kernels_equal_numpys_calls_bit_for_bit():
+    """The compiled first-order passes against the numpy calls they replace (PyRadiomics' own expressions), by
+    ==: sizes around numpy's pairwise block (8, 128) and up to 1e5, Gaussian, whole-number and flat values."""
+    from chexradi.radiomics.kernels.firstorder import counted_order_statistics, level_counts, moments, robust_mad
+
+    rng = np.random.default_rng(3)
+    sizes = [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 255, 256, 257, 1023, 1025, 4097, 63830, 100001]
+    for n in sizes:
+        for x in (rng.normal(50, 20, n), rng.integers(0, 255, n).astype(np.float64), np.full(n, 3.3)):
+            mean = np.mean(x)
+            d = x - mean
+            d2 = d * d
+            want = (np.sum(x * x), mean, np.mean(np.abs(d)), np.mean(d2), np.mean(d2 * d), np.mean(d2 * d2))
+            assert moments(x, 0.0) == want, n
+            xs = x + 2000.0
+            assert moments(x, 2000.0)[0] == np.sum(xs * xs), n
+            lo, hi = np.percentile(x, [10, 90])
+            sub = x[(x >= lo) & (x <= hi)]
+            got = robust_mad(x, lo, hi)
+            assert (np.isnan(got) and sub.size == 0) or got == np.mean(np.abs(sub - np.mean(sub))), n
+        kth = np.array(sorted({0, n - 1, n // 2, (n - 1) // 2, n // 10}), np.int64)
+        ints = rng.integers(-40, 3000, n).astype(np.float64)
+        ok, values = counted_order_statistics(ints, kth, 65536.0)
+        assert ok and np.array_equal(values, np.partition(ints, kth)[kth]), n
+        if n > 1:  # one value off the whole numbers: partitioned instead
+            halves = ints.copy()
+            halves[-1] += 0.5
+            assert not counted_order_statistics(halves, kth, 65536.0)[0], n
+        assert not counted_order_statistics(ints * 1e6, kth, 65536.0)[0] or np.ptp(ints) == 0
+        levels = rng.integers(0, 40, n).astype(np.int32)
+        assert np.array_equal(level_counts(levels), np.bincount(levels)), n
+    assert np.isnan(robust_mad(np.array([1.0, 5.0]), 1.4, 4.6))
+
+
+def test_the_neighbourhood_is_made_once_per_roi():
+    """GLSZM, GLDM and NGTDM share the ROI's padded gray levels and neighbour offsets (made once), with the
+    values they had with their own."""
+    from chexradi.radiomics.features import get_feature_module
+    from chexradi.radiomics.kernels.glszm import neighbourhood
+
+    image, mask, spacing = random_case("blob", 4, 3, size=24)
+    roi = roi_from_arrays(image, mask, spacing=spacing, settings={"binWidth": 10})
+    calls = []
+    original = roi.neighbourhood
+
+    def counting(distances):
+        calls.append(tuple(distances))
+        return original(distances)
+
+    roi.neighbourhood = counting
+    for cls in ("glszm", "gldm", "ngtdm"):
+        get_feature_module(cls).compute(roi, list(get_feature_module(cls).FEATURES))
+    assert calls == [(1,), (1,), (1,)]
+    assert [k for k in roi._cache if k[0] == "neighbourhood"] == [("neighbourhood", (1,))]
+    labels, offsets = neighbourhood(roi.binned, roi.mask, (1,), roi.plane_axis)
+    cached = roi._cache[("neighbourhood", (1,))]
+    assert np.array_equal(cached[0], labels) and np.array_equal(cached[1], offsets)

@@ -58,7 +58,7 @@ def _parity(img, msk, **settings):
 
 
 def test_pairwise_sum_is_numpys_sum_bit_for_bit():
-    from chexradi.radiomics.kernels.voxel import pairwise_sum
+    from chexradi.radiomics.kernels.firstorder import pairwise_sum
 
     rng = np.random.default_rng(0)
     for n in [*range(0, 300), 1000, 1331, 4097, 100_003]:

@@ -19,6 +19,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..kernels.firstorder import level_counts
+from ..kernels.glszm import neighbourhood
+
 __all__ = ["ROI", "nanmean", "select_features"]
 
 
@@ -88,11 +91,18 @@ class ROI:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def level_counts(self) -> np.ndarray:
+        """``level_counts[g]``: the number of ROI voxels of gray level ``g`` (``g`` >= 1; index 0 counts the box
+        voxels outside the mask), as ``numpy.bincount(binned)``."""
+        if "level_counts" not in self._cache:
+            self._cache["level_counts"] = level_counts(np.ascontiguousarray(self.binned).ravel())
+        return self._cache["level_counts"]
+
+    @property
     def grey_levels(self) -> np.ndarray:
         """Sorted unique gray levels present in the ROI (PyRadiomics' ``grayLevels``)."""
         if "grey_levels" not in self._cache:
-            counts = np.bincount(self.binned[self.mask].ravel())
-            self._cache["grey_levels"] = np.flatnonzero(counts)
+            self._cache["grey_levels"] = np.flatnonzero(self.level_counts[1:]) + 1
         return self._cache["grey_levels"]
 
     @property
@@ -104,6 +114,15 @@ class ROI:
             lut[levels] = np.arange(len(levels), dtype=np.int64)
             self._cache["level_index"] = lut
         return self._cache["level_index"]
+
+    def neighbourhood(self, distances: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The padded flat gray levels and neighbour offsets at ``distances`` in the ROI's plane
+        (:func:`~chexradi.radiomics.kernels.glszm.neighbourhood`), made once per ROI for GLSZM, GLDM and
+        NGTDM."""
+        key = ("neighbourhood", tuple(int(d) for d in distances))
+        if key not in self._cache:
+            self._cache[key] = neighbourhood(self.binned, self.mask, key[1], self.plane_axis)
+        return self._cache[key]
 
     @property
     def ng(self) -> int:

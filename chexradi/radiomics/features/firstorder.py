@@ -33,10 +33,15 @@ numpy's default ``linear`` method (Hyndman & Fan type 7): virtual index
 :math:`v = (N_p - 1) q`, linear interpolation between the sorted values at
 ``floor(v)`` and ``floor(v) + 1``, in the same floating-point form as numpy.
 
-Implementation: the values are taken once in PyRadiomics' order (so that the
-mean is bit-identical), and one ``np.partition`` at the few order statistics
-that the percentiles need replaces PyRadiomics' separate
-``nanpercentile``/``nanmedian`` calls.
+Implementation: the values are taken once in PyRadiomics' order, and the
+compiled passes of :mod:`chexradi.radiomics.kernels.firstorder` form each term as
+PyRadiomics' numpy expressions do and sum it in numpy's pairwise order, so every
+sum is bit-identical (Energy and the moments in two passes, without numpy's
+temporaries). The order statistics the percentiles need are counted for
+whole-number values over a modest range (8/16-bit radiographs, CT), else taken
+from one ``np.partition``; either replaces PyRadiomics' separate
+``nanpercentile``/``nanmedian`` calls. The histogram of gray levels is the ROI's
+(:attr:`ROI.level_counts`, shared with the texture classes' gray levels).
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..kernels.firstorder import counted_order_statistics, moments, robust_mad
 from .base import ROI
 
 __all__ = ["CLASS_NAME", "FEATURES", "compute", "percentiles"]
@@ -125,22 +131,16 @@ def _order_statistics(x: np.ndarray, kth: Sequence[int]) -> "_OrderStats | np.nd
     """The k-th smallest values of ``x`` for every k in ``kth`` (sorted).
 
     Whole-number values over a modest range (8/16-bit radiographs, CT) are
-    counted (``bincount`` + cumulative sum: exact, no sort); anything else uses
-    one ``np.partition``. Either result is indexed as ``part[k]``.
+    counted (:func:`~chexradi.radiomics.kernels.firstorder.counted_order_statistics`:
+    exact, no sort); anything else uses one ``np.partition``. Either result is
+    indexed as ``part[k]``.
     """
     n = x.size
-    mn = x.min()
-    mx = x.max()
-    span = float(mx) - float(mn)
-    if span <= max(65536.0, 4.0 * n):
-        shifted = x - mn
-        ints = shifted.astype(np.int64)
-        if np.array_equal(ints, shifted):
-            cum = np.cumsum(np.bincount(ints))
-            pos = np.searchsorted(cum, np.asarray(kth, dtype=np.int64), side="right")
-            out = _OrderStats((int(k), float(mn + p)) for k, p in zip(kth, pos))
-            out.size = n
-            return out
+    ok, values = counted_order_statistics(x, np.asarray(kth, dtype=np.int64), max(65536.0, 4.0 * n))
+    if ok:
+        out = _OrderStats((int(k), float(v)) for k, v in zip(kth, values))
+        out.size = n
+        return out
     return np.partition(x, kth)
 
 
@@ -185,7 +185,7 @@ def compute(roi: ROI, names: Optional[Sequence[str]] = None) -> dict[str, float]
         return {}
 
     mask = roi.mask if roi.mask.dtype == bool else roi.mask != 0
-    x = roi.image[mask]  # C order = PyRadiomics' imageArray[maskArray] order
+    x = np.ascontiguousarray(roi.image[mask], dtype=np.float64)  # C order = PyRadiomics' imageArray[maskArray] order
     n = x.size
     if n == 0:
         raise ValueError("firstorder: the mask selects no voxel; check the mask and `label`.")
@@ -194,9 +194,8 @@ def compute(roi: ROI, names: Optional[Sequence[str]] = None) -> dict[str, float]
     shift = roi.settings.get("voxelArrayShift", 0)
 
     # --- magnitude features --------------------------------------------------
+    energy, mean, mad, m2, m3, m4 = moments(x, float(shift))
     if want & {"Energy", "TotalEnergy", "RootMeanSquared"}:
-        xs = x + shift if shift else x
-        energy = float(np.sum(xs * xs))
         out["Energy"] = energy
         if "TotalEnergy" in want:
             # PyRadiomics: numpy.multiply.reduce(inputImage.GetSpacing()) (ITK order, input's own dimensions)
@@ -206,7 +205,7 @@ def compute(roi: ROI, names: Optional[Sequence[str]] = None) -> dict[str, float]
 
     # --- histogram features ------------------------------------------------------
     if want & {"Entropy", "Uniformity"}:
-        counts = np.bincount(roi.binned.ravel())[1:]
+        counts = roi.level_counts[1:]
         counts = counts[counts > 0]
         p = counts / float(n)
         out["Entropy"] = float(-1.0 * np.sum(p * np.log2(p + _EPS)))
@@ -232,29 +231,14 @@ def compute(roi: ROI, names: Optional[Sequence[str]] = None) -> dict[str, float]
         out["InterquartileRange"] = p75 - p25
         out["Median"] = _median(part)
         if "RobustMeanAbsoluteDeviation" in want:
-            sub = x[(x >= p10) & (x <= p90)]
-            # empty only for two distinct values (nothing between the interpolated P10 and P90): NaN, as PyRadiomics
-            out["RobustMeanAbsoluteDeviation"] = (
-                float(np.mean(np.abs(sub - np.mean(sub)))) if sub.size else math.nan
-            )
+            # NaN when nothing lies between the interpolated P10 and P90 (two distinct values), as PyRadiomics
+            out["RobustMeanAbsoluteDeviation"] = float(robust_mad(x, p10, p90))
 
-    # --- moments ---------------------------------------------------------------
-    moment_names = {"Mean", "MeanAbsoluteDeviation", "Variance", "StandardDeviation", "Skewness", "Kurtosis"}
-    if want & moment_names:
-        mean = np.mean(x)
-        out["Mean"] = float(mean)
-        d = x - mean
-        if "MeanAbsoluteDeviation" in want:
-            out["MeanAbsoluteDeviation"] = float(np.mean(np.abs(d)))
-        if want & {"Variance", "StandardDeviation", "Skewness", "Kurtosis"}:
-            d2 = d * d
-            m2 = float(np.mean(d2))
-            out["Variance"] = m2
-            out["StandardDeviation"] = math.sqrt(m2)
-            if "Skewness" in want:
-                m3 = float(np.mean(d2 * d))
-                out["Skewness"] = 0.0 if m2 == 0 else m3 / m2**1.5
-            if "Kurtosis" in want:
-                m4 = float(np.mean(d2 * d2))
-                out["Kurtosis"] = 0.0 if m2 == 0 else m4 / m2**2.0
+    # --- moments (computed above with Energy: numpy's terms and pairwise sums) --------
+    out["Mean"] = mean
+    out["MeanAbsoluteDeviation"] = mad
+    out["Variance"] = m2
+    out["StandardDeviation"] = math.sqrt(m2)
+    out["Skewness"] = 0.0 if m2 == 0 else m3 / m2**1.5
+    out["Kurtosis"] = 0.0 if m2 == 0 else m4 / m2**2.0
     return {k: out[k] for k in names}

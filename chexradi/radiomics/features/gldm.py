@@ -50,7 +50,7 @@ def matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = ("gldm", distances, alpha)
     if key not in roi._cache:
         P = gldm_matrix(roi.binned, roi.mask, distances=distances, alpha=alpha,
-                        force2D_dimension=roi.plane_axis)
+                        force2D_dimension=roi.plane_axis, neighbours=roi.neighbourhood(distances))
         # Row sums count the voxels of each level: empty rows are exactly the absent levels.
         present = np.flatnonzero(P.sum(1))
         P = P[present]

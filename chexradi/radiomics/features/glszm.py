@@ -33,7 +33,7 @@ def matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P, ivector, jvector)``: the GLSZM with empty rows and columns deleted, gray levels and zone sizes."""
     key = "glszm"
     if key not in roi._cache:
-        P, sizes = glszm_matrix(roi.binned, roi.mask, roi.plane_axis)
+        P, sizes = glszm_matrix(roi.binned, roi.mask, roi.plane_axis, neighbours=roi.neighbourhood((1,)))
         # Every gray level present has at least one zone: empty rows are exactly the absent levels.
         present = np.flatnonzero(P.sum(1))
         roi._cache[key] = (P[present], (present + 1).astype(np.float64), sizes)

@@ -33,7 +33,7 @@ def matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = ("ngtdm", distances)
     if key not in roi._cache:
         n, s = ngtdm_matrix(roi.binned, roi.mask, distances=distances,
-                            force2D_dimension=roi.plane_axis)
+                            force2D_dimension=roi.plane_axis, neighbours=roi.neighbourhood(distances))
         keep = n != 0
         ivector = np.arange(1, n.shape[0] + 1, dtype=np.float64)[keep]
         roi._cache[key] = (n[keep], s[keep], ivector)

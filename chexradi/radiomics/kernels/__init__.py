@@ -3,7 +3,8 @@
 - :mod:`.angles` — neighbour offsets in PyRadiomics' order;
 - :mod:`.glcm`, :mod:`.glrlm`, :mod:`.glszm`, :mod:`.gldm`, :mod:`.ngtdm` — the matrices;
 - :mod:`.shape2d` — marching squares for the 2-D shape features;
-- :mod:`.recursive` — ITK's recursive Gaussian along one axis (the LoG image type).
+- :mod:`.recursive` — ITK's recursive Gaussian along one axis (the LoG image type);
+- :mod:`.firstorder` — numpy's pairwise summation and the first-order passes, bit for bit numpy's.
 
 All kernels are ``numba.njit(cache=True)``: compiled once, then loaded from the on-disk cache.
 """

@@ -67,6 +67,7 @@ def gldm_matrix(
     distances: Sequence[int] = (1,),
     alpha: float = 0,
     force2D_dimension: Optional[int] = None,
+    neighbours: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> np.ndarray:
     """The GLDM, ``(Ng, Na + 1)``: column ``d`` holds voxels with ``d`` dependent neighbours.
 
@@ -74,9 +75,10 @@ def gldm_matrix(
 
     PyRadiomics' dependence size is ``d + 1`` (its ``jvector`` starts at 1).
     Gray-level differences are integers, so ``|i - j| <= alpha`` is evaluated as
-    ``|i - j| <= floor(alpha)``.
+    ``|i - j| <= floor(alpha)``. ``neighbours``: :func:`~.glszm.neighbourhood`'s result for these
+    arguments, when the caller has it already.
     """
-    labels, offsets = neighbourhood(binned, mask, distances, force2D_dimension)
+    labels, offsets = neighbours or neighbourhood(binned, mask, distances, force2D_dimension)
     a = math.floor(float(alpha))
     a = int(min(max(a, -1), 2**31 - 1))
     return gldm_counts(labels, offsets, int(labels.max()), a)

@@ -156,6 +156,7 @@ def glszm_matrix(
     binned: np.ndarray,
     mask: np.ndarray,
     force2D_dimension: Optional[int] = None,
+    neighbours: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The GLSZM with only the zone sizes that occur.
 
@@ -164,6 +165,7 @@ def glszm_matrix(
     binned : int 3-D ``(z, y, x)`` 1-based gray levels (0 outside the ROI).
     mask : bool 3-D, True inside the ROI.
     force2D_dimension : axis zones must not extend along, or None (3-D connectivity).
+    neighbours : :func:`neighbourhood`'s result at distance 1 for these arguments, when the caller has it.
 
     Returns
     -------
@@ -172,6 +174,6 @@ def glszm_matrix(
     sizes : float64 ``(Ns,)`` the zone sizes present, ascending (PyRadiomics' ``jvector``
         after deleting empty columns).
     """
-    labels, offsets = neighbourhood(binned, mask, (1,), force2D_dimension)
+    labels, offsets = neighbours or neighbourhood(binned, mask, (1,), force2D_dimension)
     zone_gl, zone_size = glszm_zones(labels, offsets, int(np.count_nonzero(mask)))
     return _fill(zone_gl, zone_size, int(labels.max()))

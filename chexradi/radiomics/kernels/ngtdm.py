@@ -63,7 +63,9 @@ def ngtdm_matrix(
     *,
     distances: Sequence[int] = (1,),
     force2D_dimension: Optional[int] = None,
+    neighbours: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NGTDM columns ``n_i`` and ``s_i`` for gray levels ``1..Ng``, ``Ng`` the largest in the ROI (empty levels included)."""
-    labels, offsets = neighbourhood(binned, mask, distances, force2D_dimension)
+    """NGTDM columns ``n_i`` and ``s_i`` for gray levels ``1..Ng``, ``Ng`` the largest in the ROI (empty levels
+    included). ``neighbours``: :func:`~.glszm.neighbourhood`'s result for these arguments, when the caller has it."""
+    labels, offsets = neighbours or neighbourhood(binned, mask, distances, force2D_dimension)
     return ngtdm_sums(labels, offsets, int(labels.max()))

@@ -16,7 +16,7 @@ only exact zeros from sequential sums (features that use the largest level ``Ng`
 
 First order follows PyRadiomics' numpy calls on the ``(voxels, kernel)`` array value for value: the kernel
 voxels in PyRadiomics' offset order, NaN outside the mask, and numpy's pairwise summation
-(:func:`pairwise_sum`) for every ``nansum``/``nanmean``, so that e.g. the variance of a flat kernel is the
+(:func:`~.firstorder.pairwise_sum`) for every ``nansum``/``nanmean``, so that e.g. the variance of a flat kernel is the
 same tiny number (or 0) as PyRadiomics' and Skewness/Kurtosis take the same branch.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .firstorder import pairwise_sum
 from .glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_counts, glcm_plain_features
 from .glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
 from .glszm import glszm_zones
@@ -32,7 +33,7 @@ from .ngtdm import ngtdm_sums
 from .zones import zone_features
 
 __all__ = ["FIRSTORDER_COLUMNS", "GLCM_COLUMNS", "GLRLM_COLUMNS", "ZONE_COLUMNS", "NGTDM_COLUMNS",
-           "pairwise_sum", "kernel_box", "firstorder_voxels", "glcm_voxels",
+           "kernel_box", "firstorder_voxels", "glcm_voxels",
            "glcm_voxel_probabilities", "glrlm_voxels", "glszm_voxels", "gldm_voxels", "ngtdm_voxels"]
 
 #: Columns of :func:`firstorder_voxels`' result.
@@ -54,98 +55,6 @@ _N_ZONE = len(ZONE_COLUMNS) - 1  # zone_features' results; the last column is GL
 
 #: Columns of :func:`ngtdm_voxels`' result.
 NGTDM_COLUMNS = ("Coarseness", "Contrast", "Busyness", "Complexity", "Strength")
-
-
-_BLOCK = 128  # numpy's PW_BLOCKSIZE
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_leaf(a, lo, n):
-    """numpy's ``pairwise_sum`` for ``n <= 128`` values: a plain loop under 8, else 8 accumulators."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0 = a[lo]
-    r1 = a[lo + 1]
-    r2 = a[lo + 2]
-    r3 = a[lo + 3]
-    r4 = a[lo + 4]
-    r5 = a[lo + 5]
-    r6 = a[lo + 6]
-    r7 = a[lo + 7]
-    i = 8
-    stop = n - (n % 8)
-    while i < stop:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise(a, lo, n):
-    """numpy's recursive ``pairwise_sum`` (halves rounded down to a multiple of 8, leaves of at most 128),
-    evaluated with an explicit stack: numba cannot reload a cached recursive function."""
-    if n <= _BLOCK:
-        return _pairwise_leaf(a, lo, n)
-    f_lo = np.empty(64, np.int64)
-    f_n = np.empty(64, np.int64)
-    f_state = np.empty(64, np.int64)
-    vals = np.empty(64)
-    top = 0
-    nv = 0
-    f_lo[0] = lo
-    f_n[0] = n
-    f_state[0] = 0
-    top = 1
-    while top > 0:
-        t = top - 1
-        m = f_n[t]
-        if m <= _BLOCK:
-            vals[nv] = _pairwise_leaf(a, f_lo[t], m)
-            nv += 1
-            top -= 1
-            continue
-        n2 = m // 2
-        n2 -= n2 % 8
-        if f_state[t] == 0:
-            f_state[t] = 1
-            f_lo[top] = f_lo[t]
-            f_n[top] = n2
-            f_state[top] = 0
-            top += 1
-        elif f_state[t] == 1:
-            f_state[t] = 2
-            f_lo[top] = f_lo[t] + n2
-            f_n[top] = m - n2
-            f_state[top] = 0
-            top += 1
-        else:
-            right = vals[nv - 1]
-            left = vals[nv - 2]
-            nv -= 2
-            vals[nv] = left + right
-            nv += 1
-            top -= 1
-    return vals[0]
-
-
-@numba.njit(cache=True, nogil=True)
-def pairwise_sum(a):
-    """``numpy.sum`` of a 1-D float64 array, bit for bit (numpy's pairwise summation)."""
-    return 0.0 + _pairwise(a, 0, a.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)
