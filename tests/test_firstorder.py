@@ -194,8 +194,8 @@ def test_unknown_name_raises():
 
 
 def test_kernels_equal_numpys_calls_bit_for_bit():
-    """The compiled first-order passes against the numpy calls they replace (PyRadiomics' own expressions), by
-    ==: sizes around numpy's pairwise block (8, 128) and up to 1e5, Gaussian, whole-number and flat values."""
+    """The compiled first-order passes against the numpy expressions they replace, by ==: sizes around numpy's
+    pairwise block (8, 128) and up to 1e5, Gaussian, whole-number and flat values."""
     from chexradi.radiomics.kernels.firstorder import counted_order_statistics, level_counts, moments, robust_mad
 
     rng = np.random.default_rng(3)

@@ -14,11 +14,13 @@ bit for bit, in ``tests/test_filters.py``):
 
 - LoG: ITK's recursive Gaussian passes (:mod:`.kernels.recursive`), with ITK's coefficients,
   order of passes and of operations and pixel type, on the lines through the box only
-  (:func:`laplacian_of_gaussian`); bit for bit SimpleITK's image there.
+  (:func:`laplacian_of_gaussian`); bit for bit SimpleITK's image there (on x86-64, where neither
+  ITK's wheels nor numba fuse multiply-adds).
 - Wavelet: ``swtn`` on the box widened by the levels' filter lengths, or on the whole axis
   where that would reach an end (the transform wraps around there).
-- Gradient, LBP2D: on the box widened by their reach, clipped to the image (whose edges they
-  extend), so that the values in the box are the same.
+- Gradient: on the box widened by one voxel, clipped to the image (whose edge it extends).
+- LBP2D: on the slices from the image's start to the box's end widened by the sampling radius
+  (scikit-image places its samples at absolute coordinates, so the slices keep their origin).
 - Square, SquareRoot, Logarithm, Exponential (scaled by the whole image's largest value),
   LBP3D (computed at the ROI voxels), Original: computed as before, then cropped.
 
@@ -119,9 +121,11 @@ def _along(arr: np.ndarray, axis: int, coefs: np.ndarray, lo: int, hi: int, dtyp
     return out.reshape(shape[:axis] + (hi - lo,) + shape[axis + 1:])
 
 
-def laplacian_of_gaussian(image: np.ndarray, spacing: Sequence[float], sigma: float, box: Box) -> np.ndarray:
+def laplacian_of_gaussian(image: np.ndarray, spacing: Sequence[float], sigma: float,
+                          box: Optional[Box] = None) -> np.ndarray:
     """SimpleITK's ``LaplacianRecursiveGaussianImageFilter`` (normalised across scale) of ``image``, cropped to
-    ``box``: the same values, bit for bit, computed on the lines through the box only.
+    ``box`` (the whole image by default): the same values, bit for bit, computed on the lines through the box
+    only. The image needs at least 4 voxels along every axis.
 
     ITK sums, for every axis ``d``, the recursive second derivative of the Gaussian along ``d`` followed by
     the recursive Gaussian along each other axis (ITK's axis order), each pass stored in the output's pixel
@@ -131,6 +135,10 @@ def laplacian_of_gaussian(image: np.ndarray, spacing: Sequence[float], sigma: fl
     (:func:`~.kernels.recursive.filter_lines`). So a small ROI in a large image costs about one pass over
     the image per axis instead of ITK's ``ndim`` (and the passes over the box's slabs).
     """
+    box = _checked_box(image.shape, box, "laplacian_of_gaussian")
+    if min(image.shape) < 4:
+        raise ValueError(f"laplacian_of_gaussian: the recursive Gaussian needs at least 4 voxels along every axis, "
+                         f"the image is {image.shape} (SimpleITK refuses it too; PyRadiomics yields no LoG image)")
     nd = image.ndim
     dtype = _log_dtype(image.dtype)
     acc = np.zeros(tuple(b.stop - b.start for b in box), dtype=dtype)
@@ -259,11 +267,13 @@ def _lbp2d(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) -> F
     samples = kw.get("lbp2DSamples", 8)
     method = kw.get("lbp2DMethod", "uniform")
     axis = kw.get("force2Ddimension", 0) if image.ndim == 3 else None
-    # each code reads the pixels within radius + 1 (bilinear samples), 0 beyond the image: on the box widened
-    # by that in the slices' plane (clipped to the image, whose edges then stay the slices' edges) the codes
-    # in the box are the same
+    # each code reads the pixels within radius + 1 (bilinear samples), 0 beyond the image. scikit-image places
+    # the samples at absolute coordinates (r + R sin, c + R cos), whose rounding depends on r and c, so the
+    # slices keep their origin: they run from the image's start to the box's end widened by that reach (or the
+    # image's end); along the slice axis the box itself
     reach = int(np.ceil(radius)) + 1
-    region = _widened(image.shape, box, [0 if ax == axis else reach for ax in range(image.ndim)])
+    region = tuple(b if ax == axis else slice(0, min(n, b.stop + reach))
+                   for ax, (n, b) in enumerate(zip(image.shape, box)))
     arr = np.array(image[region], copy=True)  # the image's own pixel type: codes are written into it, as PyRadiomics
     if arr.ndim == 3:
         if not kw.get("force2D", False):
@@ -331,6 +341,21 @@ def _lbp3d(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box, mask
     yield out[box], "lbp-3D-k", kw
 
 
+def _checked_box(shape: Sequence[int], box: Optional[Box], caller: str) -> Box:
+    """``box`` as slices with start and stop inside ``shape`` (the whole image for None); a box of another
+    dimension, with a step or empty is an error."""
+    if box is None:
+        return tuple(slice(0, n) for n in shape)
+    box = tuple(box)
+    if len(box) != len(shape) or any(not isinstance(b, slice) or b.step not in (None, 1) for b in box):
+        raise ValueError(f"{caller}: box {box} must be {len(shape)} slices with step 1 (numpy order), one per axis "
+                         f"of the {tuple(shape)} image")
+    out = tuple(slice(*b.indices(n)[:2]) for b, n in zip(box, shape))
+    if any(b.stop <= b.start for b in out):
+        raise ValueError(f"{caller}: box {box} is not a non-empty region of the {tuple(shape)} image")
+    return out
+
+
 _GENERATORS = {"Original": _original, "LoG": _log, "Wavelet": _wavelet, "Square": _square,
                "SquareRoot": _square_root, "Logarithm": _logarithm, "Exponential": _exponential,
                "Gradient": _gradient, "LBP2D": _lbp2d}
@@ -346,12 +371,7 @@ def filtered_images(image: np.ndarray, spacing: Sequence[float], image_type: str
     order; the whole image by default). Each image is yielded cropped to it, with the values the filter
     gives on the whole image; LoG, Wavelet, Gradient and LBP2D compute only what the box needs.
     """
-    if box is None:
-        box = tuple(slice(0, n) for n in image.shape)
-    else:
-        box = tuple(slice(*b.indices(n)[:2]) for b, n in zip(box, image.shape))
-        if len(box) != image.ndim or any(b.stop <= b.start for b in box):
-            raise ValueError(f"filtered_images: box {box} is not a non-empty region of the {image.shape} image")
+    box = _checked_box(image.shape, box, "filtered_images")
     if image_type == "LBP3D":
         return _lbp3d(image, spacing, dict(settings), box, mask)
     if image_type not in _GENERATORS:

@@ -35,9 +35,11 @@ numpy's default ``linear`` method (Hyndman & Fan type 7): virtual index
 
 Implementation: the values are taken once in PyRadiomics' order, and the
 compiled passes of :mod:`chexradi.radiomics.kernels.firstorder` form each term as
-PyRadiomics' numpy expressions do and sum it in numpy's pairwise order, so every
-sum is bit-identical (Energy and the moments in two passes, without numpy's
-temporaries). The order statistics the percentiles need are counted for
+the numpy expressions ``sum(x * x)``, ``mean(|d|)``, ``mean(d * d)``,
+``mean(d * d * d)``, ``mean(d * d * (d * d))`` (``d = x - mean(x)``) do and sum it in
+numpy's pairwise order, so each equals that expression bit for bit, without its
+temporaries (PyRadiomics writes ``numpy.power(d, 3)``, which can differ in the last
+bit). The order statistics the percentiles need are counted for
 whole-number values over a modest range (8/16-bit radiographs, CT), else taken
 from one ``np.partition``; either replaces PyRadiomics' separate
 ``nanpercentile``/``nanmedian`` calls. The histogram of gray levels is the ROI's

@@ -187,7 +187,8 @@ def counted_order_statistics(x, kth, max_span):
 @numba.njit(cache=True, nogil=True)
 def _moment_leaf(x, lo, n, mean, out):
     """The four moment terms of ``x[lo:lo + n]`` (``n <= 128``), each summed as :func:`_pairwise_leaf` sums
-    (a plain loop under 8 values, else 8 interleaved accumulators combined pairwise, then the rest)."""
+    (a plain loop under 8 values, else 8 interleaved accumulators combined pairwise, then the rest): keep the
+    two in step, ``tests/test_firstorder.py`` compares the results with numpy's by ==."""
     if n < 8:
         for k in range(4):
             out[k] = 0.0

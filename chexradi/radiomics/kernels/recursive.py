@@ -8,7 +8,8 @@ beyond both ends of a line. :func:`coefficients` computes the twenty coefficient
 and :func:`filter_lines` runs the recursion with ITK's order of operations in double precision (each
 sum left to right, the recurrence subtracted as one sum, causal plus anti-causal), storing each value in
 the output array's type, so that the values equal ITK's, bit for bit where the output is double and
-after the same rounding where it is float.
+after the same rounding where it is float (checked on x86-64; a build of ITK that fuses multiply-adds,
+as an arm64 compiler may, would differ in the last bits).
 
 :func:`filter_lines` computes only the positions ``[lo, hi)`` of each line: the causal pass runs from
 the start to ``hi``, the anti-causal pass from the end down to ``lo``, and the values there are the
