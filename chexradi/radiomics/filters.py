@@ -174,7 +174,7 @@ def _wavelet(image: np.ndarray, spacing: Sequence[float], kw: dict, box: Box) ->
     region = _wavelet_region(image.shape, box, axes_t, (start_level + level) * (w.dec_len + 1))
     shape = tuple(r.stop - r.start for r in region)
     data = np.pad(np.asarray(image)[region].copy(), tuple((0, 1 if n % 2 != 0 else 0) for n in shape), "wrap")
-    back = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
+    back = _within(box, region)
     approx_key = "a" * len(axes_t)
     for _ in range(start_level):
         data = pywt.swtn(data, w, level=1, start_level=0, axes=axes_t)[0][approx_key].copy()
