@@ -202,8 +202,7 @@ class Extractor:
         else:
             image_arr, roi, box, ndim, spacing_np, raw, geometry = self._load_general(image, mask, spacing=spacing,
                                                                                       label=label)
-        values = image_arr[roi]
-        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        if image_arr.dtype.kind == "f" and not np.all(np.isfinite(values := image_arr[roi])):
             bad = int(np.count_nonzero(~np.isfinite(values)))
             resampled = s["interpolator"] is not None and s["resampledPixelSpacing"] is not None
             why = (" after resampling (resampledPixelSpacing interpolates the pixels around the ROI too)"
@@ -368,6 +367,7 @@ class Extractor:
                     result[key] = float(values[n])
             timings[cls] = timings.get(cls, 0.0) + time.perf_counter() - t0
         if textures:
+            texture_names = tuple(cls for cls, _ in textures)
             # the texture classes on every image of every image type (PyRadiomics' order: the types as given,
             # each with the general settings updated by its own), each image cropped to the ROI's box
             for image_type, args in self.settings.image_types.items():
@@ -380,6 +380,7 @@ class Extractor:
                     t0 = time.perf_counter()
                     roi = roi_from_arrays(arr, case.texture_mask[case.texture_box],
                                           spacing=spacing, settings=kw, crop=False)
+                    roi.classes = texture_names  # lets classes share work on this image (ROI.pair_counts)
                     for cls, names in textures:
                         values = get_feature_module(cls).compute(roi, names)
                         for n in names:

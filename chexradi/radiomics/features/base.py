@@ -20,7 +20,9 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ..kernels.firstorder import level_counts
+from ..kernels.glcm import glcm_counts
 from ..kernels.glszm import neighbourhood
+from ..kernels.lines import line_counts
 
 __all__ = ["ROI", "nanmean", "select_features"]
 
@@ -79,6 +81,10 @@ class ROI:
         The edges that produced ``binned``.
     settings : dict
         The validated settings dict (PyRadiomics names).
+    classes : tuple of str
+        The texture classes that will be computed on this ROI, when the caller knows them (the extractor
+        sets them), so that classes can share work: GLCM takes its pairs from GLRLM's walk along the same
+        lines only when GLRLM will walk them (:meth:`pair_counts`). Empty: not known.
     """
 
     image: np.ndarray
@@ -88,6 +94,7 @@ class ROI:
     binned: np.ndarray
     bin_edges: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -123,6 +130,39 @@ class ROI:
         if key not in self._cache:
             self._cache[key] = neighbourhood(self.binned, self.mask, key[1], self.plane_axis)
         return self._cache[key]
+
+    def line_counts(self, angles: np.ndarray, *,
+                    pairs: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run-length counts, co-occurrence counts (``pairs``; else possibly empty) and lone angles along
+        ``angles`` (:func:`~chexradi.radiomics.kernels.lines.line_counts`: one walk along the ROI's segments),
+        made once per ROI and angle set for GLRLM and, through :meth:`pair_counts`, GLCM. Read-only arrays."""
+        angles = np.ascontiguousarray(angles, dtype=np.int64)
+        key = ("lines", angles.shape, angles.tobytes())
+        cached = self._cache.get(key)
+        if cached is None or (pairs and cached[1].shape[0] == 0):
+            cached = line_counts(*self._counting_args(), angles, self.level_index, len(self.grey_levels), pairs)
+            for arr in cached:
+                arr.flags.writeable = False
+            self._cache[key] = cached
+        return cached
+
+    def pair_counts(self, angles: np.ndarray, *, shared: bool) -> np.ndarray:
+        """GLCM's asymmetric co-occurrence counts along ``angles`` ``(Ng', Ng', Na)`` int64, read-only. With
+        ``shared`` (GLRLM will walk these very lines on this ROI) they come from that walk
+        (:meth:`line_counts`); else from :func:`~chexradi.radiomics.kernels.glcm.glcm_counts`, which counts
+        pairs alone faster than a walk that also counts runs. The same integers either way."""
+        if shared:
+            return self.line_counts(angles, pairs=True)[1]
+        angles = np.ascontiguousarray(angles, dtype=np.int64)
+        key = ("pairs", angles.shape, angles.tobytes())
+        if key not in self._cache:
+            out = glcm_counts(*self._counting_args(), angles, self.level_index, len(self.grey_levels))
+            out.flags.writeable = False
+            self._cache[key] = out
+        return self._cache[key]
+
+    def _counting_args(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray(self.binned, dtype=np.int32), np.ascontiguousarray(self.mask, dtype=np.bool_)
 
     @property
     def ng(self) -> int:

@@ -59,8 +59,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..kernels.angles import generate_angles
-from ..kernels.glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_counts, glcm_plain_features, mcc_q
+from ..kernels.glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_plain_features, mcc_q
 from .base import ROI, nanmean, select_features
+from .glrlm import run_angles
 
 __all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "plane_axis", "probabilities"]
 
@@ -105,10 +106,9 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
             f"GLCM: no neighbour offset at distances {list(distances)} fits in the ROI's bounding box "
             f"{tuple(roi.binned.shape)} (z, y, x); use a smaller distance or a larger mask."
         )
-    binned = np.ascontiguousarray(roi.binned, dtype=np.int32)
-    mask = np.ascontiguousarray(roi.mask, dtype=np.bool_)
-    counts = glcm_counts(binned, mask, angles, roi.level_index, len(roi.grey_levels))
-    return counts, angles
+    # the pairs come from GLRLM's walk along these lines when GLRLM will walk them on this ROI
+    shared = "glrlm" in roi.classes and np.array_equal(angles, run_angles(roi))
+    return roi.pair_counts(angles, shared=shared).astype(np.float64), angles
 
 
 def angle_weights(angles: np.ndarray, spacing: Sequence[float], norm: str) -> np.ndarray:

@@ -33,21 +33,26 @@ the reference it is tested against. GLRLM has no deprecated feature.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..kernels.angles import generate_angles
-from ..kernels.glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
+from ..kernels.glrlm import GLRLM_FEATURES, glrlm_features, run_marginals
 from .base import ROI, nanmean, select_features
-from .glcm import plane_axis
 
-__all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "run_matrix"]
+__all__ = ["CLASS_NAME", "FEATURES", "angle_weights", "compute", "matrices", "run_angles", "run_matrix"]
 
 CLASS_NAME = "glrlm"
 
 _EPS = np.spacing(1)
 _NORMS = ("manhattan", "euclidean", "infinity", "no_weighting")
+
+
+def run_angles(roi: ROI) -> np.ndarray:
+    """GLRLM's angles for ``roi``: one of each pair of unit offsets in the ROI's plane, ``(Na, 3)`` int64 (may be
+    empty)."""
+    return generate_angles(roi.binned.shape, (1,), bidirectional=False, force2D_dimension=roi.plane_axis)
 
 
 def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
@@ -60,15 +65,15 @@ def matrices(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
         ``Nr = max(roi.binned.shape)``.
     angles : int64 array ``(Na, 3)``, offsets in numpy order ``(z, y, x)``.
     """
-    angles = generate_angles(roi.binned.shape, (1,), bidirectional=False, force2D_dimension=plane_axis(roi))
+    angles = run_angles(roi)
     if len(angles) == 0:  # PyRadiomics fails as well ("Error getting angle count")
         raise ValueError(
             f"GLRLM: the ROI's bounding box {tuple(roi.binned.shape)} (z, y, x) admits no direction "
-            f"(force2D axis: {plane_axis(roi)}); the ROI must extend along an in-plane axis."
+            f"(force2D axis: {roi.plane_axis}); the ROI must extend along an in-plane axis."
         )
-    binned = np.ascontiguousarray(roi.binned, dtype=np.int32)
-    mask = np.ascontiguousarray(roi.mask, dtype=np.bool_)
-    counts = glrlm_counts(binned, mask, angles, roi.level_index, len(roi.grey_levels), int(max(binned.shape)))
+    runs, _, lone = roi.line_counts(angles)  # GLCM's pairs come from the same walk when it shares it
+    counts = runs.astype(np.float64)
+    counts[:, :, lone] = 0  # no line holds two ROI voxels: PyRadiomics empties the angle
     return counts, angles
 
 
@@ -95,31 +100,49 @@ def run_matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray]:
     Returns ``P`` of shape ``(1, Ng', Nr, Na')`` (weighted/merged, empty angles
     dropped) and ``Nr`` of shape ``(1, Na')`` (NaN for an empty lone matrix).
     """
+    p, nr, _ = _run_matrix(roi)
+    return p, nr
+
+
+def _run_matrix(roi: ROI) -> tuple[np.ndarray, np.ndarray, Optional[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`run_matrix` and, for unweighted counts, the marginals ``p_r`` ``(1, Nr, Na')`` and ``p_g``
+    ``(1, Ng', Na')`` from the same compiled pass as ``N_r`` (exact sums of whole numbers); None when
+    weighted (numpy's reductions then, in numpy's order)."""
     norm = roi.settings.get("weightingNorm", None)
     if norm is not None and norm not in _NORMS:
         raise ValueError(f"weightingNorm must be None or one of {', '.join(_NORMS)}; got {norm!r}.")
     counts, angles = matrices(roi)
     p = counts[None]
+    margins = None
     if norm is not None:
         w = angle_weights(angles, roi.spacing, norm)
         p = np.sum(p * w[None, None, None, :], 3, keepdims=True)
-    nr = np.sum(p, (1, 2))
+        nr = np.sum(p, (1, 2))
+    else:
+        runs, pr, pg = run_marginals(counts)
+        nr = runs[None]
+        margins = (pr[None], pg[None])
     if p.shape[3] > 1:
         empty = np.flatnonzero(np.sum(nr, 0) == 0)
         if len(empty):
             p = np.delete(p, empty, 3)
             nr = np.delete(nr, empty, 1)
+            if margins is not None:
+                margins = (np.delete(margins[0], empty, 2), np.delete(margins[1], empty, 2))
     nr[nr == 0] = np.nan
-    return p, nr
+    return p, nr, margins
 
 
 class _Coefficients:
     """PyRadiomics' GLRLM coefficients (layout ``(1, Ng, Nr, Na)``)."""
 
     def __init__(self, roi: ROI):
-        p, self.Nr = run_matrix(roi)
-        pr = np.sum(p, 1)  # (1, Nr, Na)
-        self.pg = np.sum(p, 2)  # (1, Ng, Na)
+        p, self.Nr, margins = _run_matrix(roi)
+        if margins is None:
+            pr = np.sum(p, 1)  # (1, Nr, Na)
+            self.pg = np.sum(p, 2)  # (1, Ng, Na)
+        else:
+            pr, self.pg = margins
         self.ivector = roi.grey_levels.astype(float)
         jvector = np.arange(1, p.shape[2] + 1, dtype=np.float64)
         empty = np.flatnonzero(np.sum(pr, (0, 2)) == 0)

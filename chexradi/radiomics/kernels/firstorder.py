@@ -9,8 +9,9 @@
   Kurtosis, each one ``numpy.mean`` of the same elementwise terms numpy's code makes;
 - :func:`robust_mad`: RobustMeanAbsoluteDeviation over the values between two percentiles.
 
-Each replaces a chain of numpy calls (each a pass over the ROI's values with a temporary) by one or two
-passes, with the same arithmetic per value and numpy's summation order, so the results are numpy's.
+Each replaces a chain of numpy calls (each a pass over the ROI's values with a temporary) by passes
+without temporaries (one per sum: numpy's pairwise tree over terms formed as numpy forms them, see
+``_term``), with the same arithmetic per value and numpy's summation order, so the results are numpy's.
 Single-threaded: parallelise across cases.
 """
 from __future__ import annotations
@@ -23,37 +24,61 @@ __all__ = ["pairwise_sum", "level_counts", "counted_order_statistics", "moments"
 _BLOCK = 128  # numpy's PW_BLOCKSIZE
 
 
+# The terms the sums below add, formed as numpy's expressions form them (d = v - m): v, (v + m) * (v + m),
+# |d|, d * d, d * d * d (as d2 * d) and d * d * (d * d).
+PLAIN, SHIFTED_SQUARE, ABS, SQUARE, CUBE, FOURTH = 0, 1, 2, 3, 4, 5
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _term(v, m, kind):
+    if kind == PLAIN:
+        return v
+    if kind == SHIFTED_SQUARE:
+        xs = v + m
+        return xs * xs
+    d = v - m
+    if kind == ABS:
+        return abs(d)
+    d2 = d * d
+    if kind == SQUARE:
+        return d2
+    if kind == CUBE:
+        return d2 * d
+    return d2 * d2
+
+
 @numba.njit(cache=True, nogil=True)
-def _pairwise_leaf(a, lo, n):
-    """numpy's ``pairwise_sum`` for ``n <= 128`` values: a plain loop under 8, else 8 accumulators."""
+def _pairwise_leaf(a, lo, n, m, kind):
+    """numpy's ``pairwise_sum`` of the terms of ``a[lo:lo + n]`` for ``n <= 128``: a plain loop under 8,
+    else 8 accumulators."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
-            res += a[i]
+            res += _term(a[i], m, kind)
         return res
-    r0 = a[lo]
-    r1 = a[lo + 1]
-    r2 = a[lo + 2]
-    r3 = a[lo + 3]
-    r4 = a[lo + 4]
-    r5 = a[lo + 5]
-    r6 = a[lo + 6]
-    r7 = a[lo + 7]
+    r0 = _term(a[lo], m, kind)
+    r1 = _term(a[lo + 1], m, kind)
+    r2 = _term(a[lo + 2], m, kind)
+    r3 = _term(a[lo + 3], m, kind)
+    r4 = _term(a[lo + 4], m, kind)
+    r5 = _term(a[lo + 5], m, kind)
+    r6 = _term(a[lo + 6], m, kind)
+    r7 = _term(a[lo + 7], m, kind)
     i = 8
     stop = n - (n % 8)
     while i < stop:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
+        r0 += _term(a[lo + i], m, kind)
+        r1 += _term(a[lo + i + 1], m, kind)
+        r2 += _term(a[lo + i + 2], m, kind)
+        r3 += _term(a[lo + i + 3], m, kind)
+        r4 += _term(a[lo + i + 4], m, kind)
+        r5 += _term(a[lo + i + 5], m, kind)
+        r6 += _term(a[lo + i + 6], m, kind)
+        r7 += _term(a[lo + i + 7], m, kind)
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += a[lo + i]
+        res += _term(a[lo + i], m, kind)
         i += 1
     return res
 
@@ -107,15 +132,24 @@ def _pairwise_plan(n):
 @numba.njit(cache=True, nogil=True)
 def pairwise_sum(a):
     """``numpy.sum`` of a 1-D float64 array, bit for bit (numpy's pairwise summation)."""
+    return _terms_sum(a, 0.0, PLAIN, _pairwise_plan(a.shape[0]) if a.shape[0] > _BLOCK else _NO_PLAN)
+
+
+_NO_PLAN = np.empty((0, 2), np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _terms_sum(a, m, kind, plan):
+    """numpy's ``sum`` of the array of terms ``kind`` of ``a`` (see :func:`_term`) without making that array:
+    its pairwise tree (``plan``: :func:`_pairwise_plan` of ``a.shape[0]``, unused up to 128 values)."""
     n = a.shape[0]
     if n <= _BLOCK:
-        return 0.0 + _pairwise_leaf(a, 0, n)
-    plan = _pairwise_plan(n)
+        return 0.0 + _pairwise_leaf(a, 0, n, m, kind)
     vals = np.empty(64)
     nv = 0
     for r in range(plan.shape[0]):
         if plan[r, 0] >= 0:
-            vals[nv] = _pairwise_leaf(a, plan[r, 0], plan[r, 1])
+            vals[nv] = _pairwise_leaf(a, plan[r, 0], plan[r, 1], m, kind)
             nv += 1
         else:
             vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
@@ -185,89 +219,16 @@ def counted_order_statistics(x, kth, max_span):
 
 
 @numba.njit(cache=True, nogil=True)
-def _moment_leaf(x, lo, n, mean, out):
-    """The four moment terms of ``x[lo:lo + n]`` (``n <= 128``), each summed as :func:`_pairwise_leaf` sums
-    (a plain loop under 8 values, else 8 interleaved accumulators combined pairwise, then the rest): keep the
-    two in step, ``tests/test_firstorder.py`` compares the results with numpy's by ==."""
-    if n < 8:
-        for k in range(4):
-            out[k] = 0.0
-        for i in range(lo, lo + n):
-            d = x[i] - mean
-            d2 = d * d
-            out[0] += abs(d)
-            out[1] += d2
-            out[2] += d2 * d
-            out[3] += d2 * d2
-        return
-    r = np.empty((4, 8))
-    for j in range(8):
-        d = x[lo + j] - mean
-        d2 = d * d
-        r[0, j] = abs(d)
-        r[1, j] = d2
-        r[2, j] = d2 * d
-        r[3, j] = d2 * d2
-    i = 8
-    stop = n - (n % 8)
-    while i < stop:
-        for j in range(8):
-            d = x[lo + i + j] - mean
-            d2 = d * d
-            r[0, j] += abs(d)
-            r[1, j] += d2
-            r[2, j] += d2 * d
-            r[3, j] += d2 * d2
-        i += 8
-    for k in range(4):
-        out[k] = ((r[k, 0] + r[k, 1]) + (r[k, 2] + r[k, 3])) + ((r[k, 4] + r[k, 5]) + (r[k, 6] + r[k, 7]))
-    while i < n:
-        d = x[lo + i] - mean
-        d2 = d * d
-        out[0] += abs(d)
-        out[1] += d2
-        out[2] += d2 * d
-        out[3] += d2 * d2
-        i += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _central_sums(x, mean):
-    """numpy's pairwise sums of ``|d|``, ``d*d``, ``d*d*d`` and ``d*d*(d*d)`` with ``d = x - mean``, without
-    the four temporaries: :func:`pairwise_sum`'s tree, four sums per node."""
-    n = x.shape[0]
-    res = np.zeros(4)
-    if n <= _BLOCK:
-        _moment_leaf(x, 0, n, mean, res)
-        return res
-    plan = _pairwise_plan(n)
-    vals = np.empty((64, 4))
-    nv = 0
-    for r in range(plan.shape[0]):
-        if plan[r, 0] >= 0:
-            _moment_leaf(x, plan[r, 0], plan[r, 1], mean, vals[nv])
-            nv += 1
-        else:
-            for k in range(4):
-                vals[nv - 2, k] = vals[nv - 2, k] + vals[nv - 1, k]
-            nv -= 1
-    return vals[0]
-
-
-@numba.njit(cache=True, nogil=True)
 def moments(x, shift):
     """numpy's ``sum((x + shift)**2)`` (as ``xs * xs``), ``mean(x)``, and, with ``d = x - mean``,
     ``mean(|d|)``, ``mean(d*d)``, ``mean(d*d*d)`` and ``mean(d*d*(d*d))``, each term formed as numpy's
-    code forms it and summed in numpy's pairwise order."""
+    code forms it and summed in numpy's pairwise order, one vectorised pass per sum without temporaries."""
     n = x.size
-    t = np.empty(n)
-    for i in range(n):
-        xs = x[i] + shift if shift != 0 else x[i]
-        t[i] = xs * xs
-    energy = pairwise_sum(t)
-    mean = pairwise_sum(x) / n
-    c = _central_sums(x, mean)
-    return energy, mean, (0.0 + c[0]) / n, (0.0 + c[1]) / n, (0.0 + c[2]) / n, (0.0 + c[3]) / n
+    plan = _pairwise_plan(n) if n > _BLOCK else _NO_PLAN
+    energy = _terms_sum(x, shift, SHIFTED_SQUARE, plan)
+    mean = _terms_sum(x, 0.0, PLAIN, plan) / n
+    return (energy, mean, _terms_sum(x, mean, ABS, plan) / n, _terms_sum(x, mean, SQUARE, plan) / n,
+            _terms_sum(x, mean, CUBE, plan) / n, _terms_sum(x, mean, FOURTH, plan) / n)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -281,7 +242,6 @@ def robust_mad(x, lo, hi):
     if m == 0:
         return np.nan
     s = s[:m]
-    mean = pairwise_sum(s) / m
-    for i in range(m):
-        s[i] = abs(s[i] - mean)
-    return pairwise_sum(s) / m
+    plan = _pairwise_plan(m) if m > _BLOCK else _NO_PLAN
+    mean = _terms_sum(s, 0.0, PLAIN, plan) / m
+    return _terms_sum(s, mean, ABS, plan) / m

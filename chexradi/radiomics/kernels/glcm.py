@@ -28,7 +28,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["glcm_counts", "mcc_q", "padded_levels", "glcm_plain_features", "PLAIN_FEATURES", "MCC_NEAR_ZERO"]
+__all__ = ["glcm_counts", "mcc_q", "padded_levels", "angle_pads", "glcm_plain_features", "PLAIN_FEATURES",
+           "MCC_NEAR_ZERO"]
 
 #: MCC's second eigenvalue closer to 0 than this is left to PyRadiomics' own (general) eigenvalue routine, by
 #: the segment-based GLCM and the voxel-based kernels alike: there, whether it comes out as a tiny negative
@@ -63,7 +64,9 @@ def padded_levels(binned, mask, lut, pad_z, pad_y, pad_x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pads(angles):
+def angle_pads(angles):
+    """The largest ``|offset|`` per axis of the ``(Na, 3)`` angles: the padding that keeps every neighbour in
+    the array."""
     pad = np.zeros(3, np.int64)
     for a in range(angles.shape[0]):
         for d in range(3):
@@ -90,7 +93,7 @@ def glcm_counts(binned, mask, angles, lut, n_levels):
     """
     nz, ny, nx = binned.shape
     na = angles.shape[0]
-    pad = _pads(angles)
+    pad = angle_pads(angles)
     lev, shape = padded_levels(binned, mask, lut, pad[0], pad[1], pad[2])
     sy = shape[2]
     sz = shape[1] * shape[2]

@@ -21,10 +21,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .glcm import OUTSIDE_BOX, padded_levels
+from .glcm import padded_levels
+from .lines import line_holds_two
 from .zones import zone_features
 
-__all__ = ["glrlm_counts", "glrlm_features", "GLRLM_FEATURES"]
+__all__ = ["glrlm_counts", "glrlm_features", "run_marginals", "GLRLM_FEATURES"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -78,36 +79,35 @@ def glrlm_counts(binned, mask, angles, lut, n_levels, n_runs):
                     counts[row + (n - 1) * na + a] += 1
                     if n > 1:
                         multi[a] = True
+    pads = np.array([pz, py, px], np.int64)
+    box = np.array([nz, ny, nx], np.int64)
     for a in range(na):
-        if multi[a]:
-            continue
         # Only runs of length 1 along a: PyRadiomics keeps them only if some line
         # of this angle holds at least two ROI voxels (not necessarily adjacent).
-        o = offsets[a]
-        found = False
-        for z in range(nz):
-            for y in range(ny):
-                base = (z + pz) * sz + (y + py) * sy + px
-                for x in range(nx):
-                    f = base + x
-                    if lev[f] < 0:
-                        continue
-                    q = f + o
-                    while lev[q] != OUTSIDE_BOX:
-                        if lev[q] >= 0:
-                            found = True
-                            break
-                        q += o
-                    if found:
-                        break
-                if found:
-                    break
-            if found:
-                break
-        if not found:
+        if not multi[a] and not line_holds_two(lev, shape, pads, box, offsets[a]):
             for g in range(n_levels):
                 counts[g * n_runs * na + a] = 0
     return counts.reshape((n_levels, n_runs, na)).astype(np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def run_marginals(p):
+    """``(N_r, p_r, p_g)`` of a run matrix ``p`` ``(Ng, Nr, Na)``: per angle the number of runs ``(Na,)``,
+    the run-length marginal ``(Nr, Na)`` and the gray-level marginal ``(Ng, Na)``, each summed in the
+    row-major order of ``p``, in one pass. For a matrix of whole numbers (unweighted counts) every sum is
+    exact, so these are numpy's ``sum`` over the same axes bit for bit, without its strided reductions."""
+    ng, nr, na = p.shape
+    runs = np.zeros(na)
+    pr = np.zeros((nr, na))
+    pg = np.zeros((ng, na))
+    for i in range(ng):
+        for j in range(nr):
+            for a in range(na):
+                v = p[i, j, a]
+                runs[a] += v
+                pr[j, a] += v
+                pg[i, a] += v
+    return runs, pr, pg
 
 
 #: Rows of :func:`glrlm_features`' result, in order.

@@ -23,19 +23,30 @@ from .glszm import neighbourhood, shift_bounds
 
 __all__ = ["ngtdm_sums", "ngtdm_matrix"]
 
-_BLOCK = 8192
+_BLOCK = 2048  # voxels per pass: the block's counts and sums stay in the L1 cache
 
 
 @numba.njit(cache=True, nogil=True)
 def ngtdm_sums(labels: np.ndarray, offsets: np.ndarray, ng: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, s)``: float64 ``(ng,)`` voxel counts and summed absolute differences per gray level."""
+    """``(n, s)``: float64 ``(ng,)`` voxel counts and summed absolute differences per gray level.
+
+    Each ``s[i]`` adds its voxels' differences in raster order, as PyRadiomics' C code does. The
+    neighbours' gray levels are summed in int32 when no sum can overflow it (half the memory traffic),
+    else in int64.
+    """
+    if offsets.shape[0] * ng < 2 ** 31:
+        return _sums(labels, offsets, ng, np.empty(_BLOCK, dtype=np.int32))
+    return _sums(labels, offsets, ng, np.empty(_BLOCK, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums(labels, offsets, ng, tot):
     n = labels.shape[0]
     n_off = offsets.shape[0]
     lo, hi = shift_bounds(n, offsets)
     n_i = np.zeros(ng, dtype=np.int64)
     s_i = np.zeros(ng, dtype=np.float64)
     cnt = np.empty(_BLOCK, dtype=np.int32)
-    tot = np.empty(_BLOCK, dtype=np.int64)
     for start in range(lo, hi, _BLOCK):
         m = min(_BLOCK, hi - start)
         cc = cnt[:m]

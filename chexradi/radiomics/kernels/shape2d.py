@@ -92,8 +92,7 @@ def shape2d_coefficients(mask, sy, sx):
     pad = np.zeros((H, W), np.uint8)
     for y in range(h):
         for x in range(w):
-            if mask[y, x]:
-                pad[y + 1, x + 1] = 1
+            pad[y + 1, x + 1] = mask[y, x]
     perimeter = 0.0
     surface = 0.0
     # extreme vertices per half-pixel row (vertex rows 0 .. 2H)
@@ -148,11 +147,15 @@ def shape2d_coefficients(mask, sy, sx):
     sum_y = 0
     sum_x = 0
     for y in range(h):
-        for x in range(w):
-            if mask[y, x]:
-                rn[y] += 1
-                rsx[y] += x
-                cn[x] += 1
+        row_n = 0
+        row_x = 0
+        for x in range(w):  # without branches: exact integer sums
+            v = np.int64(mask[y, x])
+            row_n += v
+            row_x += v * x
+            cn[x] += v
+        rn[y] = row_n
+        rsx[y] = row_x
         n += rn[y]
         sum_y += rn[y] * y
         sum_x += rsx[y]

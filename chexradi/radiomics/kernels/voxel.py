@@ -26,7 +26,7 @@ import numpy as np
 
 from .firstorder import pairwise_sum
 from .glcm import MCC_NEAR_ZERO, PLAIN_FEATURES, glcm_counts, glcm_plain_features
-from .glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features
+from .glrlm import GLRLM_FEATURES, glrlm_counts, glrlm_features, run_marginals
 from .glszm import glszm_zones
 from .gldm import gldm_counts
 from .ngtdm import ngtdm_sums
@@ -683,16 +683,7 @@ def glrlm_voxels(binned, mask, centres, r, collapse, angles, ng, weights, eps):
                     q[i, j, 0] = s
             p = q
         na = p.shape[2]
-        nr = np.zeros(na)
-        pr = np.zeros((n_runs, na))
-        pg = np.zeros((n_levels, na))
-        for i in range(n_levels):
-            for j in range(n_runs):
-                for a in range(na):
-                    x = p[i, j, a]
-                    nr[a] += x
-                    pr[j, a] += x
-                    pg[i, a] += x
+        nr, pr, pg = run_marginals(p)
         for a in range(na):
             if nr[a] == 0:
                 nr[a] = np.nan
