@@ -136,8 +136,7 @@ class ROI:
         """Run-length counts, co-occurrence counts (``pairs``; else possibly empty) and lone angles along
         ``angles`` (:func:`~chexradi.radiomics.kernels.lines.line_counts`: one walk along the ROI's segments),
         made once per ROI and angle set for GLRLM and, through :meth:`pair_counts`, GLCM. Read-only arrays."""
-        angles = np.ascontiguousarray(angles, dtype=np.int64)
-        key = ("lines", angles.shape, angles.tobytes())
+        angles, key = self._angles_key("lines", angles)
         cached = self._cache.get(key)
         if cached is None or (pairs and cached[1].shape[0] == 0):
             cached = line_counts(*self._counting_args(), angles, self.level_index, len(self.grey_levels), pairs)
@@ -153,13 +152,18 @@ class ROI:
         pairs alone faster than a walk that also counts runs. The same integers either way."""
         if shared:
             return self.line_counts(angles, pairs=True)[1]
-        angles = np.ascontiguousarray(angles, dtype=np.int64)
-        key = ("pairs", angles.shape, angles.tobytes())
+        angles, key = self._angles_key("pairs", angles)
         if key not in self._cache:
             out = glcm_counts(*self._counting_args(), angles, self.level_index, len(self.grey_levels))
             out.flags.writeable = False
             self._cache[key] = out
         return self._cache[key]
+
+    @staticmethod
+    def _angles_key(name: str, angles: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """``angles`` as the kernels take them and the cache key of ``name`` for them."""
+        angles = np.ascontiguousarray(angles, dtype=np.int64)
+        return angles, (name, angles.shape, angles.tobytes())
 
     def _counting_args(self) -> tuple[np.ndarray, np.ndarray]:
         return np.ascontiguousarray(self.binned, dtype=np.int32), np.ascontiguousarray(self.mask, dtype=np.bool_)

@@ -132,10 +132,16 @@ def _pairwise_plan(n):
 @numba.njit(cache=True, nogil=True)
 def pairwise_sum(a):
     """``numpy.sum`` of a 1-D float64 array, bit for bit (numpy's pairwise summation)."""
-    return _terms_sum(a, 0.0, PLAIN, _pairwise_plan(a.shape[0]) if a.shape[0] > _BLOCK else _NO_PLAN)
+    return _terms_sum(a, 0.0, PLAIN, _plan(a.shape[0]))
 
 
 _NO_PLAN = np.empty((0, 2), np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _plan(n):
+    """:func:`_pairwise_plan` of ``n`` values, for :func:`_terms_sum` (none needed up to 128 values)."""
+    return _pairwise_plan(n) if n > _BLOCK else _NO_PLAN
 
 
 @numba.njit(cache=True, nogil=True)
@@ -224,7 +230,7 @@ def moments(x, shift):
     ``mean(|d|)``, ``mean(d*d)``, ``mean(d*d*d)`` and ``mean(d*d*(d*d))``, each term formed as numpy's
     code forms it and summed in numpy's pairwise order, one vectorised pass per sum without temporaries."""
     n = x.size
-    plan = _pairwise_plan(n) if n > _BLOCK else _NO_PLAN
+    plan = _plan(n)
     energy = _terms_sum(x, shift, SHIFTED_SQUARE, plan)
     mean = _terms_sum(x, 0.0, PLAIN, plan) / n
     return (energy, mean, _terms_sum(x, mean, ABS, plan) / n, _terms_sum(x, mean, SQUARE, plan) / n,
@@ -242,6 +248,6 @@ def robust_mad(x, lo, hi):
     if m == 0:
         return np.nan
     s = s[:m]
-    plan = _pairwise_plan(m) if m > _BLOCK else _NO_PLAN
+    plan = _plan(m)
     mean = _terms_sum(s, 0.0, PLAIN, plan) / m
     return _terms_sum(s, mean, ABS, plan) / m

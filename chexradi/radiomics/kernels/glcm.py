@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["glcm_counts", "mcc_q", "padded_levels", "angle_pads", "glcm_plain_features", "PLAIN_FEATURES",
+__all__ = ["glcm_counts", "mcc_q", "padded_levels", "levels_for_angles", "glcm_plain_features", "PLAIN_FEATURES",
            "MCC_NEAR_ZERO"]
 
 #: MCC's second eigenvalue closer to 0 than this is left to PyRadiomics' own (general) eigenvalue routine, by
@@ -64,14 +64,15 @@ def padded_levels(binned, mask, lut, pad_z, pad_y, pad_x):
 
 
 @numba.njit(cache=True, nogil=True)
-def angle_pads(angles):
-    """The largest ``|offset|`` per axis of the ``(Na, 3)`` angles: the padding that keeps every neighbour in
-    the array."""
+def levels_for_angles(binned, mask, lut, angles):
+    """:func:`padded_levels` padded by the largest ``|offset|`` per axis of the ``(Na, 3)`` angles, so that
+    every neighbour lies in the array: ``(flat, padded shape, pad)``."""
     pad = np.zeros(3, np.int64)
     for a in range(angles.shape[0]):
         for d in range(3):
             pad[d] = max(pad[d], abs(angles[a, d]))
-    return pad
+    lev, shape = padded_levels(binned, mask, lut, pad[0], pad[1], pad[2])
+    return lev, shape, pad
 
 
 @numba.njit(cache=True, nogil=True)
@@ -93,8 +94,7 @@ def glcm_counts(binned, mask, angles, lut, n_levels):
     """
     nz, ny, nx = binned.shape
     na = angles.shape[0]
-    pad = angle_pads(angles)
-    lev, shape = padded_levels(binned, mask, lut, pad[0], pad[1], pad[2])
+    lev, shape, pad = levels_for_angles(binned, mask, lut, angles)
     sy = shape[2]
     sz = shape[1] * shape[2]
     offsets = np.empty(na, np.int64)

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import uint64
 
-from .glcm import OUTSIDE_BOX, angle_pads, padded_levels
+from .glcm import OUTSIDE_BOX, levels_for_angles
 
 __all__ = ["line_counts", "line_holds_two"]
 
@@ -114,8 +114,7 @@ def line_counts(binned, mask, angles, lut, n_levels, with_pairs):
     """
     nz, ny, nx = binned.shape
     na = angles.shape[0]
-    pad = angle_pads(angles)
-    lev, shape = padded_levels(binned, mask, lut, pad[0], pad[1], pad[2])
+    lev, shape, pad = levels_for_angles(binned, mask, lut, angles)
     sy = shape[2]
     sz = shape[1] * shape[2]
     n_runs = max(nz, max(ny, nx))
